@@ -1,0 +1,98 @@
+"""Cgroups behind one small interface, with v1 (legacy/hybrid) and v2 implementations.
+
+The mode is chosen from what the host has mounted at /sys/fs/cgroup: a cgroup2
+mount there means pure v2; v1 controller mounts (with or without a cgroup2 mount
+beside them, as on hybrid hosts) mean v1.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import Protocol
+
+from pyrunc.spec.config import Resources
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+class Manager(Protocol):
+    """What the runtime needs of a container's cgroup, whatever the version."""
+
+    path: str  # the cgroup path below the hierarchy root, e.g. /pyrunc/ctr1
+
+    def create(self) -> None: ...
+    def apply(self, pid: int) -> None: ...
+    def set(self, resources: Resources) -> list[str]: ...
+    def freeze(self, frozen: bool) -> None: ...
+    def is_frozen(self) -> bool: ...
+    def pids(self) -> list[int]: ...
+    def exists(self) -> bool: ...
+    def destroy(self) -> None: ...
+
+
+def mountinfo() -> list[tuple[str, str, list[str]]]:
+    """(mount point, fs type, super options) of every cgroup mount of this process."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = pre.split()
+            fstype, _source, superopts = post.split()[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                out.append((fields[4], fstype, superopts.split(",")))
+    return out
+
+
+def is_v2_host() -> bool:
+    return any(mp == CGROUP_ROOT and t == "cgroup2" for mp, t, _ in mountinfo())
+
+
+def own_cgroup(controller: str | None) -> str:
+    """This process's cgroup in a v1 controller's hierarchy (or v2 for None)."""
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _hid, ctrls, path = line.rstrip("\n").split(":", 2)
+            if controller is None and ctrls == "":
+                return path
+            if controller is not None and controller in ctrls.split(","):
+                return path
+    return "/"
+
+
+def resolve_path(cgroups_path: str | None, container_id: str, controller: str | None) -> str:
+    """runc's cgroupfs rules: absolute as given; relative (or absent -> the id) under our own."""
+    inner = cgroups_path or container_id
+    if posixpath.isabs(inner):
+        return posixpath.normpath(inner)
+    return posixpath.normpath(posixpath.join(own_cgroup(controller), inner))
+
+
+def manager(cgroups_path: str | None, container_id: str) -> Manager:
+    if is_v2_host():
+        from pyrunc.cgroups.v2 import V2Manager
+        return V2Manager(resolve_path(cgroups_path, container_id, None))
+    from pyrunc.cgroups.v1 import V1Manager
+    return V1Manager(resolve_path(cgroups_path, container_id, "memory"))
+
+
+def load(path: str) -> Manager:
+    """The manager for a cgroup path recorded in a container's state."""
+    if is_v2_host():
+        from pyrunc.cgroups.v2 import V2Manager
+        return V2Manager(path)
+    from pyrunc.cgroups.v1 import V1Manager
+    return V1Manager(path)
+
+
+def write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def read(path: str) -> str:
+    with open(path) as f:
+        return f.read()

@@ -1,0 +1,42 @@
+"""Teardown shared by both versions: empty the cgroup, then remove its directories."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from pyrunc.errors import SystemError_
+
+if TYPE_CHECKING:
+    from pyrunc.cgroups import Manager
+
+
+def kill_all_and_rmdir(mgr: "Manager", dirs: list[str], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    if mgr.exists() and mgr.pids():
+        if mgr.is_frozen():
+            mgr.freeze(False)
+        for pid in mgr.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for d in dirs:
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise SystemError_.from_oserror(f"cannot remove cgroup {d}", exc) from None
+                for pid in mgr.pids():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.005)

@@ -1,0 +1,281 @@
+"""The `pyrunc` command: runc's interface, each command a few lines over Runtime.
+
+Errors are logged once, here: one line on stderr, the same line as level=error in
+the --log file, exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from pyrunc import OCI_VERSION, __version__
+from pyrunc.errors import PyruncError, UnsupportedError, UsageError
+from pyrunc.log import Logger
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class Ctx:
+    """What the global flags decide, handed to every command."""
+
+    def __init__(self, root: str, log: Logger, systemd_cgroup: bool, rootless: str) -> None:
+        self.root = root
+        self.log = log
+        self.systemd_cgroup = systemd_cgroup
+        self.rootless = rootless
+
+    def runtime(self) -> Any:
+        from pyrunc.runtime import Runtime
+        return Runtime(self.root, self.log)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"pyrunc version {__version__}\nspec: {OCI_VERSION}\n"
+                   f"python: {sys.version.split()[0]}")
+        ctx.exit(0)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--root", default="/run/pyrunc", show_default=True, help="directory for container state")
+@click.option("--log", "log_path", default=None, help="append log lines to this file")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="log line format")
+@click.option("--debug", is_flag=True, help="log debug lines too")
+@click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver (not supported yet)")
+@click.option("--rootless", default="auto", help="rootless mode: true, false or auto (only false/auto supported)")
+@click.option("--criu", default="criu", hidden=True)
+@click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="print the version")
+@click.pass_context
+def cli(ctx: click.Context, root: str, log_path: str | None, log_format: str, debug: bool,
+        systemd_cgroup: bool, rootless: str, criu: str) -> None:
+    """pyrunc: an OCI runtime with runc's command line."""
+    logger = Logger(log_path, log_format, debug)
+    ctx.obj = Ctx(root, logger, systemd_cgroup, rootless)
+    ctx.meta["logger"] = logger
+
+
+def _create_opts(bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool,
+                 no_new_keyring: bool, preserve_fds: int) -> Any:
+    from pyrunc.runtime import CreateOptions
+    return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
+                         no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
+
+
+def _check_driver(obj: Ctx) -> None:
+    if obj.systemd_cgroup:
+        raise UnsupportedError("--systemd-cgroup: the systemd cgroup driver is not supported yet; "
+                               "use the cgroupfs driver (drop --systemd-cgroup)")
+    if obj.rootless == "true":
+        raise UnsupportedError("--rootless=true: rootless containers are not supported yet")
+
+
+def create_options(f: Any) -> Any:
+    for opt in reversed([
+        click.option("-b", "--bundle", default=".", help="path to the bundle directory"),
+        click.option("--pid-file", default=None, help="write the init's pid here"),
+        click.option("--console-socket", default=None, help="AF_UNIX socket to receive the pty master"),
+        click.option("--no-pivot", is_flag=True, help="use MS_MOVE + chroot instead of pivot_root"),
+        click.option("--no-new-keyring", is_flag=True, help="do not create a session keyring"),
+        click.option("--preserve-fds", default=0, type=click.IntRange(min=0),
+                     help="pass N more fds (from 3) to the container"),
+    ]):
+        f = opt(f)
+    return f
+
+
+@cli.command(context_settings=CONTEXT)
+@create_options
+@click.argument("container_id")
+@click.pass_obj
+def create(obj: Ctx, container_id: str, **kw: Any) -> None:
+    """Create a container; it waits for `start` to run its process."""
+    _check_driver(obj)
+    obj.runtime().create(container_id, _create_opts(**kw))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("container_id")
+@click.pass_obj
+def start(obj: Ctx, container_id: str) -> None:
+    """Run the process of a created container."""
+    obj.runtime().start(container_id)
+
+
+@cli.command(context_settings=CONTEXT)
+@create_options
+@click.option("-d", "--detach", is_flag=True, help="return once the container has started")
+@click.option("--keep", is_flag=True, help="keep the container's state after it exits")
+@click.argument("container_id")
+@click.pass_obj
+def run(obj: Ctx, container_id: str, detach: bool, keep: bool, **kw: Any) -> None:
+    """Create and start a container; in the foreground, exit with its status."""
+    _check_driver(obj)
+    code = obj.runtime().run(container_id, _create_opts(**kw), detach, keep)
+    sys.exit(code)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("container_id")
+@click.pass_obj
+def state(obj: Ctx, container_id: str) -> None:
+    """Print the state JSON of a container."""
+    click.echo(json.dumps(obj.runtime().state(container_id), indent=2))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("-a", "--all", "all_procs", is_flag=True, help="signal every process in the container")
+@click.argument("container_id")
+@click.argument("signal", default="SIGTERM")
+@click.pass_obj
+def kill(obj: Ctx, container_id: str, signal: str, all_procs: bool) -> None:
+    """Send a signal (default SIGTERM) to the container's init."""
+    from pyrunc.cli.signals import parse_signal
+    obj.runtime().kill(container_id, parse_signal(signal), all_procs)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="kill the container first if it still runs")
+@click.argument("container_id")
+@click.pass_obj
+def delete(obj: Ctx, container_id: str, force: bool) -> None:
+    """Delete a stopped (or, with --force, any) container."""
+    obj.runtime().delete(container_id, force)
+
+
+@cli.command("list", context_settings=CONTEXT)
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("-q", "--quiet", is_flag=True, help="print only the ids")
+@click.pass_obj
+def list_(obj: Ctx, fmt: str, quiet: bool) -> None:
+    """List containers under --root."""
+    states = obj.runtime().list()
+    if quiet:
+        for s in states:
+            click.echo(s["id"])
+    elif fmt == "json":
+        click.echo(json.dumps(states))
+    else:
+        rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
+                 for s in states]
+        widths = [max(12, *(len(r[i]) for r in rows)) + 3 for i in range(5)]
+        for r in rows:
+            click.echo("".join(col.ljust(w) for col, w in zip(r, widths)) + r[5])
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("container_id")
+@click.pass_obj
+def pause(obj: Ctx, container_id: str) -> None:
+    """Freeze every process of the container."""
+    obj.runtime().pause(container_id)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("container_id")
+@click.pass_obj
+def resume(obj: Ctx, container_id: str) -> None:
+    """Thaw a paused container."""
+    obj.runtime().resume(container_id)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.argument("container_id")
+@click.argument("ps_args", nargs=-1)
+@click.pass_obj
+def ps(obj: Ctx, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> None:
+    """List the processes of a container (host pids)."""
+    pids = obj.runtime().pids(container_id)
+    if fmt == "json":
+        click.echo(json.dumps(pids))
+        return
+    from pyrunc.cli.ps import ps_table
+    click.echo(ps_table(pids, list(ps_args) or ["-ef"]), nl=False)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("-b", "--bundle", default=".", help="where to write config.json")
+@click.option("--rootless", is_flag=True, help="an example for a rootless container")
+def spec(bundle: str, rootless: bool) -> None:
+    """Write an example config.json into the bundle."""
+    from pyrunc.spec.example import example
+    path = os.path.join(bundle, "config.json")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        raise UsageError(f"File {path} exists. Remove it first") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as f:
+        json.dump(example(rootless), f, indent=2)
+        f.write("\n")
+
+
+def _not_yet(name: str, what: str) -> None:
+    @cli.command(name, context_settings={**CONTEXT, "ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def _cmd(args: tuple[str, ...]) -> None:
+        raise UnsupportedError(f"{name}: {what} is not supported by pyrunc yet")
+    _cmd.__doc__ = f"({what}: not supported yet)"
+
+
+_not_yet("exec", "running a process in a container")
+_not_yet("update", "updating resources")
+_not_yet("events", "events and stats")
+_not_yet("features", "the features report")
+_not_yet("checkpoint", "checkpointing (CRIU)")
+_not_yet("restore", "restoring from a checkpoint (CRIU)")
+
+
+def _fail(logger: Logger | None, msg: str) -> NoReturn:
+    msg = " ".join(msg.split()) or "unknown error"
+    if logger is not None:
+        logger.error(msg)
+    sys.stderr.write(msg + "\n")
+    sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    args = list(sys.argv[1:] if argv is None else argv)
+    ctx: click.Context | None = None
+    try:
+        ctx = cli.make_context("pyrunc", args)
+        with ctx:
+            cli.invoke(ctx)
+        sys.exit(0)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.ClickException, PyruncError, KeyboardInterrupt) as exc:
+        logger = ctx.meta.get("logger") if ctx is not None else None
+        if isinstance(exc, click.ClickException):
+            msg = exc.format_message()
+        elif isinstance(exc, PyruncError):
+            msg = exc.msg
+        else:
+            msg = "interrupted"
+        _fail(logger or _logger_from_argv(args), msg)
+
+
+def _logger_from_argv(args: list[str]) -> Logger | None:
+    """Usage errors happen before the group ran: find --log/--log-format by hand."""
+    path, fmt = None, "text"
+    for i, a in enumerate(args):
+        for flag in ("--log", "--log-format"):
+            value = None
+            if a == flag and i + 1 < len(args):
+                value = args[i + 1]
+            elif a.startswith(flag + "="):
+                value = a.split("=", 1)[1]
+            if value is not None:
+                if flag == "--log":
+                    path = value
+                else:
+                    fmt = value
+    return Logger(path, fmt) if path else None

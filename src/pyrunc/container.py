@@ -1,0 +1,66 @@
+"""A container as recorded on disk, with its status derived from the kernel each time."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pyrunc import OCI_VERSION
+from pyrunc.cgroups import Manager, load as load_cgroup
+from pyrunc.linux import procfs
+from pyrunc.state import Record, StateStore
+from pyrunc.status import Status
+
+
+class Container:
+    def __init__(self, store: StateStore, record: Record) -> None:
+        self.store = store
+        self.record = record
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def pid(self) -> int:
+        return self.record.pid
+
+    @classmethod
+    def load(cls, store: StateStore, container_id: str) -> "Container":
+        return cls(store, store.load(container_id))
+
+    def cgroup(self) -> Manager:
+        return load_cgroup(self.record.cgroup_path)
+
+    def alive(self) -> bool:
+        return procfs.is_same_process(self.record.pid, self.record.start_time)
+
+    def status(self) -> Status:
+        """Derived: same init alive? exec fifo still there? cgroup frozen?"""
+        if self.record.pid == 0:
+            return Status.CREATING if self.store.is_locked(self.id) else Status.STOPPED
+        if not self.alive():
+            return Status.STOPPED
+        if os.path.exists(self.store.fifo(self.id)):
+            return Status.CREATED
+        if self.cgroup().is_frozen():
+            return Status.PAUSED
+        return Status.RUNNING
+
+    def state(self) -> dict[str, Any]:
+        """The runtime-spec state JSON, plus runc's rootfs/created/owner."""
+        status = self.status()
+        r = self.record
+        out: dict[str, Any] = {
+            "ociVersion": OCI_VERSION,
+            "id": r.id,
+            "pid": r.pid if status not in (Status.STOPPED, Status.CREATING) else 0,
+            "status": status.value,
+            "bundle": r.bundle,
+            "rootfs": r.rootfs,
+            "created": r.created,
+            "owner": r.owner,
+        }
+        if r.annotations:
+            out["annotations"] = r.annotations
+        return out

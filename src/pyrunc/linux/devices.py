@@ -1,0 +1,85 @@
+"""/dev inside the container: the default device nodes, linux.devices, and the symlinks."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+
+from pyrunc.errors import SystemError_
+from pyrunc.linux import paths
+from pyrunc.linux import syscalls as sc
+from pyrunc.spec.config import Device
+
+# Every container gets these, as with runc (unless the config lists the path itself).
+DEFAULT_DEVICES = (
+    Device("/dev/null", "c", 1, 3, 0o666, 0, 0),
+    Device("/dev/zero", "c", 1, 5, 0o666, 0, 0),
+    Device("/dev/full", "c", 1, 7, 0o666, 0, 0),
+    Device("/dev/random", "c", 1, 8, 0o666, 0, 0),
+    Device("/dev/urandom", "c", 1, 9, 0o666, 0, 0),
+    Device("/dev/tty", "c", 5, 0, 0o666, 0, 0),
+)
+
+SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+
+_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def create_device(rootfd: int, dev: Device, bind: bool) -> None:
+    """mknod the device (or, in a user namespace, bind the host's node over a file)."""
+    parent = paths.mkdir_all(rootfd, posixpath.dirname(dev.path))
+    name = posixpath.basename(dev.path)
+    try:
+        if bind:
+            fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent)
+            os.close(fd)
+            target = paths.open_in_root(rootfd, dev.path)
+            try:
+                sc.mount(dev.path, paths.fd_path(target), None, sc.MS_BIND)
+            finally:
+                os.close(target)
+            return
+        try:
+            os.unlink(name, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        mode = (dev.file_mode if dev.file_mode is not None else 0o666) & 0o7777
+        os.mknod(name, mode | _TYPES[dev.type], os.makedev(dev.major, dev.minor), dir_fd=parent)
+        os.chown(name, dev.uid or 0, dev.gid or 0, dir_fd=parent, follow_symlinks=False)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot create device {dev.path}", exc) from None
+    finally:
+        os.close(parent)
+
+
+def setup_dev(rootfd: int, devices: tuple[Device, ...], in_userns: bool) -> None:
+    wanted = {d.path for d in devices}
+    for dev in DEFAULT_DEVICES:
+        if dev.path not in wanted:
+            create_device(rootfd, dev, in_userns)
+    for dev in devices:
+        create_device(rootfd, dev, in_userns)
+    dev_fd = paths.mkdir_all(rootfd, "/dev")
+    try:
+        links = list(SYMLINKS)
+        if os.path.exists("/proc/kcore"):
+            links.append(("/proc/kcore", "/dev/core"))
+        links.append(("pts/ptmx", "/dev/ptmx"))
+        for target, link in links:
+            name = posixpath.basename(link)
+            try:
+                os.symlink(target, name, dir_fd=dev_fd)
+            except FileExistsError:
+                if name == "ptmx":  # an existing ptmx node would bypass the container's devpts
+                    os.unlink(name, dir_fd=dev_fd)
+                    os.symlink(target, name, dir_fd=dev_fd)
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot create /dev symlinks", exc) from None
+    finally:
+        os.close(dev_fd)

@@ -1,0 +1,126 @@
+"""Mount options from config.json -> mount(2) flags, propagation and fs data (pure logic).
+
+The table follows the runtime-spec's list of mount options; anything not in it
+is passed to the filesystem as data, as runc and crun do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_I_VERSION = 1 << 23
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+
+# option -> (clear?, flag): clear=True means the option removes the flag.
+_FLAGS: dict[str, tuple[bool, int]] = {
+    "async": (True, MS_SYNCHRONOUS),
+    "atime": (True, MS_NOATIME),
+    "bind": (False, MS_BIND),
+    "defaults": (False, 0),
+    "dev": (True, MS_NODEV),
+    "diratime": (True, MS_NODIRATIME),
+    "dirsync": (False, MS_DIRSYNC),
+    "exec": (True, MS_NOEXEC),
+    "iversion": (False, MS_I_VERSION),
+    "lazytime": (False, MS_LAZYTIME),
+    "loud": (True, MS_SILENT),
+    "mand": (False, MS_MANDLOCK),
+    "noatime": (False, MS_NOATIME),
+    "nodev": (False, MS_NODEV),
+    "nodiratime": (False, MS_NODIRATIME),
+    "noexec": (False, MS_NOEXEC),
+    "noiversion": (True, MS_I_VERSION),
+    "nolazytime": (True, MS_LAZYTIME),
+    "nomand": (True, MS_MANDLOCK),
+    "norelatime": (True, MS_RELATIME),
+    "nostrictatime": (True, MS_STRICTATIME),
+    "nosuid": (False, MS_NOSUID),
+    "nosymfollow": (False, MS_NOSYMFOLLOW),
+    "rbind": (False, MS_BIND | MS_REC),
+    "relatime": (False, MS_RELATIME),
+    "remount": (False, MS_REMOUNT),
+    "ro": (False, MS_RDONLY),
+    "rw": (True, MS_RDONLY),
+    "silent": (False, MS_SILENT),
+    "strictatime": (False, MS_STRICTATIME),
+    "suid": (True, MS_NOSUID),
+    "sync": (False, MS_SYNCHRONOUS),
+    "symfollow": (True, MS_NOSYMFOLLOW),
+}
+
+_PROPAGATION: dict[str, int] = {
+    "private": MS_PRIVATE,
+    "rprivate": MS_PRIVATE | MS_REC,
+    "shared": MS_SHARED,
+    "rshared": MS_SHARED | MS_REC,
+    "slave": MS_SLAVE,
+    "rslave": MS_SLAVE | MS_REC,
+    "unbindable": MS_UNBINDABLE,
+    "runbindable": MS_UNBINDABLE | MS_REC,
+}
+
+# Recursive attributes (mount_setattr) and idmapped mounts: not supported yet.
+_UNSUPPORTED = {"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
+                "rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rnoatime", "ratime",
+                "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow", "idmap", "ridmap"}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedOptions:
+    flags: int
+    clear_flags: int
+    propagation: tuple[int, ...]
+    data: str
+
+
+def propagation_flags(name: str) -> int:
+    try:
+        return _PROPAGATION[name]
+    except KeyError:
+        raise ValueError(f"unknown propagation {name!r}") from None
+
+
+def parse(options: tuple[str, ...] | list[str]) -> ParsedOptions:
+    """Split options into flags to set, flags to clear, propagation changes and fs data."""
+    flags = 0
+    clear = 0
+    prop: list[int] = []
+    data: list[str] = []
+    for opt in options:
+        if opt in _FLAGS:
+            is_clear, flag = _FLAGS[opt]
+            if is_clear:
+                flags &= ~flag
+                clear |= flag
+            else:
+                flags |= flag
+                clear &= ~flag
+        elif opt in _PROPAGATION:
+            prop.append(_PROPAGATION[opt])
+        elif opt in _UNSUPPORTED:
+            raise ValueError(f"mount option {opt!r} is not supported by pyrunc yet")
+        elif opt == "tmpcopyup":
+            raise ValueError("mount option 'tmpcopyup' is not supported by pyrunc yet")
+        else:
+            data.append(opt)
+    return ParsedOptions(flags, clear, tuple(prop), ",".join(data))

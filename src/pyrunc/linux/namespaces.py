@@ -1,0 +1,54 @@
+"""Namespace types, their clone flags, and checked joins of existing namespaces."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+from pyrunc.errors import SpecError, SystemError_
+from pyrunc.linux import syscalls as sc
+from pyrunc.spec.config import Namespace
+
+FLAGS = {
+    "pid": sc.CLONE_NEWPID,
+    "network": sc.CLONE_NEWNET,
+    "mount": sc.CLONE_NEWNS,
+    "ipc": sc.CLONE_NEWIPC,
+    "uts": sc.CLONE_NEWUTS,
+    "user": sc.CLONE_NEWUSER,
+    "cgroup": sc.CLONE_NEWCGROUP,
+    "time": sc.CLONE_NEWTIME,
+}
+NS_GET_NSTYPE = 0xB703  # linux/nsfs.h: _IO(0xb7, 0x3)
+
+# Join order: user first (it owns the rest), mount last (it changes how paths resolve).
+JOIN_ORDER = ("user", "pid", "network", "ipc", "uts", "cgroup", "time", "mount")
+
+
+def open_checked(ns: Namespace) -> int:
+    """Open a namespace path and make sure it is a namespace of the type the config says."""
+    assert ns.path is not None
+    try:
+        fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SpecError(f"config.json: linux.namespaces: {ns.type} namespace path {ns.path}: "
+                        f"{exc.strerror}", exc.errno) from None
+    try:
+        actual = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        os.close(fd)
+        raise SpecError(f"config.json: linux.namespaces: {ns.path} is not a namespace "
+                        f"(wanted a {ns.type} namespace)") from None
+    if actual != FLAGS[ns.type]:
+        os.close(fd)
+        got = next((k for k, v in FLAGS.items() if v == actual), hex(actual))
+        raise SpecError(f"config.json: linux.namespaces: {ns.path} is a {got} namespace, "
+                        f"not a {ns.type} namespace")
+    return fd
+
+
+def join(fd: int, ns_type: str, path: str) -> None:
+    try:
+        sc.setns(fd, FLAGS[ns_type])
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot join {ns_type} namespace {path}", exc) from None

@@ -1,0 +1,85 @@
+"""Paths inside a hostile rootfs, resolved by the kernel so that nothing escapes it.
+
+Every lookup is openat2(RESOLVE_IN_ROOT): symlinks and ".." are followed as if
+the rootfs were "/", so `rootfs/evil -> /etc` lands on rootfs/etc, never the
+host's. Callers get O_PATH fds and act on "/proc/self/fd/N", which names
+exactly the object that was resolved (no second lookup to race with).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+
+from pyrunc.linux import syscalls as sc
+
+_RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+
+
+def fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def _rel(path: str) -> str:
+    rel = posixpath.normpath("/" + path).lstrip("/")
+    return rel or "."
+
+
+def open_in_root(rootfd: int, path: str, flags: int = os.O_PATH) -> int:
+    """Open `path` as seen from `rootfd` as "/", never leaving it."""
+    return sc.openat2(rootfd, _rel(path), flags | os.O_CLOEXEC, 0, _RESOLVE)
+
+
+def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
+    """mkdir -p inside the root; returns an O_PATH fd of the directory."""
+    cur = os.dup(rootfd)
+    prefix = ""
+    try:
+        for part in [p for p in _rel(path).split("/") if p and p != "."]:
+            prefix = f"{prefix}/{part}"
+            try:
+                nxt = open_in_root(rootfd, prefix, os.O_PATH | os.O_DIRECTORY)
+            except FileNotFoundError:
+                try:
+                    os.mkdir(part, mode, dir_fd=cur)
+                except FileExistsError:
+                    pass
+                nxt = open_in_root(rootfd, prefix, os.O_PATH | os.O_DIRECTORY)
+            os.close(cur)
+            cur = nxt
+        return cur
+    except BaseException:
+        os.close(cur)
+        raise
+
+
+def ensure(rootfd: int, path: str, is_dir: bool) -> int:
+    """Open the mount point `path`, creating it (a directory or an empty file) if missing."""
+    if is_dir:
+        return mkdir_all(rootfd, path)
+    try:
+        return open_in_root(rootfd, path)
+    except FileNotFoundError:
+        pass
+    parent = mkdir_all(rootfd, posixpath.dirname(posixpath.normpath("/" + path)))
+    try:
+        try:
+            fd = os.open(posixpath.basename(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC
+                         | os.O_NOFOLLOW, 0o644, dir_fd=parent)
+            os.close(fd)
+        except FileExistsError:
+            pass
+    finally:
+        os.close(parent)
+    return open_in_root(rootfd, path)
+
+
+def exists_in_root(rootfd: int, path: str) -> bool:
+    try:
+        os.close(open_in_root(rootfd, path))
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return False
+        raise

@@ -1,0 +1,278 @@
+"""The container's filesystem view, built inside its new mount namespace.
+
+Order follows runc: "/" made a slave (no mount leaks back to the host), the
+rootfs bound onto itself, config mounts in config order, /dev, pivot_root (or
+MS_MOVE + chroot), then the paths that are set after the pivot (readonly,
+masked, root read-only) once the rest is done.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+
+from pyrunc.errors import SystemError_
+from pyrunc.linux import devices, paths
+from pyrunc.linux import syscalls as sc
+from pyrunc.spec.config import Config, Mount
+
+# Flags that a bind remount must keep or the kernel refuses it when they are locked.
+_LOCKABLE = {
+    os.ST_RDONLY: sc.MS_RDONLY, os.ST_NOSUID: sc.MS_NOSUID, os.ST_NODEV: sc.MS_NODEV,
+    os.ST_NOEXEC: sc.MS_NOEXEC, os.ST_NOATIME: sc.MS_NOATIME, os.ST_NODIRATIME: sc.MS_NODIRATIME,
+    os.ST_RELATIME: sc.MS_RELATIME,
+}
+_SETTABLE = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME
+             | sc.MS_NODIRATIME | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_SYNCHRONOUS
+             | sc.MS_DIRSYNC | sc.MS_MANDLOCK | sc.MS_NOSYMFOLLOW | sc.MS_LAZYTIME)
+
+
+def _mount_flags_of(target: str) -> int:
+    st = os.statvfs(target)
+    flags = 0
+    for st_flag, ms_flag in _LOCKABLE.items():
+        if st.f_flag & st_flag:
+            flags |= ms_flag
+    return flags
+
+
+def remount_bind(target: str, flags: int, clear: int = 0) -> None:
+    """Change a bind mount's flags, keeping those already set that were not asked to be cleared."""
+    keep = _mount_flags_of(target) & ~clear
+    sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | (flags & _SETTABLE) | keep)
+
+
+def _fail(m: Mount, exc: OSError) -> SystemError_:
+    what = m.type or "bind"
+    src = f" {m.source}" if m.source else ""
+    return SystemError_(f"cannot mount {what}{src} on {m.destination}: {exc.strerror}",
+                        exc.errno or errno.EIO)
+
+
+def _mount_bind(rootfd: int, m: Mount) -> None:
+    assert m.source is not None
+    try:
+        src_st = os.stat(m.source)
+    except OSError as exc:
+        raise SystemError_(f"mount source {m.source} for {m.destination}: {exc.strerror}",
+                           exc.errno or errno.EIO) from None
+    dest = paths.ensure(rootfd, m.destination, stat.S_ISDIR(src_st.st_mode))
+    try:
+        sc.mount(m.source, paths.fd_path(dest), None, sc.MS_BIND | (m.flags & sc.MS_REC))
+    finally:
+        os.close(dest)
+    extra = m.flags & _SETTABLE
+    if extra or m.propagation:
+        top = paths.open_in_root(rootfd, m.destination)
+        try:
+            if extra:
+                remount_bind(paths.fd_path(top), extra, m.clear_flags)
+            for prop in m.propagation:
+                sc.mount(None, paths.fd_path(top), None, prop)
+        finally:
+            os.close(top)
+
+
+def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
+    """(name under the mount, fs type, fs options) for each host cgroup hierarchy."""
+    from pyrunc.cgroups import CGROUP_ROOT, mountinfo
+    out = []
+    for mp, fstype, opts in mountinfo():
+        if not mp.startswith(CGROUP_ROOT):
+            continue
+        if mp == CGROUP_ROOT and fstype == "cgroup2":
+            return [("", "cgroup2", "")]
+        name = posixpath.relpath(mp, CGROUP_ROOT)
+        if fstype == "cgroup2":
+            out.append((name, "cgroup2", ""))
+        else:
+            data = ",".join(o for o in opts if o not in ("rw", "ro"))
+            out.append((name, "cgroup", data))
+    return out
+
+
+def _mount_cgroup(rootfd: int, m: Mount) -> None:
+    """A cgroup mount shows the container's own cgroups (it is in its own cgroup namespace)."""
+    hier = _cgroup_hierarchies()
+    flags = m.flags & ~sc.MS_BIND
+    dest = paths.mkdir_all(rootfd, m.destination)
+    try:
+        if hier == [("", "cgroup2", "")]:
+            sc.mount("cgroup2", paths.fd_path(dest), "cgroup2", flags, m.data or None)
+            return
+        sc.mount("tmpfs", paths.fd_path(dest), "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
+    finally:
+        os.close(dest)
+    for name, fstype, data in hier:
+        sub = paths.mkdir_all(rootfd, posixpath.join(m.destination, name))
+        try:
+            sc.mount("cgroup", paths.fd_path(sub), fstype, flags, data or None)
+        finally:
+            os.close(sub)
+    if flags & sc.MS_RDONLY:
+        top = paths.open_in_root(rootfd, m.destination)
+        try:
+            sc.mount(None, paths.fd_path(top), None, sc.MS_REMOUNT | flags, "mode=755")
+        finally:
+            os.close(top)
+
+
+def mount_entry(rootfd: int, m: Mount) -> None:
+    try:
+        if m.is_bind:
+            _mount_bind(rootfd, m)
+            return
+        if m.type in ("cgroup", "cgroup2"):
+            _mount_cgroup(rootfd, m)
+            return
+        dest = paths.mkdir_all(rootfd, m.destination)
+        try:
+            sc.mount(m.source or m.type, paths.fd_path(dest), m.type, m.flags, m.data or None)
+        finally:
+            os.close(dest)
+        if m.propagation:
+            top = paths.open_in_root(rootfd, m.destination)
+            try:
+                for prop in m.propagation:
+                    sc.mount(None, paths.fd_path(top), None, prop)
+            finally:
+                os.close(top)
+    except SystemError_:
+        raise
+    except OSError as exc:
+        raise _fail(m, exc) from None
+
+
+def _needs_dev(cfg: Config) -> bool:
+    return not any(m.destination == "/dev" and m.is_bind for m in cfg.mounts)
+
+
+def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None) -> None:
+    """Everything up to and including the pivot; the process ends up chrooted in the rootfs."""
+    rootfs = cfg.root.path
+    try:
+        sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot prepare rootfs {rootfs}", exc) from None
+    rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for m in cfg.mounts:
+            mount_entry(rootfd, m)
+        if _needs_dev(cfg):
+            devices.setup_dev(rootfd, cfg.linux.devices, in_userns)
+        else:
+            for dev in cfg.linux.devices:
+                devices.create_device(rootfd, dev, in_userns)
+        if cwd is not None:
+            os.close(paths.mkdir_all(rootfd, cwd))
+    finally:
+        os.close(rootfd)
+    if no_pivot:
+        _move_root(rootfs)
+    else:
+        _pivot(rootfs)
+
+
+def _pivot(rootfs: str) -> None:
+    old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new)
+        sc.pivot_root(".", ".")
+        # The old root is now stacked under ".": detach it without propagating to the host.
+        os.fchdir(old)
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.umount2(".", sc.MNT_DETACH)
+        os.chdir("/")
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"pivot_root into {rootfs}", exc) from None
+    finally:
+        os.close(old)
+        os.close(new)
+
+
+def _move_root(rootfs: str) -> None:
+    try:
+        os.chdir(rootfs)
+        sc.mount(rootfs, "/", None, sc.MS_MOVE)
+        os.chroot(".")
+        os.chdir("/")
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"moving {rootfs} to / (--no-pivot)", exc) from None
+
+
+def _is_proc_or_sys(path: str) -> bool:
+    return path == "/proc" or path.startswith("/proc/") or path == "/sys" or path.startswith("/sys/")
+
+
+def readonly_path(path: str) -> None:
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fd = paths.open_in_root(rootfd, path)
+        except FileNotFoundError:
+            return
+        try:
+            target = paths.fd_path(fd)
+            sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
+        finally:
+            os.close(fd)
+        fd = paths.open_in_root(rootfd, path)
+        try:
+            remount_bind(paths.fd_path(fd), sc.MS_RDONLY | sc.MS_REC)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot make {path} read-only", exc) from None
+    finally:
+        os.close(rootfd)
+
+
+def mask_path(path: str) -> None:
+    """Hide a file behind /dev/null, or a directory behind an empty read-only tmpfs."""
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fd = paths.open_in_root(rootfd, path)
+        except FileNotFoundError:
+            return
+        try:
+            target = paths.fd_path(fd)
+            if stat.S_ISDIR(os.stat(target).st_mode):
+                sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, None)
+            else:
+                null = os.open("/dev/null", os.O_PATH | os.O_CLOEXEC)
+                try:
+                    st = os.stat(null)
+                    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+                        raise SystemError_(f"cannot mask {path}: /dev/null is not the null device")
+                    sc.mount(paths.fd_path(null), target, None, sc.MS_BIND)
+                finally:
+                    os.close(null)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot mask {path}", exc) from None
+    finally:
+        os.close(rootfd)
+
+
+def finalize(cfg: Config) -> None:
+    """After the pivot: propagation of "/", readonly and masked paths, read-only root."""
+    if cfg.linux.rootfs_propagation is not None:
+        try:
+            sc.mount(None, "/", None, cfg.linux.rootfs_propagation)
+        except OSError as exc:
+            raise SystemError_.from_oserror("cannot set rootfsPropagation", exc) from None
+    for path in cfg.linux.readonly_paths:
+        readonly_path(path)
+    for path in cfg.linux.masked_paths:
+        mask_path(path)
+    if cfg.root.readonly:
+        try:
+            remount_bind("/", sc.MS_RDONLY)
+        except OSError as exc:
+            raise SystemError_.from_oserror("cannot make the root filesystem read-only", exc) from None

@@ -1,0 +1,222 @@
+"""The container side: the stage process that sets up namespaces, and the init.
+
+The runtime forks the *stage*; it becomes non-dumpable, waits until the runtime
+has put it in the container's cgroup, joins or creates the namespaces and forks
+the *init* (pid 1 of a new pid namespace), then exits. The init builds the rootfs,
+switches to the container's user, reports READY and blocks on the exec fifo
+until `start`, then execs the container process. Every failure before READY is
+sent to the runtime as an error with its errno; nothing here writes the log.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+from dataclasses import dataclass
+from typing import NoReturn
+
+import prctl
+
+from pyrunc.errors import PyruncError, SystemError_
+from pyrunc.linux import namespaces, network, rootfs
+from pyrunc.linux import syscalls as sc
+from pyrunc.process import sync
+from pyrunc.spec.config import Config, Process
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    fifo_path: str
+    no_pivot: bool = False
+    preserve_fds: int = 0
+
+
+def _report(sock: socket.socket, exc: BaseException) -> None:
+    if isinstance(exc, PyruncError):
+        sync.send_error(sock, exc.msg, exc.errno)
+    elif isinstance(exc, OSError):
+        sync.send_error(sock, str(exc.strerror or exc), exc.errno or errno.EIO)
+    else:
+        sync.send_error(sock, f"internal error: {type(exc).__name__}: {exc}", errno.EIO)
+
+
+def stage_main(sock: socket.socket, cfg: Config, opts: InitOptions) -> NoReturn:
+    code = 1
+    try:
+        _stage(sock, cfg, opts)
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - everything is reported to the runtime
+        _report(sock, exc)
+    finally:
+        os._exit(code)
+
+
+def _close_inherited(keep: int, first: int) -> None:
+    """Close every fd from `first` on but `keep`: the runtime's own fds (its state lock,
+    sockets) share open file descriptions with ours, and must not outlive `create` here."""
+    if keep > first:
+        sc.close_range(first, keep - 1)
+    sc.close_range(max(first, keep + 1))
+
+
+def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
+    # Before anything of the container can see us: /proc/self/exe is the host's python.
+    prctl.set_dumpable(False)
+    _close_inherited(sock.fileno(), 3 + opts.preserve_fds)
+    sync.recv(sock, sync.GO)
+    linux = cfg.linux
+    to_join = {ns.type: (namespaces.open_checked(ns), ns.path) for ns in linux.namespaces if ns.path}
+    new_flags = 0
+    for ns in linux.namespaces:
+        if ns.path is None and ns.type != "user":
+            new_flags |= namespaces.FLAGS[ns.type]
+    userns = linux.namespace("user")
+    for ns_type in namespaces.JOIN_ORDER:
+        if ns_type == "user" and userns is not None and userns.path is None:
+            sc.unshare(sc.CLONE_NEWUSER)
+            sync.send(sock, sync.USERNS_READY)
+            sync.recv(sock, sync.MAPPINGS_DONE)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        elif ns_type in to_join:
+            fd, path = to_join.pop(ns_type)
+            namespaces.join(fd, ns_type, str(path))
+            os.close(fd)
+    try:
+        sc.unshare(new_flags)
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot create namespaces", exc) from None
+    pid = os.fork()
+    if pid == 0:
+        init_main(sock, cfg, opts)
+    sync.send(sock, sync.INIT_PID, pid=pid)
+
+
+def init_main(sock: socket.socket, cfg: Config, opts: InitOptions) -> NoReturn:
+    try:
+        proc, path, env = _init(sock, cfg, opts)
+    except BaseException as exc:  # noqa: BLE001
+        _report(sock, exc)
+        os._exit(1)
+    _wait_start_and_exec(opts, proc, path, env)
+
+
+_fifo_fd = -1
+
+
+def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, dict[str, str]]:
+    global _fifo_fd
+    proc = cfg.process
+    if proc is None:
+        raise SystemError_("config.json has no process to run")
+    os.setsid()
+    os.umask(0)
+    # The exec fifo is reopened for writing through /proc after the pivot.
+    _fifo_fd = os.open(opts.fifo_path, os.O_PATH | os.O_CLOEXEC)
+    linux = cfg.linux
+    netns = linux.namespace("network")
+    if netns is not None and netns.path is None:
+        network.loopback_up()
+    in_userns = linux.namespace("user") is not None
+    if linux.namespace("mount") is not None:
+        rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd)
+    else:
+        os.chroot(cfg.root.path)
+    if cfg.hostname is not None:
+        sc.sethostname(cfg.hostname)
+    if cfg.domainname is not None:
+        sc.setdomainname(cfg.domainname)
+    for key, value in linux.sysctl:
+        _write_sysctl(key, value)
+    rootfs.finalize(cfg)
+    env = _environ(proc)
+    _set_user(proc)
+    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot chdir to {proc.cwd}", exc) from None
+    path = _lookup(proc.args[0], env)
+    # Anything inherited beyond stdio and --preserve-fds must not reach the container.
+    sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+    sync.send(sock, sync.READY)
+    sock.close()
+    return proc, path, env
+
+
+def _write_sysctl(key: str, value: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot set sysctl {key}={value}", exc) from None
+
+
+def _environ(proc: Process) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in proc.env:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    if "HOME" not in env:
+        env["HOME"] = _home_of(proc.user.uid)
+    return env
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def _set_user(proc: Process) -> None:
+    user = proc.user
+    try:
+        os.setgroups(list(user.additional_gids))
+    except PermissionError:
+        if user.additional_gids:
+            raise SystemError_("cannot set additional gids (setgroups is denied here)", errno.EPERM)
+    try:
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot switch to uid {user.uid} gid {user.gid}", exc) from None
+
+
+def _lookup(name: str, env: dict[str, str]) -> str:
+    """Find the executable as execvp would, so a missing binary fails `create`, not `start`."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name)
+                      for d in env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")]
+    for cand in candidates:
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    if "/" in name:
+        if os.path.exists(name):
+            raise SystemError_(f"exec: {name}: permission denied (not an executable file)", errno.EACCES)
+        raise SystemError_(f"exec: {name}: no such file or directory", errno.ENOENT)
+    raise SystemError_(f'exec: "{name}": executable file not found in $PATH', errno.ENOENT)
+
+
+def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[str, str]) -> NoReturn:
+    try:
+        fd = os.open(f"/proc/self/fd/{_fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
+        os.write(fd, b"0")
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        os.execve(path, list(proc.args), env)
+    except OSError as exc:
+        os.write(2, f"pyrunc: exec {path}: {exc.strerror}\n".encode())
+    os._exit(127)

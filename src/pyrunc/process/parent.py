@@ -1,0 +1,80 @@
+"""The host side of starting a container's init: fork, cgroup, id maps, READY.
+
+Forks happen from the single-threaded CLI process; the container side never
+re-executes the interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+from pyrunc.cgroups import Manager
+from pyrunc.errors import SystemError_
+from pyrunc.process import sync
+from pyrunc.process.init import InitOptions, stage_main
+from pyrunc.spec.config import Config, IDMapping
+
+
+@dataclass
+class InitHandle:
+    pid: int
+
+
+def _write_maps(pid: int, cfg: Config) -> None:
+    def fmt(maps: tuple[IDMapping, ...]) -> str:
+        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+
+    try:
+        if cfg.linux.uid_mappings:
+            with open(f"/proc/{pid}/uid_map", "w") as f:
+                f.write(fmt(cfg.linux.uid_mappings))
+        if cfg.linux.gid_mappings:
+            with open(f"/proc/{pid}/gid_map", "w") as f:
+                f.write(fmt(cfg.linux.gid_mappings))
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot write the user namespace id mappings", exc) from None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def spawn(cfg: Config, opts: InitOptions, cgroup: Manager) -> InitHandle:
+    """Start the init and return once it is READY (blocked on the exec fifo)."""
+    psock, csock = sync.socketpair()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    stage = os.fork()
+    if stage == 0:
+        psock.close()
+        stage_main(csock, cfg, opts)
+    csock.close()
+    init_pid = 0
+    try:
+        cgroup.apply(stage)
+        sync.send(psock, sync.GO)
+        userns = cfg.linux.namespace("user")
+        if userns is not None and userns.path is None:
+            sync.recv(psock, sync.USERNS_READY)
+            _write_maps(stage, cfg)
+            sync.send(psock, sync.MAPPINGS_DONE)
+        init_pid = int(sync.recv(psock, sync.INIT_PID)["pid"])
+        os.waitpid(stage, 0)
+        stage = 0
+        sync.recv(psock, sync.READY)
+        return InitHandle(init_pid)
+    except BaseException:
+        for pid in (stage, init_pid):
+            if pid:
+                _kill(pid)
+        if stage:
+            os.waitpid(stage, 0)
+        raise
+    finally:
+        psock.close()

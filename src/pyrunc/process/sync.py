@@ -1,0 +1,52 @@
+"""Typed messages between the runtime and the container-side processes.
+
+One SOCK_SEQPACKET socketpair; each datagram is one JSON object {"type": ..., ...}.
+Child-side failures travel as {"type": "error", "msg", "errno"} and are raised
+here as PyruncError with that errno, so the user sees the child's reason.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+from pyrunc.errors import PyruncError, SystemError_
+
+MAX_MSG = 1 << 20
+
+# Message types, named for what they announce.
+GO = "go"                          # runtime -> stage: cgroup joined, carry on
+USERNS_READY = "userns_ready"      # stage -> runtime: write my id maps now
+MAPPINGS_DONE = "mappings_done"    # runtime -> stage
+INIT_PID = "init_pid"              # stage -> runtime: {"pid": host pid of the init}
+READY = "ready"                    # init -> runtime: rootfs done, blocking on the exec fifo
+ERROR = "error"
+
+
+def socketpair() -> tuple[socket.socket, socket.socket]:
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock: socket.socket, kind: str, **fields: Any) -> None:
+    sock.send(json.dumps({"type": kind, **fields}).encode())
+
+
+def send_error(sock: socket.socket, msg: str, errno: int) -> None:
+    try:
+        send(sock, ERROR, msg=msg, errno=errno)
+    except OSError:
+        pass  # the runtime is gone; nobody to tell
+
+
+def recv(sock: socket.socket, expect: str) -> dict[str, Any]:
+    """Receive one message of type `expect`; an error message or EOF raises."""
+    data = sock.recv(MAX_MSG)
+    if not data:
+        raise SystemError_("container init exited before it was ready (no error reported)")
+    msg: dict[str, Any] = json.loads(data)
+    if msg.get("type") == ERROR:
+        raise PyruncError(str(msg.get("msg")), int(msg.get("errno") or 0))
+    if msg.get("type") != expect:
+        raise SystemError_(f"sync: expected {expect!r} from the container, got {msg.get('type')!r}")
+    return msg

@@ -1,0 +1,349 @@
+"""The library API behind the CLI: one method per command, each guarded by status."""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import prctl
+
+from pyrunc import OCI_VERSION, cgroups
+from pyrunc.container import Container
+from pyrunc.errors import (ExistsError, InvalidStateError, NotExistError, NotRunningError,
+                           PyruncError, SystemError_, UnsupportedError)
+from pyrunc.linux import procfs
+from pyrunc.log import Logger
+from pyrunc.process import parent
+from pyrunc.process.init import InitOptions
+from pyrunc.spec.config import Config
+from pyrunc.spec.load import load_bundle
+from pyrunc.state import Record, StateStore, atomic_write, validate_id
+from pyrunc.status import Status
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+
+
+def _rfc3339_now() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Digits only, no newline; temp name + rename so readers never see half a file."""
+    path = os.path.abspath(path)
+    try:
+        atomic_write(path, str(pid).encode(), 0o644)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot write pid file {path}", exc) from None
+
+
+class Runtime:
+    def __init__(self, root: str, log: Logger | None = None) -> None:
+        self.store = StateStore(root)
+        self.log = log or Logger()
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def container(self, container_id: str) -> Container:
+        validate_id(container_id)
+        return Container.load(self.store, container_id)
+
+    # -- create / start / run ------------------------------------------------------------------
+
+    def create(self, container_id: str, opts: CreateOptions) -> Container:
+        validate_id(container_id)
+        cfg = load_bundle(opts.bundle)
+        self._check_supported(cfg, opts)
+        if not os.path.isdir(cfg.root.path):
+            raise SystemError_(f"rootfs ({cfg.root.path}) does not exist", errno.ENOENT)
+        lock = self.store.claim(container_id)
+        cgroup = None
+        init_pid = 0
+        try:
+            cgroup = cgroups.manager(cfg.linux.cgroups_path, container_id)
+            record = Record(
+                id=container_id, pid=0, start_time=0, bundle=cfg.bundle, rootfs=cfg.root.path,
+                created=_rfc3339_now(), cgroup_path=cgroup.path,
+                annotations=dict(cfg.annotations), oci_version=cfg.oci_version,
+                new_pid_ns=any(ns.type == "pid" and ns.path is None for ns in cfg.linux.namespaces),
+            )
+            # Saved before anything is made, so a killed create can still be deleted.
+            self.store.save(record)
+            fifo = self.store.fifo(container_id)
+            os.mkfifo(fifo, 0o622)
+            cgroup.create()
+            if cfg.linux.resources is not None:
+                for warning in cgroup.set(cfg.linux.resources):
+                    self.log.warning(warning)
+            handle = parent.spawn(cfg, InitOptions(fifo, opts.no_pivot, opts.preserve_fds), cgroup)
+            init_pid = handle.pid
+            start = procfs.start_time(init_pid)
+            if start is None:
+                raise SystemError_("container init exited during create")
+            record.pid = init_pid
+            record.start_time = start
+            self.store.save(record)
+            if opts.pid_file:
+                write_pid_file(opts.pid_file, init_pid)
+            return Container(self.store, record)
+        except BaseException:
+            if init_pid:
+                try:
+                    os.kill(init_pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if cgroup is not None:
+                try:
+                    cgroup.destroy()
+                except PyruncError as exc:
+                    self.log.warning(f"cleanup after failed create: {exc}")
+            self.store.remove(container_id)
+            raise
+        finally:
+            lock.release()
+
+    def _check_supported(self, cfg: Config, opts: CreateOptions) -> None:
+        if cfg.process is None:
+            raise UnsupportedError("config.json: process: a container without a process is not supported")
+        if cfg.process.terminal:
+            raise UnsupportedError("config.json: process.terminal: terminals are not supported by pyrunc yet")
+        if opts.console_socket:
+            raise UnsupportedError("--console-socket is not supported by pyrunc yet")
+        if cfg.hooks != type(cfg.hooks)():
+            raise UnsupportedError("config.json: hooks: hooks are not supported by pyrunc yet")
+        if cfg.linux.seccomp is not None:
+            raise UnsupportedError("config.json: linux.seccomp: seccomp is not supported by pyrunc yet")
+
+    def start(self, container_id: str) -> None:
+        with self.store.lock(container_id):
+            c = self.container(container_id)
+            status = c.status()
+            if status == Status.STOPPED:
+                raise InvalidStateError("cannot start a container that has stopped")
+            if status != Status.CREATED:
+                raise InvalidStateError(f"cannot start an already {status.value} container")
+            self._release(c)
+
+    def _release(self, c: Container) -> None:
+        """Open the exec fifo: the init's blocked open completes, it writes a byte and execs.
+
+        Waits on the fifo and on a pidfd together, so a dead init is an error, not a hang.
+        """
+        fifo = self.store.fifo(c.id)
+        try:
+            pidfd = os.pidfd_open(c.pid)
+        except ProcessLookupError:
+            raise NotRunningError("cannot start container: its init process is gone") from None
+        try:
+            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            os.close(pidfd)
+            raise InvalidStateError("cannot start an already running container") from None
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(pidfd, select.POLLIN)
+            while True:
+                events = dict(poller.poll())
+                if fd in events:
+                    if os.read(fd, 1):
+                        break
+                    # A writer closed without a byte: the init died right after opening.
+                    raise NotRunningError("container init exited before it could start")
+                if pidfd in events:
+                    raise NotRunningError("cannot start container: its init process exited")
+        finally:
+            os.close(fd)
+            os.close(pidfd)
+        os.unlink(fifo)
+
+    def run(self, container_id: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
+        if not detach:
+            # The init is forked by an intermediate process; as subreaper we get to wait for it.
+            prctl.set_child_subreaper(True)
+        c = self.create(container_id, opts)
+        forward = _ForwardedSignals() if not detach else None
+        try:
+            self.start(container_id)
+        except BaseException:
+            if forward is not None:
+                forward.restore()
+            self._destroy(c)
+            raise
+        if forward is None:
+            return 0
+        try:
+            code = forward.wait_for(c.pid)
+        finally:
+            forward.restore()
+        if not keep:
+            self._destroy(c)
+        return code
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def state(self, container_id: str) -> dict[str, Any]:
+        return self.container(container_id).state()
+
+    def list(self) -> list[dict[str, Any]]:
+        out = []
+        for cid in self.store.ids():
+            try:
+                out.append(self.container(cid).state())
+            except NotExistError:
+                continue
+        return out
+
+    def pids(self, container_id: str) -> list[int]:
+        c = self.container(container_id)
+        return c.cgroup().pids() if c.record.cgroup_path else []
+
+    # -- pause / resume ------------------------------------------------------------------------
+
+    def pause(self, container_id: str) -> None:
+        with self.store.lock(container_id):
+            c = self.container(container_id)
+            status = c.status()
+            if status != Status.RUNNING:
+                raise InvalidStateError(f"cannot pause a container that is {status.value}, not running")
+            c.cgroup().freeze(True)
+
+    def resume(self, container_id: str) -> None:
+        with self.store.lock(container_id):
+            c = self.container(container_id)
+            status = c.status()
+            if status != Status.PAUSED:
+                raise InvalidStateError(f"cannot resume a container that is {status.value}, not paused")
+            c.cgroup().freeze(False)
+
+    # -- kill / delete -------------------------------------------------------------------------
+
+    def kill(self, container_id: str, sig: int, all_procs: bool = False) -> None:
+        c = self.container(container_id)
+        status = c.status()
+        if status in (Status.STOPPED, Status.CREATING):
+            raise NotRunningError("container not running")
+        if all_procs:
+            cg = c.cgroup()
+            if sig == signal.SIGKILL and status == Status.PAUSED:
+                cg.freeze(False)
+            for pid in cg.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            return
+        self._signal_init(c, sig)
+
+    def _signal_init(self, c: Container, sig: int) -> None:
+        try:
+            pidfd = os.pidfd_open(c.pid)
+        except ProcessLookupError:
+            raise NotRunningError("container not running") from None
+        try:
+            # The pidfd pins the process: check it is still our init, then signal exactly it.
+            if not c.alive():
+                raise NotRunningError("container not running")
+            signal.pidfd_send_signal(pidfd, sig)
+        except ProcessLookupError:
+            raise NotRunningError("container not running") from None
+        finally:
+            os.close(pidfd)
+
+    def delete(self, container_id: str, force: bool = False) -> None:
+        validate_id(container_id)
+        if not self.store.exists(container_id):
+            if force:
+                return
+            raise NotExistError(f"container {container_id} does not exist")
+        with self.store.lock(container_id):
+            try:
+                c = self.container(container_id)
+            except NotExistError:
+                # A directory without state: a create that died before writing anything.
+                self.store.remove(container_id)
+                if force:
+                    return
+                raise
+            status = c.status()
+            if status in (Status.RUNNING, Status.PAUSED) and not force:
+                raise InvalidStateError(
+                    f"cannot delete container {container_id} that is not stopped: {status.value}")
+            self._destroy(c)
+
+    def _destroy(self, c: Container) -> None:
+        """Kill the init if it lives, empty and remove the cgroup, forget the container."""
+        if c.alive():
+            cg = c.cgroup()
+            if cg.is_frozen():
+                cg.freeze(False)
+            try:
+                pidfd = os.pidfd_open(c.pid)
+            except ProcessLookupError:
+                pidfd = -1
+            if pidfd >= 0:
+                try:
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    select.select([pidfd], [], [], 10)
+                except ProcessLookupError:
+                    pass
+                finally:
+                    os.close(pidfd)
+        if c.record.cgroup_path:
+            c.cgroup().destroy()
+        self.store.remove(c.id)
+
+
+# Signals a foreground `run` passes on to the container rather than acting on itself.
+_FORWARD = {s for s in signal.valid_signals()
+            if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTSTP,
+                         signal.SIGTTIN, signal.SIGTTOU, signal.SIGCONT)}
+
+
+class _ForwardedSignals:
+    """Block signals, then wait: forward each to the init, reap children until it exits."""
+
+    def __init__(self) -> None:
+        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARD | {signal.SIGCHLD})
+
+    def restore(self) -> None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
+
+    def wait_for(self, pid: int) -> int:
+        while True:
+            status = self._reap(pid)
+            if status is not None:
+                return status
+            info = signal.sigwaitinfo(_FORWARD | {signal.SIGCHLD})
+            if info.si_signo != signal.SIGCHLD:
+                try:
+                    os.kill(pid, info.si_signo)
+                except ProcessLookupError:
+                    pass
+
+    @staticmethod
+    def _reap(pid: int) -> int | None:
+        while True:
+            try:
+                got, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return 255  # not our child after all; nothing to wait for
+            if got == 0:
+                return None
+            if got == pid:
+                if os.WIFSIGNALED(status):
+                    return 128 + os.WTERMSIG(status)
+                return os.WEXITSTATUS(status)

@@ -1,0 +1,402 @@
+"""The internal config: config.json converted once into frozen dataclasses.
+
+Nothing after `convert()` reads the raw dict. Conversion also does the checks a
+schema cannot express (duplicates, cross-field rules), so a Config that exists is
+one the runtime can act on.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from pyrunc.errors import SpecError
+from pyrunc.linux import mountopts
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additional_gids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    bounding: tuple[str, ...] | None = None
+    effective: tuple[str, ...] | None = None
+    inheritable: tuple[str, ...] | None = None
+    permitted: tuple[str, ...] | None = None
+    ambient: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rlimit:
+    type: str
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    args: tuple[str, ...]
+    cwd: str
+    env: tuple[str, ...] = ()
+    terminal: bool = False
+    console_size: tuple[int, int] | None = None  # (height, width)
+    user: User = field(default_factory=User)
+    capabilities: Capabilities | None = None
+    rlimits: tuple[Rlimit, ...] = ()
+    no_new_privileges: bool = False
+    apparmor_profile: str | None = None
+    selinux_label: str | None = None
+    oom_score_adj: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    path: str  # absolute, bundle-relative paths already joined
+    readonly: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    destination: str
+    type: str | None
+    source: str | None
+    options: tuple[str, ...]
+    flags: int            # MS_* flags to set
+    clear_flags: int      # MS_* flags an option asked to clear (e.g. "dev" clears MS_NODEV)
+    propagation: tuple[int, ...]  # MS_SHARED/MS_SLAVE/... (+MS_REC) applied after the mount
+    data: str             # options the kernel filesystem parses itself
+
+    @property
+    def is_bind(self) -> bool:
+        return bool(self.flags & mountopts.MS_BIND)
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    path: str
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    timeout: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    prestart: tuple[Hook, ...] = ()
+    create_runtime: tuple[Hook, ...] = ()
+    create_container: tuple[Hook, ...] = ()
+    start_container: tuple[Hook, ...] = ()
+    poststart: tuple[Hook, ...] = ()
+    poststop: tuple[Hook, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    type: str
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IDMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    path: str
+    type: str  # c, b, u or p
+    major: int
+    minor: int
+    file_mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRule:
+    allow: bool
+    type: str  # a, c or b
+    major: int | None  # None means any ('*')
+    minor: int | None
+    access: str  # some of "rwm"
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """The cgroup resources; values are kept as given and converted per cgroup version."""
+
+    devices: tuple[DeviceRule, ...] = ()
+    memory_limit: int | None = None
+    memory_reservation: int | None = None
+    memory_swap: int | None = None
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    cpu_cpus: str | None = None
+    cpu_mems: str | None = None
+    pids_limit: int | None = None
+    unified: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Linux:
+    namespaces: tuple[Namespace, ...] = ()
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
+    devices: tuple[Device, ...] = ()
+    cgroups_path: str | None = None
+    resources: Resources | None = None
+    sysctl: tuple[tuple[str, str], ...] = ()
+    seccomp: Mapping[str, Any] | None = None  # converted by the seccomp module (issue: security)
+    rootfs_propagation: int | None = None  # MS_* propagation flags
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    mount_label: str | None = None
+
+    def namespace(self, ns_type: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.type == ns_type:
+                return ns
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    oci_version: str
+    root: Root
+    process: Process | None
+    hostname: str | None
+    domainname: str | None
+    mounts: tuple[Mount, ...]
+    hooks: Hooks
+    annotations: tuple[tuple[str, str], ...]
+    linux: Linux
+    bundle: str
+
+
+def _err(path: str, msg: str) -> SpecError:
+    return SpecError(f"config.json: {path}: {msg}")
+
+
+def _user(raw: Mapping[str, Any]) -> User:
+    umask = raw.get("umask")
+    return User(
+        uid=raw.get("uid", 0),
+        gid=raw.get("gid", 0),
+        umask=umask,
+        additional_gids=tuple(raw.get("additionalGids") or ()),
+    )
+
+
+def _caps(raw: Mapping[str, Any] | None) -> Capabilities | None:
+    if raw is None:
+        return None
+
+    def get(key: str) -> tuple[str, ...] | None:
+        value = raw.get(key)
+        return None if value is None else tuple(value)
+
+    return Capabilities(get("bounding"), get("effective"), get("inheritable"),
+                        get("permitted"), get("ambient"))
+
+
+def _process(raw: Mapping[str, Any] | None) -> Process | None:
+    if raw is None:
+        return None
+    cwd = raw["cwd"]
+    if not posixpath.isabs(cwd):
+        raise _err("process.cwd", f"{cwd!r} is not an absolute path")
+    rlimits: list[Rlimit] = []
+    seen: set[str] = set()
+    for i, rl in enumerate(raw.get("rlimits") or ()):
+        if rl["type"] in seen:
+            raise _err(f"process.rlimits[{i}].type", f"duplicate rlimit {rl['type']!r}")
+        seen.add(rl["type"])
+        if rl["soft"] > rl["hard"]:
+            raise _err(f"process.rlimits[{i}]", f"soft limit {rl['soft']} is above hard limit {rl['hard']}")
+        rlimits.append(Rlimit(rl["type"], rl["soft"], rl["hard"]))
+    size = raw.get("consoleSize")
+    return Process(
+        args=tuple(raw.get("args") or ()),
+        cwd=posixpath.normpath(cwd),
+        env=tuple(raw.get("env") or ()),
+        terminal=bool(raw.get("terminal", False)),
+        console_size=(size["height"], size["width"]) if size else None,
+        user=_user(raw.get("user") or {}),
+        capabilities=_caps(raw.get("capabilities")),
+        rlimits=tuple(rlimits),
+        no_new_privileges=bool(raw.get("noNewPrivileges", False)),
+        apparmor_profile=raw.get("apparmorProfile") or None,
+        selinux_label=raw.get("selinuxLabel") or None,
+        oom_score_adj=raw.get("oomScoreAdj"),
+    )
+
+
+def _mounts(raw: list[Mapping[str, Any]], bundle: str) -> tuple[Mount, ...]:
+    out: list[Mount] = []
+    for i, m in enumerate(raw):
+        dest = m["destination"]
+        if not posixpath.isabs(dest):
+            # runc accepts relative destinations as relative to "/"; keep that.
+            dest = "/" + dest
+        options = tuple(m.get("options") or ())
+        try:
+            parsed = mountopts.parse(options)
+        except ValueError as exc:
+            raise _err(f"mounts[{i}].options", str(exc)) from None
+        mtype = m.get("type") or None
+        source = m.get("source")
+        if parsed.flags & mountopts.MS_BIND or mtype == "bind":
+            flags = parsed.flags | mountopts.MS_BIND
+            if source is None:
+                raise _err(f"mounts[{i}].source", "a bind mount needs a source")
+            if not posixpath.isabs(source):
+                source = posixpath.join(bundle, source)
+        else:
+            flags = parsed.flags
+        out.append(Mount(
+            destination=posixpath.normpath(dest),
+            type=mtype,
+            source=source,
+            options=options,
+            flags=flags,
+            clear_flags=parsed.clear_flags,
+            propagation=parsed.propagation,
+            data=parsed.data,
+        ))
+    return tuple(out)
+
+
+def _hooks(raw: Mapping[str, Any] | None) -> Hooks:
+    raw = raw or {}
+
+    def conv(key: str) -> tuple[Hook, ...]:
+        return tuple(
+            Hook(h["path"], tuple(h.get("args") or ()), tuple(h.get("env") or ()), h.get("timeout"))
+            for h in raw.get(key) or ()
+        )
+
+    return Hooks(conv("prestart"), conv("createRuntime"), conv("createContainer"),
+                 conv("startContainer"), conv("poststart"), conv("poststop"))
+
+
+def _namespaces(raw: list[Mapping[str, Any]]) -> tuple[Namespace, ...]:
+    seen: set[str] = set()
+    out: list[Namespace] = []
+    for i, ns in enumerate(raw):
+        ns_type = ns["type"]
+        if ns_type in seen:
+            raise _err(f"linux.namespaces[{i}].type", f"duplicate namespace type {ns_type!r}")
+        seen.add(ns_type)
+        path = ns.get("path") or None
+        if path is not None and not posixpath.isabs(path):
+            raise _err(f"linux.namespaces[{i}].path", f"{path!r} is not an absolute path")
+        out.append(Namespace(ns_type, path))
+    return tuple(out)
+
+
+def _mappings(raw: list[Mapping[str, Any]] | None) -> tuple[IDMapping, ...]:
+    return tuple(IDMapping(m["containerID"], m["hostID"], m["size"]) for m in raw or ())
+
+
+def _devices(raw: list[Mapping[str, Any]] | None) -> tuple[Device, ...]:
+    out = []
+    for i, d in enumerate(raw or ()):
+        path = d["path"]
+        if not posixpath.isabs(path):
+            raise _err(f"linux.devices[{i}].path", f"{path!r} is not an absolute path")
+        dtype = d["type"]
+        if dtype != "p" and ("major" not in d or "minor" not in d):
+            raise _err(f"linux.devices[{i}]", f"a device of type {dtype!r} needs major and minor")
+        out.append(Device(posixpath.normpath(path), dtype, d.get("major", 0), d.get("minor", 0),
+                          d.get("fileMode"), d.get("uid"), d.get("gid")))
+    return tuple(out)
+
+
+def _resources(raw: Mapping[str, Any] | None) -> Resources | None:
+    if raw is None:
+        return None
+    rules = tuple(
+        DeviceRule(bool(r["allow"]), r.get("type") or "a", r.get("major"), r.get("minor"),
+                   r.get("access") or "rwm")
+        for r in raw.get("devices") or ()
+    )
+    mem = raw.get("memory") or {}
+    cpu = raw.get("cpu") or {}
+    pids = raw.get("pids") or {}
+    return Resources(
+        devices=rules,
+        memory_limit=mem.get("limit"),
+        memory_reservation=mem.get("reservation"),
+        memory_swap=mem.get("swap"),
+        cpu_shares=cpu.get("shares"),
+        cpu_quota=cpu.get("quota"),
+        cpu_period=cpu.get("period"),
+        cpu_cpus=cpu.get("cpus") or None,
+        cpu_mems=cpu.get("mems") or None,
+        pids_limit=pids.get("limit"),
+        unified=tuple(sorted((raw.get("unified") or {}).items())),
+    )
+
+
+def _linux(raw: Mapping[str, Any] | None) -> Linux:
+    raw = raw or {}
+    prop = raw.get("rootfsPropagation") or None
+    prop_flags = None
+    if prop is not None:
+        try:
+            prop_flags = mountopts.propagation_flags(prop)
+        except ValueError as exc:
+            raise _err("linux.rootfsPropagation", str(exc)) from None
+    return Linux(
+        namespaces=_namespaces(raw.get("namespaces") or []),
+        uid_mappings=_mappings(raw.get("uidMappings")),
+        gid_mappings=_mappings(raw.get("gidMappings")),
+        devices=_devices(raw.get("devices")),
+        cgroups_path=raw.get("cgroupsPath") or None,
+        resources=_resources(raw.get("resources")),
+        sysctl=tuple(sorted((raw.get("sysctl") or {}).items())),
+        seccomp=raw.get("seccomp"),
+        rootfs_propagation=prop_flags,
+        masked_paths=tuple(raw.get("maskedPaths") or ()),
+        readonly_paths=tuple(raw.get("readonlyPaths") or ()),
+        mount_label=raw.get("mountLabel") or None,
+    )
+
+
+def convert(raw: Mapping[str, Any], bundle: str) -> Config:
+    """Turn a schema-valid config.json dict into a Config, or raise SpecError."""
+    root_raw = raw["root"] if "root" in raw else None
+    if root_raw is None:
+        raise SpecError("config.json: 'root' is required on Linux")
+    root_path = root_raw["path"]
+    if not posixpath.isabs(root_path):
+        root_path = posixpath.join(bundle, root_path)
+    linux = _linux(raw.get("linux"))
+    if linux.uid_mappings or linux.gid_mappings:
+        if linux.namespace("user") is None:
+            raise SpecError("config.json: linux.uidMappings: id mappings need a user namespace")
+    hostname = raw.get("hostname")
+    if hostname and linux.namespace("uts") is None:
+        raise SpecError("config.json: hostname: setting a hostname needs a new uts namespace")
+    return Config(
+        oci_version=raw["ociVersion"],
+        root=Root(posixpath.normpath(root_path), bool(root_raw.get("readonly", False))),
+        process=_process(raw.get("process")),
+        hostname=hostname,
+        domainname=raw.get("domainname"),
+        mounts=_mounts(raw.get("mounts") or [], bundle),
+        hooks=_hooks(raw.get("hooks")),
+        annotations=tuple(sorted((raw.get("annotations") or {}).items())),
+        linux=linux,
+        bundle=bundle,
+    )

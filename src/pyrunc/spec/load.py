@@ -1,0 +1,36 @@
+"""Read a bundle's config.json once: parse, validate against the schema, convert."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pyrunc.errors import SpecError
+from pyrunc.spec.config import Config, convert
+
+
+def read_json(path: str, label: str = "config.json") -> Any:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise SpecError(f"{label}: {path} does not exist") from None
+    except OSError as exc:
+        raise SpecError(f"{label}: cannot read {path}: {exc.strerror}", exc.errno) from None
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{label}: not valid UTF-8: {exc.reason}") from None
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{label}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+def load_bundle(bundle: str) -> Config:
+    bundle = os.path.abspath(bundle)
+    if not os.path.isdir(bundle):
+        raise SpecError(f"bundle {bundle} does not exist or is not a directory")
+    raw = read_json(os.path.join(bundle, "config.json"))
+    from pyrunc.spec.schema import validate_config
+    validate_config(raw, "config.json")
+    return convert(raw, bundle)

@@ -1,0 +1,157 @@
+"""On-disk container records under <root>/<id>/, written atomically, mutated under a lock.
+
+The record holds what cannot be derived (pid, its start time, bundle, cgroup
+path...). The status is never stored: see container.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+from pyrunc.errors import ExistsError, NotExistError, SystemError_, UsageError
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+_ID_RE = re.compile(r"^[\w+\-.]+$")
+
+
+@dataclass
+class Record:
+    id: str
+    pid: int
+    start_time: int  # /proc/PID/stat field 22, to tell our init from a reused pid
+    bundle: str
+    rootfs: str
+    created: str
+    cgroup_path: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    owner: str = ""
+    oci_version: str = ""
+    new_pid_ns: bool = True
+
+
+def validate_id(container_id: str) -> None:
+    if not container_id:
+        raise UsageError("container id cannot be empty")
+    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+        raise UsageError(f"invalid container id format: {container_id!r}")
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write to a temp name in the same directory, fsync-free rename into place."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+class Lock:
+    """An flock on the container directory; released on close (or process death)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> "Lock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class StateStore:
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+
+    def dir(self, container_id: str) -> str:
+        validate_id(container_id)
+        return os.path.join(self.root, container_id)
+
+    def fifo(self, container_id: str) -> str:
+        return os.path.join(self.dir(container_id), EXEC_FIFO)
+
+    def claim(self, container_id: str) -> Lock:
+        """Create the container's directory and lock it; exactly one caller wins an id."""
+        path = self.dir(container_id)
+        try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot create root directory {self.root}", exc) from None
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise ExistsError(f"container with id exists: {container_id}") from None
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot create state directory {path}", exc) from None
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return Lock(fd)
+
+    def lock(self, container_id: str, blocking: bool = True) -> Lock:
+        """Lock an existing container's directory for a mutation."""
+        path = self.dir(container_id)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotExistError(f"container {container_id} does not exist") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError:
+            os.close(fd)
+            raise
+        return Lock(fd)
+
+    def is_locked(self, container_id: str) -> bool:
+        """True while some pyrunc process holds the lock (e.g. a create in progress)."""
+        try:
+            lock = self.lock(container_id, blocking=False)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return True
+            raise
+        lock.release()
+        return False
+
+    def save(self, record: Record) -> None:
+        path = os.path.join(self.dir(record.id), STATE_FILE)
+        atomic_write(path, json.dumps(asdict(record)).encode())
+
+    def load(self, container_id: str) -> Record:
+        path = os.path.join(self.dir(container_id), STATE_FILE)
+        try:
+            with open(path, "rb") as f:
+                raw: dict[str, Any] = json.loads(f.read())
+        except FileNotFoundError:
+            raise NotExistError(f"container {container_id} does not exist") from None
+        except (ValueError, OSError) as exc:
+            raise SystemError_(f"container {container_id}: corrupt state file {path}: {exc}") from None
+        return Record(**raw)
+
+    def exists(self, container_id: str) -> bool:
+        return os.path.isdir(self.dir(container_id))
+
+    def remove(self, container_id: str) -> None:
+        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+
+    def ids(self) -> Iterator[str]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return
+        for name in names:
+            if os.path.isdir(os.path.join(self.root, name)) and _ID_RE.match(name):
+                yield name
