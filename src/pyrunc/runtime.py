@@ -198,7 +198,7 @@ class Runtime:
     def state(self, container_id: str) -> dict[str, Any]:
         return self.container(container_id).state()
 
-    def list(self) -> list[dict[str, Any]]:
+    def list_all(self) -> list[dict[str, Any]]:
         out = []
         for cid in self.store.ids():
             try:

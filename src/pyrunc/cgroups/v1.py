@@ -152,7 +152,8 @@ class V1Manager:
             return False
 
     def pids(self) -> list[int]:
-        d = self._dir("pids") or self._dir("memory") or (self._dirs() or [None])[0]
+        dirs = self._dirs()
+        d = self._dir("pids") or self._dir("memory") or (dirs[0] if dirs else None)
         if d is None:
             return []
         try:

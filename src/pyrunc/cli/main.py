@@ -93,7 +93,7 @@ def create_options(f: Any) -> Any:
 @create_options
 @click.argument("container_id")
 @click.pass_obj
-def create(obj: Ctx, container_id: str, **kw: Any) -> None:
+def create(obj: Ctx, /, container_id: str, **kw: Any) -> None:
     """Create a container; it waits for `start` to run its process."""
     _check_driver(obj)
     obj.runtime().create(container_id, _create_opts(**kw))
@@ -102,7 +102,7 @@ def create(obj: Ctx, container_id: str, **kw: Any) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.argument("container_id")
 @click.pass_obj
-def start(obj: Ctx, container_id: str) -> None:
+def start(obj: Ctx, /, container_id: str) -> None:
     """Run the process of a created container."""
     obj.runtime().start(container_id)
 
@@ -113,7 +113,7 @@ def start(obj: Ctx, container_id: str) -> None:
 @click.option("--keep", is_flag=True, help="keep the container's state after it exits")
 @click.argument("container_id")
 @click.pass_obj
-def run(obj: Ctx, container_id: str, detach: bool, keep: bool, **kw: Any) -> None:
+def run(obj: Ctx, /, container_id: str, detach: bool, keep: bool, **kw: Any) -> None:
     """Create and start a container; in the foreground, exit with its status."""
     _check_driver(obj)
     code = obj.runtime().run(container_id, _create_opts(**kw), detach, keep)
@@ -123,7 +123,7 @@ def run(obj: Ctx, container_id: str, detach: bool, keep: bool, **kw: Any) -> Non
 @cli.command(context_settings=CONTEXT)
 @click.argument("container_id")
 @click.pass_obj
-def state(obj: Ctx, container_id: str) -> None:
+def state(obj: Ctx, /, container_id: str) -> None:
     """Print the state JSON of a container."""
     click.echo(json.dumps(obj.runtime().state(container_id), indent=2))
 
@@ -133,7 +133,7 @@ def state(obj: Ctx, container_id: str) -> None:
 @click.argument("container_id")
 @click.argument("signal", default="SIGTERM")
 @click.pass_obj
-def kill(obj: Ctx, container_id: str, signal: str, all_procs: bool) -> None:
+def kill(obj: Ctx, /, container_id: str, signal: str, all_procs: bool) -> None:
     """Send a signal (default SIGTERM) to the container's init."""
     from pyrunc.cli.signals import parse_signal
     obj.runtime().kill(container_id, parse_signal(signal), all_procs)
@@ -143,7 +143,7 @@ def kill(obj: Ctx, container_id: str, signal: str, all_procs: bool) -> None:
 @click.option("-f", "--force", is_flag=True, help="kill the container first if it still runs")
 @click.argument("container_id")
 @click.pass_obj
-def delete(obj: Ctx, container_id: str, force: bool) -> None:
+def delete(obj: Ctx, /, container_id: str, force: bool) -> None:
     """Delete a stopped (or, with --force, any) container."""
     obj.runtime().delete(container_id, force)
 
@@ -152,9 +152,9 @@ def delete(obj: Ctx, container_id: str, force: bool) -> None:
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("-q", "--quiet", is_flag=True, help="print only the ids")
 @click.pass_obj
-def list_(obj: Ctx, fmt: str, quiet: bool) -> None:
+def list_(obj: Ctx, /, fmt: str, quiet: bool) -> None:
     """List containers under --root."""
-    states = obj.runtime().list()
+    states = obj.runtime().list_all()
     if quiet:
         for s in states:
             click.echo(s["id"])
@@ -172,7 +172,7 @@ def list_(obj: Ctx, fmt: str, quiet: bool) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.argument("container_id")
 @click.pass_obj
-def pause(obj: Ctx, container_id: str) -> None:
+def pause(obj: Ctx, /, container_id: str) -> None:
     """Freeze every process of the container."""
     obj.runtime().pause(container_id)
 
@@ -180,7 +180,7 @@ def pause(obj: Ctx, container_id: str) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.argument("container_id")
 @click.pass_obj
-def resume(obj: Ctx, container_id: str) -> None:
+def resume(obj: Ctx, /, container_id: str) -> None:
     """Thaw a paused container."""
     obj.runtime().resume(container_id)
 
@@ -190,7 +190,7 @@ def resume(obj: Ctx, container_id: str) -> None:
 @click.argument("container_id")
 @click.argument("ps_args", nargs=-1)
 @click.pass_obj
-def ps(obj: Ctx, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> None:
+def ps(obj: Ctx, /, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> None:
     """List the processes of a container (host pids)."""
     pids = obj.runtime().pids(container_id)
     if fmt == "json":
