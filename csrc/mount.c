@@ -20,3 +20,14 @@ int pr_pivot_root(const char *new_root, const char *put_old)
 {
     return (int)syscall(SYS_pivot_root, new_root, put_old);
 }
+
+int pr_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                     unsigned long long attr_set, unsigned long long attr_clr,
+                     unsigned long long propagation, unsigned long long userns_fd)
+{
+    struct {
+        unsigned long long attr_set, attr_clr, propagation, userns_fd;
+    } attr = { attr_set, attr_clr, propagation, userns_fd };
+
+    return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof(attr));
+}

@@ -13,6 +13,9 @@ int pr_mount(const char *source, const char *target, const char *fstype,
              unsigned long flags, const char *data);
 int pr_umount2(const char *target, int flags);
 int pr_pivot_root(const char *new_root, const char *put_old);
+int pr_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                     unsigned long long attr_set, unsigned long long attr_clr,
+                     unsigned long long propagation, unsigned long long userns_fd);
 
 /* uts.c */
 int pr_sethostname(const char *name, int len);
@@ -22,5 +25,9 @@ int pr_setdomainname(const char *name, int len);
 int pr_openat2(int dirfd, const char *path, unsigned long long flags,
                unsigned long long mode, unsigned long long resolve);
 int pr_close_range(unsigned int first, unsigned int last, unsigned int flags);
+
+/* prctl.c */
+int pr_prctl(int option, unsigned long arg2, unsigned long arg3,
+             unsigned long arg4, unsigned long arg5);
 
 #endif

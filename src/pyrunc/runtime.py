@@ -16,7 +16,7 @@ from pyrunc import OCI_VERSION, cgroups
 from pyrunc.container import Container
 from pyrunc.errors import (ExistsError, InvalidStateError, NotExistError, NotRunningError,
                            PyruncError, SystemError_, UnsupportedError)
-from pyrunc.linux import procfs
+from pyrunc.linux import capabilities, procfs
 from pyrunc.log import Logger
 from pyrunc.process import parent
 from pyrunc.process.init import InitOptions
@@ -39,6 +39,16 @@ class CreateOptions:
 def _rfc3339_now() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _owner_of(path: str) -> str:
+    """`list` shows who owns the state directory, by name as runc does."""
+    import pwd
+    uid = os.stat(path).st_uid
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"#{uid}"
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -67,6 +77,11 @@ class Runtime:
         validate_id(container_id)
         cfg = load_bundle(opts.bundle)
         self._check_supported(cfg, opts)
+        assert cfg.process is not None
+        for name in capabilities.unknown(cfg.process.capabilities):
+            self.log.warning(f"capability {name} is unknown to this kernel or to pyrunc; skipped")
+        for name in capabilities.unraisable_ambient(cfg.process.capabilities):
+            self.log.warning(f"ambient capability {name} is not both permitted and inheritable; skipped")
         if not os.path.isdir(cfg.root.path):
             raise SystemError_(f"rootfs ({cfg.root.path}) does not exist", errno.ENOENT)
         lock = self.store.claim(container_id)
@@ -202,9 +217,11 @@ class Runtime:
         out = []
         for cid in self.store.ids():
             try:
-                out.append(self.container(cid).state())
+                st = self.container(cid).state()
             except NotExistError:
                 continue
+            st["owner"] = _owner_of(self.store.dir(cid))
+            out.append(st)
         return out
 
     def pids(self, container_id: str) -> list[int]:

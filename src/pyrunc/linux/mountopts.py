@@ -79,10 +79,36 @@ _PROPAGATION: dict[str, int] = {
     "runbindable": MS_UNBINDABLE | MS_REC,
 }
 
-# Recursive attributes (mount_setattr) and idmapped mounts: not supported yet.
-_UNSUPPORTED = {"rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec",
-                "rnodiratime", "rdiratime", "rrelatime", "rnorelatime", "rnoatime", "ratime",
-                "rstrictatime", "rnostrictatime", "rnosymfollow", "rsymfollow", "idmap", "ridmap"}
+# mount_setattr(2) attributes, for the recursive options (kernel >= 5.12).
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+
+# option -> (attributes to set, attributes to clear)
+_RECURSIVE: dict[str, tuple[int, int]] = {
+    "rro": (MOUNT_ATTR_RDONLY, 0), "rrw": (0, MOUNT_ATTR_RDONLY),
+    "rnosuid": (MOUNT_ATTR_NOSUID, 0), "rsuid": (0, MOUNT_ATTR_NOSUID),
+    "rnodev": (MOUNT_ATTR_NODEV, 0), "rdev": (0, MOUNT_ATTR_NODEV),
+    "rnoexec": (MOUNT_ATTR_NOEXEC, 0), "rexec": (0, MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (MOUNT_ATTR_NODIRATIME, 0), "rdiratime": (0, MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (MOUNT_ATTR_RELATIME, MOUNT_ATTR__ATIME),
+    "rnorelatime": (0, 0),
+    "rnoatime": (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
+    "ratime": (0, MOUNT_ATTR__ATIME),
+    "rstrictatime": (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+    "rnostrictatime": (0, 0),
+    "rnosymfollow": (MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, MOUNT_ATTR_NOSYMFOLLOW),
+}
+
+# Idmapped mounts: not supported yet.
+_UNSUPPORTED = {"idmap", "ridmap"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +117,8 @@ class ParsedOptions:
     clear_flags: int
     propagation: tuple[int, ...]
     data: str
+    rec_set: int = 0
+    rec_clear: int = 0
 
 
 def propagation_flags(name: str) -> int:
@@ -106,6 +134,8 @@ def parse(options: tuple[str, ...] | list[str]) -> ParsedOptions:
     clear = 0
     prop: list[int] = []
     data: list[str] = []
+    rec_set = 0
+    rec_clear = 0
     for opt in options:
         if opt in _FLAGS:
             is_clear, flag = _FLAGS[opt]
@@ -117,10 +147,14 @@ def parse(options: tuple[str, ...] | list[str]) -> ParsedOptions:
                 clear &= ~flag
         elif opt in _PROPAGATION:
             prop.append(_PROPAGATION[opt])
+        elif opt in _RECURSIVE:
+            add, remove = _RECURSIVE[opt]
+            rec_clear = (rec_clear | remove) & ~add
+            rec_set = (rec_set & ~remove) | add
         elif opt in _UNSUPPORTED:
             raise ValueError(f"mount option {opt!r} is not supported by pyrunc yet")
         elif opt == "tmpcopyup":
             raise ValueError("mount option 'tmpcopyup' is not supported by pyrunc yet")
         else:
             data.append(opt)
-    return ParsedOptions(flags, clear, tuple(prop), ",".join(data))
+    return ParsedOptions(flags, clear, tuple(prop), ",".join(data), rec_set, rec_clear)

@@ -31,12 +31,70 @@ def open_in_root(rootfd: int, path: str, flags: int = os.O_PATH) -> int:
     return sc.openat2(rootfd, _rel(path), flags | os.O_CLOEXEC, 0, _RESOLVE)
 
 
+def _resolve(rootfd: int, path: str) -> str:
+    """Follow symlinks component by component as if rootfd were "/" (clamping ".." at it).
+
+    Returns a symlink-free path whose missing tail can be created with mkdirat. The
+    answer is advisory: every open that follows still goes through RESOLVE_IN_ROOT.
+    """
+    todo = [p for p in _rel(path).split("/") if p and p != "."]
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        parent = "/".join(done) or "."
+        try:
+            target = os.readlink(part, dir_fd=open_fd_cache(rootfd, parent))
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOENT, errno.ENOTDIR):
+                done.append(part)  # not a symlink, or missing: created later if need be
+                if exc.errno != errno.EINVAL:
+                    done.extend(p for p in todo if p not in ("", "."))
+                    return "/" + "/".join(done)
+                continue
+            raise
+        links += 1
+        if links > 40:
+            raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+        if target.startswith("/"):
+            done = []
+        todo = [p for p in target.split("/") if p and p != "."] + todo
+    return "/" + "/".join(done)
+
+
+_dir_fds: dict[tuple[int, str], int] = {}
+
+
+def open_fd_cache(rootfd: int, rel: str) -> int:
+    """An O_PATH fd of a directory inside the root (cached for one resolution walk)."""
+    key = (rootfd, rel)
+    fd = _dir_fds.get(key)
+    if fd is None:
+        fd = open_in_root(rootfd, rel, os.O_PATH | os.O_DIRECTORY)
+        _dir_fds[key] = fd
+    return fd
+
+
+def _drop_cache() -> None:
+    for fd in _dir_fds.values():
+        os.close(fd)
+    _dir_fds.clear()
+
+
 def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
-    """mkdir -p inside the root; returns an O_PATH fd of the directory."""
+    """mkdir -p inside the root (through symlinks, which stay inside); returns an O_PATH fd."""
+    try:
+        resolved = _resolve(rootfd, path)
+    finally:
+        _drop_cache()
     cur = os.dup(rootfd)
     prefix = ""
     try:
-        for part in [p for p in _rel(path).split("/") if p and p != "."]:
+        for part in [p for p in resolved.split("/") if p]:
             prefix = f"{prefix}/{part}"
             try:
                 nxt = open_in_root(rootfd, prefix, os.O_PATH | os.O_DIRECTORY)
@@ -62,17 +120,21 @@ def ensure(rootfd: int, path: str, is_dir: bool) -> int:
         return open_in_root(rootfd, path)
     except FileNotFoundError:
         pass
-    parent = mkdir_all(rootfd, posixpath.dirname(posixpath.normpath("/" + path)))
+    try:
+        resolved = _resolve(rootfd, path)
+    finally:
+        _drop_cache()
+    parent = mkdir_all(rootfd, posixpath.dirname(resolved))
     try:
         try:
-            fd = os.open(posixpath.basename(path), os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC
-                         | os.O_NOFOLLOW, 0o644, dir_fd=parent)
+            fd = os.open(posixpath.basename(resolved), os.O_CREAT | os.O_EXCL | os.O_WRONLY
+                         | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644, dir_fd=parent)
             os.close(fd)
         except FileExistsError:
             pass
     finally:
         os.close(parent)
-    return open_in_root(rootfd, path)
+    return open_in_root(rootfd, resolved)
 
 
 def exists_in_root(rootfd: int, path: str) -> bool:

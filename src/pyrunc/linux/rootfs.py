@@ -123,20 +123,25 @@ def mount_entry(rootfd: int, m: Mount) -> None:
     try:
         if m.is_bind:
             _mount_bind(rootfd, m)
-            return
-        if m.type in ("cgroup", "cgroup2"):
+        elif m.type in ("cgroup", "cgroup2"):
             _mount_cgroup(rootfd, m)
-            return
-        dest = paths.mkdir_all(rootfd, m.destination)
-        try:
-            sc.mount(m.source or m.type, paths.fd_path(dest), m.type, m.flags, m.data or None)
-        finally:
-            os.close(dest)
-        if m.propagation:
+        else:
+            dest = paths.mkdir_all(rootfd, m.destination)
+            try:
+                sc.mount(m.source or m.type, paths.fd_path(dest), m.type, m.flags, m.data or None)
+            finally:
+                os.close(dest)
+            if m.propagation:
+                top = paths.open_in_root(rootfd, m.destination)
+                try:
+                    for prop in m.propagation:
+                        sc.mount(None, paths.fd_path(top), None, prop)
+                finally:
+                    os.close(top)
+        if m.rec_set or m.rec_clear:
             top = paths.open_in_root(rootfd, m.destination)
             try:
-                for prop in m.propagation:
-                    sc.mount(None, paths.fd_path(top), None, prop)
+                sc.mount_setattr(top, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, m.rec_set, m.rec_clear)
             finally:
                 os.close(top)
     except SystemError_:

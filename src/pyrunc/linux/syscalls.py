@@ -92,6 +92,17 @@ def pivot_root(new_root: str, put_old: str) -> None:
         raise _fail("pivot_root", new_root)
 
 
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+
+
+def mount_setattr(fd: int, path: str, flags: int, attr_set: int, attr_clr: int,
+                  propagation: int = 0, userns_fd: int = 0) -> None:
+    if lib.pr_mount_setattr(fd, os.fsencode(path), flags, attr_set, attr_clr, propagation,
+                            userns_fd) < 0:
+        raise _fail("mount_setattr", path)
+
+
 def sethostname(name: str) -> None:
     raw = name.encode()
     if lib.pr_sethostname(raw, len(raw)) < 0:
@@ -114,3 +125,16 @@ def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) 
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     if lib.pr_close_range(first, last, flags) < 0:
         raise _fail("close_range")
+
+
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    rc: int = lib.pr_prctl(option, arg2, arg3, arg4, arg5)
+    if rc < 0:
+        raise _fail("prctl")
+    return rc

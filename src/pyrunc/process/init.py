@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import signal
 import socket
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import NoReturn
 import prctl
 
 from pyrunc.errors import PyruncError, SystemError_
-from pyrunc.linux import namespaces, network, rootfs
+from pyrunc.linux import capabilities, namespaces, network, rootfs
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import sync
 from pyrunc.spec.config import Config, Process
@@ -132,12 +133,14 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
         _write_sysctl(key, value)
     rootfs.finalize(cfg)
     env = _environ(proc)
-    _set_user(proc)
-    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as exc:
-        raise SystemError_.from_oserror(f"cannot chdir to {proc.cwd}", exc) from None
+    for rl in proc.rlimits:
+        try:
+            resource.setrlimit(getattr(resource, rl.type), (rl.soft, rl.hard))
+        except (OSError, ValueError) as exc:
+            raise SystemError_(f"cannot set {rl.type} to soft {rl.soft} hard {rl.hard}: {exc}",
+                               getattr(exc, "errno", None) or errno.EPERM) from None
+    if proc.no_new_privileges:
+        prctl.set_no_new_privs(True)
     path = _lookup(proc.args[0], env)
     # Anything inherited beyond stdio and --preserve-fds must not reach the container.
     sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
@@ -209,14 +212,32 @@ def _lookup(name: str, env: dict[str, str]) -> str:
     raise SystemError_(f'exec: "{name}": executable file not found in $PATH', errno.ENOENT)
 
 
+def _become_user(proc: Process) -> None:
+    """Switch to the container's user and capabilities; done after the exec fifo because a
+    non-dumpable process that is no longer root cannot reopen its own fds through /proc."""
+    if proc.capabilities is not None:
+        capabilities.drop_bounding(proc.capabilities)
+    _set_user(proc)
+    if proc.capabilities is not None:
+        capabilities.apply_sets(proc.capabilities)
+    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot chdir to {proc.cwd}", exc) from None
+
+
 def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[str, str]) -> NoReturn:
     try:
         fd = os.open(f"/proc/self/fd/{_fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
         os.write(fd, b"0")
+        _become_user(proc)
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, set())
         os.execve(path, list(proc.args), env)
+    except PyruncError as exc:
+        os.write(2, f"pyrunc: {exc.msg}\n".encode())
     except OSError as exc:
         os.write(2, f"pyrunc: exec {path}: {exc.strerror}\n".encode())
     os._exit(127)

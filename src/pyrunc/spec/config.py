@@ -8,6 +8,7 @@ one the runtime can act on.
 from __future__ import annotations
 
 import posixpath
+import resource
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -73,6 +74,8 @@ class Mount:
     clear_flags: int      # MS_* flags an option asked to clear (e.g. "dev" clears MS_NODEV)
     propagation: tuple[int, ...]  # MS_SHARED/MS_SLAVE/... (+MS_REC) applied after the mount
     data: str             # options the kernel filesystem parses itself
+    rec_set: int = 0      # MOUNT_ATTR_* set on the whole tree (rro, rnosuid, ...)
+    rec_clear: int = 0
 
     @property
     def is_bind(self) -> bool:
@@ -218,6 +221,8 @@ def _process(raw: Mapping[str, Any] | None) -> Process | None:
     rlimits: list[Rlimit] = []
     seen: set[str] = set()
     for i, rl in enumerate(raw.get("rlimits") or ()):
+        if not hasattr(resource, rl["type"]):
+            raise _err(f"process.rlimits[{i}].type", f"unknown rlimit {rl['type']!r}")
         if rl["type"] in seen:
             raise _err(f"process.rlimits[{i}].type", f"duplicate rlimit {rl['type']!r}")
         seen.add(rl["type"])
@@ -272,6 +277,8 @@ def _mounts(raw: list[Mapping[str, Any]], bundle: str) -> tuple[Mount, ...]:
             clear_flags=parsed.clear_flags,
             propagation=parsed.propagation,
             data=parsed.data,
+            rec_set=parsed.rec_set,
+            rec_clear=parsed.rec_clear,
         ))
     return tuple(out)
 
