@@ -12,15 +12,15 @@ from typing import Any
 
 import prctl
 
-from pyrunc import OCI_VERSION, cgroups
+from pyrunc import cgroups
 from pyrunc.container import Container
-from pyrunc.errors import (ExistsError, InvalidStateError, NotExistError, NotRunningError,
+from pyrunc.errors import (InvalidStateError, NotExistError, NotRunningError,
                            PyruncError, SystemError_, UnsupportedError)
 from pyrunc.linux import capabilities, procfs
 from pyrunc.log import Logger
 from pyrunc.process import parent
 from pyrunc.process.init import InitOptions
-from pyrunc.spec.config import Config
+from pyrunc.spec.config import Config, Process
 from pyrunc.spec.load import load_bundle
 from pyrunc.state import Record, StateStore, atomic_write, validate_id
 from pyrunc.status import Status
@@ -207,6 +207,40 @@ class Runtime:
         if not keep:
             self._destroy(c)
         return code
+
+    # -- exec ----------------------------------------------------------------------------------
+
+    def exec(self, container_id: str, proc: Process, detach: bool = False,
+             pid_file: str | None = None, preserve_fds: int = 0) -> int:
+        """Run `proc` inside a running container; in the foreground, return its exit status."""
+        c = self.container(container_id)
+        status = c.status()
+        if status in (Status.STOPPED, Status.CREATING):
+            raise NotRunningError(f"cannot exec in a stopped container: {container_id}")
+        if status == Status.PAUSED:
+            raise InvalidStateError(f"cannot exec in a paused container: {container_id} (resume it first)")
+        if proc.terminal:
+            raise UnsupportedError("exec: terminals are not supported by pyrunc yet")
+        forward = None
+        if not detach:
+            prctl.set_child_subreaper(True)
+            forward = _ForwardedSignals()
+        try:
+            pid = parent.spawn_exec(c.pid, proc, c.cgroup(), preserve_fds)
+            if pid_file:
+                write_pid_file(pid_file, pid)
+            return 0 if forward is None else forward.wait_for(pid)
+        finally:
+            if forward is not None:
+                forward.restore()
+
+    def base_process(self, container_id: str) -> Process:
+        """The container's own process settings, which `exec ID CMD...` starts from (as runc)."""
+        c = self.container(container_id)
+        proc = load_bundle(c.record.bundle).process
+        if proc is None:
+            raise UnsupportedError("config.json has no process to start from; use --process")
+        return proc
 
     # -- queries -------------------------------------------------------------------------------
 

@@ -200,6 +200,33 @@ def ps(obj: Ctx, /, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> No
     click.echo(ps_table(pids, list(ps_args) or ["-ef"]), nl=False)
 
 
+@cli.command("exec", context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.option("-p", "--process", "process_file", default=None, help="process.json with the process to run")
+@click.option("--console-socket", default=None, help="AF_UNIX socket to receive the pty master")
+@click.option("-t", "--tty", is_flag=True, help="allocate a pseudo-terminal")
+@click.option("-d", "--detach", is_flag=True, help="return once the process has started")
+@click.option("--pid-file", default=None, help="write the process's pid here")
+@click.option("--cwd", default=None, help="working directory in the container")
+@click.option("-e", "--env", multiple=True, help="KEY=VALUE to set (repeatable)")
+@click.option("-u", "--user", default=None, help="UID[:GID]")
+@click.option("-g", "--additional-gids", multiple=True, type=int, help="additional gid (repeatable)")
+@click.option("-c", "--cap", multiple=True, help="add a capability (repeatable)")
+@click.option("--no-new-privs", is_flag=True, help="set no_new_privs")
+@click.option("--apparmor", default=None, hidden=True)
+@click.option("--process-label", default=None, hidden=True)
+@click.option("--preserve-fds", default=0, type=click.IntRange(min=0))
+@click.argument("container_id")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_(obj: Ctx, /, container_id: str, command: tuple[str, ...], process_file: str | None,
+          detach: bool, pid_file: str | None, preserve_fds: int, **kw: Any) -> None:
+    """Run a process in a running container."""
+    from pyrunc.cli.execproc import build_process
+    rt = obj.runtime()
+    proc = build_process(rt, container_id, process_file, command, **kw)
+    sys.exit(rt.exec(container_id, proc, detach, pid_file, preserve_fds))
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option("-b", "--bundle", default=".", help="where to write config.json")
 @click.option("--rootless", is_flag=True, help="an example for a rootless container")
@@ -226,7 +253,6 @@ def _not_yet(name: str, what: str) -> None:
     _cmd.__doc__ = f"({what}: not supported yet)"
 
 
-_not_yet("exec", "running a process in a container")
 _not_yet("update", "updating resources")
 _not_yet("events", "events and stats")
 _not_yet("features", "the features report")

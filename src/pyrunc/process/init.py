@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
-import signal
 import socket
 from dataclasses import dataclass
 from typing import NoReturn
@@ -21,9 +19,9 @@ from typing import NoReturn
 import prctl
 
 from pyrunc.errors import PyruncError, SystemError_
-from pyrunc.linux import capabilities, namespaces, network, rootfs
+from pyrunc.linux import namespaces, network, rootfs
 from pyrunc.linux import syscalls as sc
-from pyrunc.process import sync
+from pyrunc.process import execute, sync
 from pyrunc.spec.config import Config, Process
 
 
@@ -34,7 +32,7 @@ class InitOptions:
     preserve_fds: int = 0
 
 
-def _report(sock: socket.socket, exc: BaseException) -> None:
+def report(sock: socket.socket, exc: BaseException) -> None:
     if isinstance(exc, PyruncError):
         sync.send_error(sock, exc.msg, exc.errno)
     elif isinstance(exc, OSError):
@@ -49,12 +47,12 @@ def stage_main(sock: socket.socket, cfg: Config, opts: InitOptions) -> NoReturn:
         _stage(sock, cfg, opts)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the runtime
-        _report(sock, exc)
+        report(sock, exc)
     finally:
         os._exit(code)
 
 
-def _close_inherited(keep: int, first: int) -> None:
+def close_inherited(keep: int, first: int) -> None:
     """Close every fd from `first` on but `keep`: the runtime's own fds (its state lock,
     sockets) share open file descriptions with ours, and must not outlive `create` here."""
     if keep > first:
@@ -65,7 +63,7 @@ def _close_inherited(keep: int, first: int) -> None:
 def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
     prctl.set_dumpable(False)
-    _close_inherited(sock.fileno(), 3 + opts.preserve_fds)
+    close_inherited(sock.fileno(), 3 + opts.preserve_fds)
     sync.recv(sock, sync.GO)
     linux = cfg.linux
     to_join = {ns.type: (namespaces.open_checked(ns), ns.path) for ns in linux.namespaces if ns.path}
@@ -99,7 +97,7 @@ def init_main(sock: socket.socket, cfg: Config, opts: InitOptions) -> NoReturn:
     try:
         proc, path, env = _init(sock, cfg, opts)
     except BaseException as exc:  # noqa: BLE001
-        _report(sock, exc)
+        report(sock, exc)
         os._exit(1)
     _wait_start_and_exec(opts, proc, path, env)
 
@@ -132,16 +130,11 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
     for key, value in linux.sysctl:
         _write_sysctl(key, value)
     rootfs.finalize(cfg)
-    env = _environ(proc)
-    for rl in proc.rlimits:
-        try:
-            resource.setrlimit(getattr(resource, rl.type), (rl.soft, rl.hard))
-        except (OSError, ValueError) as exc:
-            raise SystemError_(f"cannot set {rl.type} to soft {rl.soft} hard {rl.hard}: {exc}",
-                               getattr(exc, "errno", None) or errno.EPERM) from None
+    env = execute.environ(proc)
+    execute.set_rlimits(proc)
     if proc.no_new_privileges:
         prctl.set_no_new_privs(True)
-    path = _lookup(proc.args[0], env)
+    path = execute.lookup(proc.args[0], env)
     # Anything inherited beyond stdio and --preserve-fds must not reach the container.
     sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
     sync.send(sock, sync.READY)
@@ -158,84 +151,12 @@ def _write_sysctl(key: str, value: str) -> None:
         raise SystemError_.from_oserror(f"cannot set sysctl {key}={value}", exc) from None
 
 
-def _environ(proc: Process) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in proc.env:
-        key, sep, value = item.partition("=")
-        if sep:
-            env[key] = value
-    if "HOME" not in env:
-        env["HOME"] = _home_of(proc.user.uid)
-    return env
-
-
-def _home_of(uid: int) -> str:
-    try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid):
-                    return fields[5] or "/"
-    except OSError:
-        pass
-    return "/"
-
-
-def _set_user(proc: Process) -> None:
-    user = proc.user
-    try:
-        os.setgroups(list(user.additional_gids))
-    except PermissionError:
-        if user.additional_gids:
-            raise SystemError_("cannot set additional gids (setgroups is denied here)", errno.EPERM)
-    try:
-        os.setresgid(user.gid, user.gid, user.gid)
-        os.setresuid(user.uid, user.uid, user.uid)
-    except OSError as exc:
-        raise SystemError_.from_oserror(f"cannot switch to uid {user.uid} gid {user.gid}", exc) from None
-
-
-def _lookup(name: str, env: dict[str, str]) -> str:
-    """Find the executable as execvp would, so a missing binary fails `create`, not `start`."""
-    if "/" in name:
-        candidates = [name]
-    else:
-        candidates = [os.path.join(d or ".", name)
-                      for d in env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")]
-    for cand in candidates:
-        if os.path.isfile(cand) and os.access(cand, os.X_OK):
-            return cand
-    if "/" in name:
-        if os.path.exists(name):
-            raise SystemError_(f"exec: {name}: permission denied (not an executable file)", errno.EACCES)
-        raise SystemError_(f"exec: {name}: no such file or directory", errno.ENOENT)
-    raise SystemError_(f'exec: "{name}": executable file not found in $PATH', errno.ENOENT)
-
-
-def _become_user(proc: Process) -> None:
-    """Switch to the container's user and capabilities; done after the exec fifo because a
-    non-dumpable process that is no longer root cannot reopen its own fds through /proc."""
-    if proc.capabilities is not None:
-        capabilities.drop_bounding(proc.capabilities)
-    _set_user(proc)
-    if proc.capabilities is not None:
-        capabilities.apply_sets(proc.capabilities)
-    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as exc:
-        raise SystemError_.from_oserror(f"cannot chdir to {proc.cwd}", exc) from None
-
-
 def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[str, str]) -> NoReturn:
     try:
         fd = os.open(f"/proc/self/fd/{_fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
         os.write(fd, b"0")
-        _become_user(proc)
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        os.execve(path, list(proc.args), env)
+        execute.become_user(proc)
+        execute.exec_process(proc, path, env)
     except PyruncError as exc:
         os.write(2, f"pyrunc: {exc.msg}\n".encode())
     except OSError as exc:

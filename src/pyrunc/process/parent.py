@@ -15,7 +15,7 @@ from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
 from pyrunc.process import sync
 from pyrunc.process.init import InitOptions, stage_main
-from pyrunc.spec.config import Config, IDMapping
+from pyrunc.spec.config import Config, IDMapping, Process
 
 
 @dataclass
@@ -73,6 +73,37 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager) -> InitHandle:
         for pid in (stage, init_pid):
             if pid:
                 _kill(pid)
+        if stage:
+            os.waitpid(stage, 0)
+        raise
+    finally:
+        psock.close()
+
+
+def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int) -> int:
+    """Start a process inside a running container; returns its host pid once it has exec'd."""
+    from pyrunc.process import setns_init
+    psock, csock = sync.socketpair()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    stage = os.fork()
+    if stage == 0:
+        psock.close()
+        setns_init.stage_main(csock, init_pid, proc, preserve_fds)
+    csock.close()
+    pid = 0
+    try:
+        cgroup.apply(stage)
+        sync.send(psock, sync.GO)
+        pid = int(sync.recv(psock, sync.INIT_PID)["pid"])
+        os.waitpid(stage, 0)
+        stage = 0
+        sync.wait_exec(psock)
+        return pid
+    except BaseException:
+        for p in (stage, pid):
+            if p:
+                _kill(p)
         if stage:
             os.waitpid(stage, 0)
         raise

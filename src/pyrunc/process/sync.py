@@ -50,3 +50,14 @@ def recv(sock: socket.socket, expect: str) -> dict[str, Any]:
     if msg.get("type") != expect:
         raise SystemError_(f"sync: expected {expect!r} from the container, got {msg.get('type')!r}")
     return msg
+
+
+def wait_exec(sock: socket.socket) -> None:
+    """The child execs with this socket close-on-exec: EOF means exec succeeded."""
+    data = sock.recv(MAX_MSG)
+    if not data:
+        return
+    msg: dict[str, Any] = json.loads(data)
+    if msg.get("type") == ERROR:
+        raise PyruncError(str(msg.get("msg")), int(msg.get("errno") or 0))
+    raise SystemError_(f"sync: unexpected {msg.get('type')!r} from the exec'd process")

@@ -407,3 +407,18 @@ def convert(raw: Mapping[str, Any], bundle: str) -> Config:
         linux=linux,
         bundle=bundle,
     )
+
+
+def process_from_json(raw: Any, source: str = "process.json") -> Process:
+    """A Process from `exec --process FILE`: validated as the `process` of a config."""
+    from pyrunc.spec.schema import validate_config
+    if not isinstance(raw, dict):
+        raise SpecError(f"{source}: the process must be a JSON object")
+    try:
+        validate_config({"ociVersion": "1.0.0", "root": {"path": "rootfs"}, "process": raw})
+    except SpecError as exc:
+        raise SpecError(exc.msg.replace("config.json: process.", f"{source}: ", 1)
+                        .replace("config.json: process: ", f"{source}: ", 1)) from None
+    proc = _process(raw)
+    assert proc is not None
+    return proc

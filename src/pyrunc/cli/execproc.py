@@ -1,0 +1,57 @@
+"""`exec`'s process: from --process FILE, or the container's own process plus the flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pyrunc.errors import UnsupportedError, UsageError
+from pyrunc.spec.config import Capabilities, Process, User, process_from_json
+from pyrunc.spec.load import read_json
+
+
+def _user(text: str, base: User, gids: tuple[int, ...]) -> User:
+    uid_s, _, gid_s = text.partition(":")
+    try:
+        uid = int(uid_s)
+        gid = int(gid_s) if gid_s else base.gid
+    except ValueError:
+        raise UsageError(f"--user {text!r}: expected UID[:GID] as numbers") from None
+    return User(uid=uid, gid=gid, umask=base.umask, additional_gids=gids or base.additional_gids)
+
+
+def build_process(rt: Any, container_id: str, process_file: str | None, command: tuple[str, ...],
+                  console_socket: str | None, tty: bool, cwd: str | None, env: tuple[str, ...],
+                  user: str | None, additional_gids: tuple[int, ...], cap: tuple[str, ...],
+                  no_new_privs: bool, apparmor: str | None, process_label: str | None) -> Process:
+    if console_socket:
+        raise UnsupportedError("exec --console-socket: terminals are not supported by pyrunc yet")
+    if apparmor or process_label:
+        raise UnsupportedError("exec: AppArmor and SELinux labels are not supported on this host")
+    if process_file:
+        proc = process_from_json(read_json(process_file, "process.json"))
+    else:
+        if not command:
+            raise UsageError("exec: give a command to run, or --process FILE")
+        base = rt.base_process(container_id)
+        proc = dataclasses.replace(base, args=command, terminal=tty)
+    changes: dict[str, Any] = {}
+    if cwd:
+        changes["cwd"] = cwd
+    if env:
+        keys = {e.partition("=")[0] for e in env}
+        changes["env"] = tuple(e for e in proc.env if e.partition("=")[0] not in keys) + env
+    if user or additional_gids:
+        changes["user"] = _user(user or f"{proc.user.uid}:{proc.user.gid}", proc.user, additional_gids)
+    if cap:
+        caps = proc.capabilities or Capabilities((), (), (), (), ())
+        changes["capabilities"] = dataclasses.replace(
+            caps,
+            bounding=tuple(caps.bounding or ()) + cap,
+            effective=tuple(caps.effective or ()) + cap,
+            permitted=tuple(caps.permitted or ()) + cap)
+    if no_new_privs:
+        changes["no_new_privileges"] = True
+    if tty:
+        changes["terminal"] = True
+    return dataclasses.replace(proc, **changes) if changes else proc

@@ -1,0 +1,99 @@
+"""Applying a spec Process to the calling process and exec'ing it (init and exec share this)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import signal
+from typing import NoReturn
+
+from pyrunc.errors import SystemError_
+from pyrunc.linux import capabilities
+from pyrunc.spec.config import Process
+
+
+def set_rlimits(proc: Process) -> None:
+    for rl in proc.rlimits:
+        try:
+            resource.setrlimit(getattr(resource, rl.type), (rl.soft, rl.hard))
+        except (OSError, ValueError) as exc:
+            raise SystemError_(f"cannot set {rl.type} to soft {rl.soft} hard {rl.hard}: {exc}",
+                               getattr(exc, "errno", None) or errno.EPERM) from None
+
+
+def exec_process(proc: Process, path: str, env: dict[str, str]) -> NoReturn:
+    """Undo what Python did to signal dispositions (ignored signals survive execve), then exec."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    os.execve(path, list(proc.args), env)
+
+
+def environ(proc: Process) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in proc.env:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    if "HOME" not in env:
+        env["HOME"] = home_of(proc.user.uid)
+    return env
+
+
+def home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def set_user(proc: Process) -> None:
+    user = proc.user
+    try:
+        os.setgroups(list(user.additional_gids))
+    except PermissionError:
+        if user.additional_gids:
+            raise SystemError_("cannot set additional gids (setgroups is denied here)", errno.EPERM)
+    try:
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot switch to uid {user.uid} gid {user.gid}", exc) from None
+
+
+def lookup(name: str, env: dict[str, str]) -> str:
+    """Find the executable as execvp would, so a missing binary fails `create`, not `start`."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name)
+                      for d in env.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")]
+    for cand in candidates:
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    if "/" in name:
+        if os.path.exists(name):
+            raise SystemError_(f"exec: {name}: permission denied (not an executable file)", errno.EACCES)
+        raise SystemError_(f"exec: {name}: no such file or directory", errno.ENOENT)
+    raise SystemError_(f'exec: "{name}": executable file not found in $PATH', errno.ENOENT)
+
+
+def become_user(proc: Process) -> None:
+    """Switch to the container's user and capabilities; done after the exec fifo because a
+    non-dumpable process that is no longer root cannot reopen its own fds through /proc."""
+    if proc.capabilities is not None:
+        capabilities.drop_bounding(proc.capabilities)
+    set_user(proc)
+    if proc.capabilities is not None:
+        capabilities.apply_sets(proc.capabilities)
+    os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot chdir to {proc.cwd}", exc) from None

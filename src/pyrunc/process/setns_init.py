@@ -1,0 +1,75 @@
+"""`exec`: a new process that joins a running container (namespaces, cgroup, settings).
+
+Same two-step shape as create: the runtime forks a stage, puts it in the
+container's cgroup; the stage joins the init's namespaces (user first, mount
+last) and forks the process, which applies the spec Process and execs. Success
+is the sync socket closing on exec (it is close-on-exec); a failure arrives as
+an error message with errno.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import NoReturn
+
+import prctl
+
+from pyrunc.errors import SystemError_
+from pyrunc.linux import namespaces
+from pyrunc.process import execute, sync
+from pyrunc.process.init import close_inherited, report
+from pyrunc.spec.config import Process
+
+# /proc/PID/ns names in join order.
+_NS_FILES = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"),
+             ("pid", "pid"), ("cgroup", "cgroup"), ("time", "time"), ("mount", "mnt"))
+
+
+def _differs(pid: int, name: str) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/{name}").st_ino != os.stat(f"/proc/self/ns/{name}").st_ino
+    except FileNotFoundError:
+        return False
+
+
+def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: int) -> NoReturn:
+    code = 1
+    try:
+        prctl.set_dumpable(False)
+        close_inherited(sock.fileno(), 3 + preserve_fds)
+        sync.recv(sock, sync.GO)
+        fds = []
+        for ns_type, name in _NS_FILES:
+            if _differs(init_pid, name):
+                path = f"/proc/{init_pid}/ns/{name}"
+                try:
+                    fds.append((os.open(path, os.O_RDONLY | os.O_CLOEXEC), ns_type, path))
+                except OSError as exc:
+                    raise SystemError_.from_oserror(f"cannot open {path}", exc) from None
+        for fd, ns_type, path in fds:
+            namespaces.join(fd, ns_type, path)
+            os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            _child(sock, proc)
+        sync.send(sock, sync.INIT_PID, pid=pid)
+        code = 0
+    except BaseException as exc:  # noqa: BLE001 - reported to the runtime
+        report(sock, exc)
+    finally:
+        os._exit(code)
+
+
+def _child(sock: socket.socket, proc: Process) -> NoReturn:
+    try:
+        env = execute.environ(proc)
+        execute.set_rlimits(proc)
+        if proc.no_new_privileges:
+            prctl.set_no_new_privs(True)
+        path = execute.lookup(proc.args[0], env)
+        execute.become_user(proc)
+        execute.exec_process(proc, path, env)
+    except BaseException as exc:  # noqa: BLE001
+        report(sock, exc)
+    os._exit(127)
