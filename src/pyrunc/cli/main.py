@@ -269,6 +269,22 @@ def _fail(logger: Logger | None, msg: str) -> NoReturn:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
+    """Run one command and leave at once: interpreter teardown (freeing every imported
+    module) costs more than some commands, and there is nothing left to clean up."""
+    try:
+        _main(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:
+            code = code or 1
+        os._exit(code)
+    os._exit(0)
+
+
+def _main(argv: list[str] | None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
     ctx: click.Context | None = None
     try:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Everything, on a fresh Debian 12 machine as root: install, then every test suite.
+#   unit + integration + clients (pytest), type check (mypy), conformance (runtime-tools).
+# Each suite runs even when an earlier one failed; the exit status says whether all passed.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+prefix=${PYRUNC_PREFIX:-/opt/pyrunc}
+
+"$here/scripts/setup.sh" --test || { echo "setup failed" >&2; exit 1; }
+if [[ -x tests/clients/setup.sh ]]; then
+    tests/clients/setup.sh || { echo "client engines setup failed" >&2; exit 1; }
+fi
+
+export PYRUNC_BIN="$prefix/bin/pyrunc"
+py="$prefix/bin/python"
+failed=()
+
+echo "== mypy"
+"$py" -m mypy src/pyrunc || failed+=(mypy)
+
+echo "== pytest: unit, integration, clients"
+"$py" -m pytest -q -p no:cacheprovider tests || failed+=(pytest)
+
+if [[ -x conformance/run.sh && ${PYRUNC_SKIP_CONFORMANCE:-0} != 1 ]]; then
+    echo "== conformance: runtime-tools validation suite"
+    RUNTIME="$PYRUNC_BIN" conformance/run.sh || failed+=(conformance)
+fi
+
+if ((${#failed[@]})); then
+    echo "FAILED: ${failed[*]}" >&2
+    exit 1
+fi
+echo "all suites passed"
