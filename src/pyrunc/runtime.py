@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import select
@@ -15,8 +16,8 @@ import prctl
 from pyrunc import cgroups
 from pyrunc.container import Container
 from pyrunc.errors import (InvalidStateError, NotExistError, NotRunningError,
-                           PyruncError, SystemError_, UnsupportedError)
-from pyrunc.linux import capabilities, procfs
+                           PyruncError, SystemError_, UnsupportedError, UsageError)
+from pyrunc.linux import capabilities, procfs, terminal
 from pyrunc.log import Logger
 from pyrunc.process import parent
 from pyrunc.process.init import InitOptions
@@ -34,6 +35,7 @@ class CreateOptions:
     no_pivot: bool = False
     no_new_keyring: bool = False
     preserve_fds: int = 0
+    foreground: bool = False  # `run` without --detach
 
 
 def _rfc3339_now() -> str:
@@ -103,7 +105,14 @@ class Runtime:
             if cfg.linux.resources is not None:
                 for warning in cgroup.set(cfg.linux.resources):
                     self.log.warning(warning)
-            handle = parent.spawn(cfg, InitOptions(fifo, opts.no_pivot, opts.preserve_fds), cgroup)
+            console = terminal.connect(opts.console_socket) if opts.console_socket else None
+            try:
+                init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds,
+                                        console.fileno() if console else -1)
+                handle = parent.spawn(cfg, init_opts, cgroup)
+            finally:
+                if console is not None:
+                    console.close()
             init_pid = handle.pid
             start = procfs.start_time(init_pid)
             if start is None:
@@ -133,10 +142,14 @@ class Runtime:
     def _check_supported(self, cfg: Config, opts: CreateOptions) -> None:
         if cfg.process is None:
             raise UnsupportedError("config.json: process: a container without a process is not supported")
-        if cfg.process.terminal:
-            raise UnsupportedError("config.json: process.terminal: terminals are not supported by pyrunc yet")
-        if opts.console_socket:
-            raise UnsupportedError("--console-socket is not supported by pyrunc yet")
+        if cfg.process.terminal and not opts.console_socket:
+            if opts.foreground:
+                raise UnsupportedError("run with process.terminal in the foreground is not supported "
+                                       "by pyrunc yet: pass --console-socket, or set terminal to false")
+            raise UsageError("cannot allocate a terminal for a detached container without "
+                             "--console-socket (process.terminal is true)")
+        if opts.console_socket and not cfg.process.terminal:
+            raise UsageError("--console-socket needs process.terminal set to true in config.json")
         if cfg.hooks != type(cfg.hooks)():
             raise UnsupportedError("config.json: hooks: hooks are not supported by pyrunc yet")
         if cfg.linux.seccomp is not None:
@@ -189,7 +202,7 @@ class Runtime:
         if not detach:
             # The init is forked by an intermediate process; as subreaper we get to wait for it.
             prctl.set_child_subreaper(True)
-        c = self.create(container_id, opts)
+        c = self.create(container_id, dataclasses.replace(opts, foreground=not detach))
         forward = _ForwardedSignals() if not detach else None
         try:
             self.start(container_id)
@@ -211,7 +224,8 @@ class Runtime:
     # -- exec ----------------------------------------------------------------------------------
 
     def exec(self, container_id: str, proc: Process, detach: bool = False,
-             pid_file: str | None = None, preserve_fds: int = 0) -> int:
+             pid_file: str | None = None, preserve_fds: int = 0,
+             console_socket: str | None = None) -> int:
         """Run `proc` inside a running container; in the foreground, return its exit status."""
         c = self.container(container_id)
         status = c.status()
@@ -219,14 +233,23 @@ class Runtime:
             raise NotRunningError(f"cannot exec in a stopped container: {container_id}")
         if status == Status.PAUSED:
             raise InvalidStateError(f"cannot exec in a paused container: {container_id} (resume it first)")
-        if proc.terminal:
-            raise UnsupportedError("exec: terminals are not supported by pyrunc yet")
+        if proc.terminal and not console_socket:
+            raise UnsupportedError("exec with a terminal needs --console-socket (a foreground "
+                                   "terminal proxy is not supported by pyrunc yet)")
+        if console_socket and not proc.terminal:
+            raise UsageError("--console-socket needs a terminal (--tty or terminal: true)")
         forward = None
         if not detach:
             prctl.set_child_subreaper(True)
             forward = _ForwardedSignals()
         try:
-            pid = parent.spawn_exec(c.pid, proc, c.cgroup(), preserve_fds)
+            console = terminal.connect(console_socket) if console_socket else None
+            try:
+                pid = parent.spawn_exec(c.pid, proc, c.cgroup(), preserve_fds,
+                                        console.fileno() if console else -1)
+            finally:
+                if console is not None:
+                    console.close()
             if pid_file:
                 write_pid_file(pid_file, pid)
             return 0 if forward is None else forward.wait_for(pid)

@@ -24,8 +24,6 @@ def build_process(rt: Any, container_id: str, process_file: str | None, command:
                   console_socket: str | None, tty: bool, cwd: str | None, env: tuple[str, ...],
                   user: str | None, additional_gids: tuple[int, ...], cap: tuple[str, ...],
                   no_new_privs: bool, apparmor: str | None, process_label: str | None) -> Process:
-    if console_socket:
-        raise UnsupportedError("exec --console-socket: terminals are not supported by pyrunc yet")
     if apparmor or process_label:
         raise UnsupportedError("exec: AppArmor and SELinux labels are not supported on this host")
     if process_file:

@@ -224,7 +224,7 @@ def exec_(obj: Ctx, /, container_id: str, command: tuple[str, ...], process_file
     from pyrunc.cli.execproc import build_process
     rt = obj.runtime()
     proc = build_process(rt, container_id, process_file, command, **kw)
-    sys.exit(rt.exec(container_id, proc, detach, pid_file, preserve_fds))
+    sys.exit(rt.exec(container_id, proc, detach, pid_file, preserve_fds, kw["console_socket"]))
 
 
 @cli.command(context_settings=CONTEXT)

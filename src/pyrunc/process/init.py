@@ -19,7 +19,7 @@ from typing import NoReturn
 import prctl
 
 from pyrunc.errors import PyruncError, SystemError_
-from pyrunc.linux import namespaces, network, rootfs
+from pyrunc.linux import namespaces, network, rootfs, terminal
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, sync
 from pyrunc.spec.config import Config, Process
@@ -30,6 +30,7 @@ class InitOptions:
     fifo_path: str
     no_pivot: bool = False
     preserve_fds: int = 0
+    console_fd: int = -1  # connected console socket, when process.terminal
 
 
 def report(sock: socket.socket, exc: BaseException) -> None:
@@ -52,18 +53,21 @@ def stage_main(sock: socket.socket, cfg: Config, opts: InitOptions) -> NoReturn:
         os._exit(code)
 
 
-def close_inherited(keep: int, first: int) -> None:
-    """Close every fd from `first` on but `keep`: the runtime's own fds (its state lock,
-    sockets) share open file descriptions with ours, and must not outlive `create` here."""
-    if keep > first:
-        sc.close_range(first, keep - 1)
-    sc.close_range(max(first, keep + 1))
+def close_inherited(keep: set[int], first: int) -> None:
+    """Close every fd from `first` on but those in `keep`: the runtime's own fds (its state
+    lock, sockets) share open file descriptions with ours, and must not outlive it here."""
+    start = first
+    for fd in sorted(k for k in keep if k >= first):
+        if fd > start:
+            sc.close_range(start, fd - 1)
+        start = fd + 1
+    sc.close_range(start)
 
 
 def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
     prctl.set_dumpable(False)
-    close_inherited(sock.fileno(), 3 + opts.preserve_fds)
+    close_inherited({sock.fileno(), opts.console_fd}, 3 + opts.preserve_fds)
     sync.recv(sock, sync.GO)
     linux = cfg.linux
     to_join = {ns.type: (namespaces.open_checked(ns), ns.path) for ns in linux.namespaces if ns.path}
@@ -129,6 +133,8 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
         sc.setdomainname(cfg.domainname)
     for key, value in linux.sysctl:
         _write_sysctl(key, value)
+    if proc.terminal:
+        terminal.setup(opts.console_fd, proc.console_size, console_dev=True)
     rootfs.finalize(cfg)
     env = execute.environ(proc)
     execute.set_rlimits(proc)

@@ -80,7 +80,8 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager) -> InitHandle:
         psock.close()
 
 
-def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int) -> int:
+def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
+               console_fd: int = -1) -> int:
     """Start a process inside a running container; returns its host pid once it has exec'd."""
     from pyrunc.process import setns_init
     psock, csock = sync.socketpair()
@@ -89,7 +90,7 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int)
     stage = os.fork()
     if stage == 0:
         psock.close()
-        setns_init.stage_main(csock, init_pid, proc, preserve_fds)
+        setns_init.stage_main(csock, init_pid, proc, preserve_fds, console_fd)
     csock.close()
     pid = 0
     try:

@@ -16,7 +16,7 @@ from typing import NoReturn
 import prctl
 
 from pyrunc.errors import SystemError_
-from pyrunc.linux import namespaces
+from pyrunc.linux import namespaces, terminal
 from pyrunc.process import execute, sync
 from pyrunc.process.init import close_inherited, report
 from pyrunc.spec.config import Process
@@ -33,11 +33,12 @@ def _differs(pid: int, name: str) -> bool:
         return False
 
 
-def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: int) -> NoReturn:
+def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: int,
+               console_fd: int) -> NoReturn:
     code = 1
     try:
         prctl.set_dumpable(False)
-        close_inherited(sock.fileno(), 3 + preserve_fds)
+        close_inherited({sock.fileno(), console_fd}, 3 + preserve_fds)
         sync.recv(sock, sync.GO)
         fds = []
         for ns_type, name in _NS_FILES:
@@ -52,7 +53,7 @@ def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: 
             os.close(fd)
         pid = os.fork()
         if pid == 0:
-            _child(sock, proc)
+            _child(sock, proc, console_fd)
         sync.send(sock, sync.INIT_PID, pid=pid)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - reported to the runtime
@@ -61,8 +62,11 @@ def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: 
         os._exit(code)
 
 
-def _child(sock: socket.socket, proc: Process) -> NoReturn:
+def _child(sock: socket.socket, proc: Process, console_fd: int) -> NoReturn:
     try:
+        if proc.terminal:
+            os.setsid()
+            terminal.setup(console_fd, proc.console_size, console_dev=False)
         env = execute.environ(proc)
         execute.set_rlimits(proc)
         if proc.no_new_privileges:

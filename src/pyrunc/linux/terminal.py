@@ -1,0 +1,90 @@
+"""The container's pseudo-terminal: made inside the container, its master sent out.
+
+The pty comes from the container's own devpts (/dev/ptmx -> pts/ptmx), its slave
+becomes the process's stdio and controlling terminal and is bound over
+/dev/console; the master goes to the caller's console socket as runc sends it:
+one message, the pty name as payload, the fd by SCM_RIGHTS, no reply awaited.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import struct
+import termios
+
+from pyrunc.errors import SystemError_
+from pyrunc.linux import syscalls as sc
+
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+
+
+def open_pty() -> tuple[int, int, str]:
+    """(master, slave, slave path) from the devpts instance of the current root."""
+    try:
+        master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        num = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
+        path = f"/dev/pts/{num}"
+        slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot allocate a pseudo-terminal in the container", exc) from None
+    return master, slave, path
+
+
+def set_size(fd: int, size: tuple[int, int] | None) -> None:
+    if size is not None:
+        height, width = size
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
+def make_stdio(slave: int) -> None:
+    """The slave becomes fds 0-2 and the controlling terminal of our (new) session."""
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+
+
+def bind_console(slave_path: str) -> None:
+    """/dev/console in the container is the pty slave (as with runc and crun)."""
+    try:
+        if not os.path.exists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
+        sc.mount(slave_path, "/dev/console", None, sc.MS_BIND)
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot bind the terminal over /dev/console", exc) from None
+
+
+def send_master(console: socket.socket, master: int, name: str) -> None:
+    try:
+        socket.send_fds(console, [name.encode()], [master])
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot send the pty master to the console socket", exc) from None
+
+
+def setup(console_fd: int, size: tuple[int, int] | None, console_dev: bool) -> None:
+    """All of it, for init (console_dev=True) and exec."""
+    master, slave, path = open_pty()
+    try:
+        set_size(master, size)
+        if console_dev:
+            bind_console(path)
+        with socket.socket(fileno=console_fd) as console:
+            send_master(console, master, path)
+        make_stdio(slave)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def connect(path: str) -> socket.socket:
+    """The runtime side: connect to the caller's console socket before the container starts."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        raise SystemError_.from_oserror(f"cannot connect to console socket {path}", exc) from None
+    return sock
