@@ -19,7 +19,7 @@ from pyrunc.errors import (InvalidStateError, NotExistError, NotRunningError,
                            PyruncError, SystemError_, UnsupportedError, UsageError)
 from pyrunc.linux import capabilities, procfs, terminal
 from pyrunc.log import Logger
-from pyrunc.process import parent
+from pyrunc.process import hooks, parent
 from pyrunc.process.init import InitOptions
 from pyrunc.spec.config import Config, Process
 from pyrunc.spec.load import load_bundle
@@ -96,9 +96,18 @@ class Runtime:
                 created=_rfc3339_now(), cgroup_path=cgroup.path,
                 annotations=dict(cfg.annotations), oci_version=cfg.oci_version,
                 new_pid_ns=any(ns.type == "pid" and ns.path is None for ns in cfg.linux.namespaces),
+                hooks={"poststart": hooks.to_records(cfg.hooks.poststart),
+                       "poststop": hooks.to_records(cfg.hooks.poststop)},
             )
             # Saved before anything is made, so a killed create can still be deleted.
             self.store.save(record)
+
+            def at_hooks(pid: int) -> str:
+                st = hooks.state_json({**Container(self.store, record).state(), "pid": pid}, "creating")
+                hooks.run("prestart", cfg.hooks.prestart, st)
+                hooks.run("createRuntime", cfg.hooks.create_runtime, st)
+                return st
+
             fifo = self.store.fifo(container_id)
             os.mkfifo(fifo, 0o622)
             cgroup.create()
@@ -109,7 +118,7 @@ class Runtime:
             try:
                 init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds,
                                         console.fileno() if console else -1)
-                handle = parent.spawn(cfg, init_opts, cgroup)
+                handle = parent.spawn(cfg, init_opts, cgroup, at_hooks)
             finally:
                 if console is not None:
                     console.close()
@@ -150,8 +159,6 @@ class Runtime:
                              "--console-socket (process.terminal is true)")
         if opts.console_socket and not cfg.process.terminal:
             raise UsageError("--console-socket needs process.terminal set to true in config.json")
-        if cfg.hooks != type(cfg.hooks)():
-            raise UnsupportedError("config.json: hooks: hooks are not supported by pyrunc yet")
         if cfg.linux.seccomp is not None:
             raise UnsupportedError("config.json: linux.seccomp: seccomp is not supported by pyrunc yet")
 
@@ -164,6 +171,18 @@ class Runtime:
             if status != Status.CREATED:
                 raise InvalidStateError(f"cannot start an already {status.value} container")
             self._release(c)
+        self._run_warn("poststart", c, "running")
+
+    def _run_warn(self, phase: str, c: Container, status: str) -> None:
+        """poststart/poststop: a failure is a warning, and the lifecycle goes on."""
+        recorded = hooks.from_records(c.record.hooks.get(phase, []))
+        if not recorded:
+            return
+        st = hooks.state_json({**c.state(), "status": status}, status)
+        try:
+            hooks.run(phase, recorded, st)
+        except PyruncError as exc:
+            self.log.warning(str(exc))
 
     def _release(self, c: Container) -> None:
         """Open the exec fifo: the init's blocked open completes, it writes a byte and execs.
@@ -378,6 +397,7 @@ class Runtime:
                     os.close(pidfd)
         if c.record.cgroup_path:
             c.cgroup().destroy()
+        self._run_warn("poststop", c, "stopped")
         self.store.remove(c.id)
 
 

@@ -12,6 +12,7 @@ import errno
 import os
 import posixpath
 import stat
+from typing import Callable
 
 from pyrunc.errors import SystemError_
 from pyrunc.linux import devices, paths
@@ -154,8 +155,11 @@ def _needs_dev(cfg: Config) -> bool:
     return not any(m.destination == "/dev" and m.is_bind for m in cfg.mounts)
 
 
-def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None) -> None:
-    """Everything up to and including the pivot; the process ends up chrooted in the rootfs."""
+def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
+            before_pivot: Callable[[], None] = lambda: None) -> None:
+    """Everything up to and including the pivot; the process ends up chrooted in the rootfs.
+
+    `before_pivot` runs once the mounts exist and paths still resolve on the host (hooks)."""
     rootfs = cfg.root.path
     try:
         sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
@@ -175,6 +179,7 @@ def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None) -> No
             os.close(paths.mkdir_all(rootfd, cwd))
     finally:
         os.close(rootfd)
+    before_pivot()
     if no_pivot:
         _move_root(rootfs)
     else:

@@ -21,8 +21,8 @@ import prctl
 from pyrunc.errors import PyruncError, SystemError_
 from pyrunc.linux import namespaces, network, rootfs, terminal
 from pyrunc.linux import syscalls as sc
-from pyrunc.process import execute, sync
-from pyrunc.spec.config import Config, Process
+from pyrunc.process import execute, hooks, sync
+from pyrunc.spec.config import Config, Hooks, Process
 
 
 @dataclass(frozen=True)
@@ -103,14 +103,17 @@ def init_main(sock: socket.socket, cfg: Config, opts: InitOptions) -> NoReturn:
     except BaseException as exc:  # noqa: BLE001
         report(sock, exc)
         os._exit(1)
-    _wait_start_and_exec(opts, proc, path, env)
+    _wait_start_and_exec(opts, proc, path, env, cfg.hooks)
 
 
 _fifo_fd = -1
+_hook_state = ""
 
 
 def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, dict[str, str]]:
     global _fifo_fd
+    # Speak only after the stage has told the runtime our pid: the runtime says go.
+    sync.recv(sock, sync.GO)
     proc = cfg.process
     if proc is None:
         raise SystemError_("config.json has no process to run")
@@ -123,9 +126,20 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
     if netns is not None and netns.path is None:
         network.loopback_up()
     in_userns = linux.namespace("user") is not None
+    h = cfg.hooks
+
+    def hook_point() -> None:
+        """Let the runtime run prestart/createRuntime, then run createContainer here."""
+        global _hook_state
+        if h.prestart or h.create_runtime or h.create_container or h.start_container:
+            sync.send(sock, sync.HOOKS)
+            _hook_state = str(sync.recv(sock, sync.HOOKS_DONE)["state"])
+            hooks.run("createContainer", h.create_container, _hook_state)
+
     if linux.namespace("mount") is not None:
-        rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd)
+        rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd, hook_point)
     else:
+        hook_point()
         os.chroot(cfg.root.path)
     if cfg.hostname is not None:
         sc.sethostname(cfg.hostname)
@@ -157,10 +171,14 @@ def _write_sysctl(key: str, value: str) -> None:
         raise SystemError_.from_oserror(f"cannot set sysctl {key}={value}", exc) from None
 
 
-def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[str, str]) -> NoReturn:
+def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[str, str],
+                         cfg_hooks: Hooks) -> NoReturn:
     try:
         fd = os.open(f"/proc/self/fd/{_fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
         os.write(fd, b"0")
+        if cfg_hooks.start_container:
+            hooks.run("startContainer", cfg_hooks.start_container,
+                      _hook_state.replace('"creating"', '"created"', 1))
         execute.become_user(proc)
         execute.exec_process(proc, path, env)
     except PyruncError as exc:

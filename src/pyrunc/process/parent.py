@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
 from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
@@ -45,8 +46,12 @@ def _kill(pid: int) -> None:
         pass
 
 
-def spawn(cfg: Config, opts: InitOptions, cgroup: Manager) -> InitHandle:
-    """Start the init and return once it is READY (blocked on the exec fifo)."""
+def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
+          at_hooks: Callable[[int], str] | None = None) -> InitHandle:
+    """Start the init and return once it is READY (blocked on the exec fifo).
+
+    `at_hooks(init_pid)` runs the runtime's hooks when the init reaches that point and
+    returns the state JSON the init's own hooks get."""
     psock, csock = sync.socketpair()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -67,7 +72,12 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager) -> InitHandle:
         init_pid = int(sync.recv(psock, sync.INIT_PID)["pid"])
         os.waitpid(stage, 0)
         stage = 0
-        sync.recv(psock, sync.READY)
+        sync.send(psock, sync.GO)
+        msg = sync.recv(psock, sync.READY, sync.HOOKS)
+        if msg["type"] == sync.HOOKS:
+            state = at_hooks(init_pid) if at_hooks is not None else "{}"
+            sync.send(psock, sync.HOOKS_DONE, state=state)
+            sync.recv(psock, sync.READY)
         return InitHandle(init_pid)
     except BaseException:
         for pid in (stage, init_pid):

@@ -20,6 +20,8 @@ GO = "go"                          # runtime -> stage: cgroup joined, carry on
 USERNS_READY = "userns_ready"      # stage -> runtime: write my id maps now
 MAPPINGS_DONE = "mappings_done"    # runtime -> stage
 INIT_PID = "init_pid"              # stage -> runtime: {"pid": host pid of the init}
+HOOKS = "hooks"                    # init -> runtime: namespaces and mounts made, before pivot_root
+HOOKS_DONE = "hooks_done"          # runtime -> init: {"state": state JSON for the init's own hooks}
 READY = "ready"                    # init -> runtime: rootfs done, blocking on the exec fifo
 ERROR = "error"
 
@@ -39,15 +41,15 @@ def send_error(sock: socket.socket, msg: str, errno: int) -> None:
         pass  # the runtime is gone; nobody to tell
 
 
-def recv(sock: socket.socket, expect: str) -> dict[str, Any]:
-    """Receive one message of type `expect`; an error message or EOF raises."""
+def recv(sock: socket.socket, expect: str, *also: str) -> dict[str, Any]:
+    """Receive one message of type `expect` (or one of `also`); an error message or EOF raises."""
     data = sock.recv(MAX_MSG)
     if not data:
         raise SystemError_("container init exited before it was ready (no error reported)")
     msg: dict[str, Any] = json.loads(data)
     if msg.get("type") == ERROR:
         raise PyruncError(str(msg.get("msg")), int(msg.get("errno") or 0))
-    if msg.get("type") != expect:
+    if msg.get("type") != expect and msg.get("type") not in also:
         raise SystemError_(f"sync: expected {expect!r} from the container, got {msg.get('type')!r}")
     return msg
 

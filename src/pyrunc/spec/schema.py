@@ -5,18 +5,17 @@ config up front and reports the single most relevant problem as one line:
 
     config.json: linux.namespaces[2].type: 'foo' is not one of ['cgroup', 'ipc', ...]
 
-jsonschema is imported, and the validator built, only on first use (the import alone costs
-~100 ms and most CLI commands never need it). `validate_config(..., cache_dir=...)` can skip
-even that for configs already validated: a hit requires the byte-identical canonical JSON of
-the config under the byte-identical schema, and only successes are cached, so it accepts and
-rejects exactly what the validator does.
+Importing jsonschema costs 100+ ms, more than a whole runc command, so a document is first
+checked by pyrunc.spec.fastcheck (the same schema compiled into plain closures, ~1 ms the first
+time): a valid config never loads jsonschema. Only when fastcheck says "invalid" does jsonschema
+run, to find and word the problem; should it find none, its verdict stands (the unit tests show
+the two agree). If the schema ever uses a keyword fastcheck lacks, jsonschema does all the work.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from pyrunc.errors import PyruncError, SpecError
+from pyrunc.spec import fastcheck
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -33,12 +33,6 @@ __all__ = ["validate_config", "validate_state", "schema_path", "CONFIG_SCHEMA", 
 
 CONFIG_SCHEMA = "config-schema.json"
 STATE_SCHEMA = "state-schema.json"
-
-# Bump when this module changes what it accepts, so old cache entries stop matching.
-_CACHE_FORMAT = b"pyrunc-schema-cache-1"
-_CACHE_SUBDIR = "validated-configs"
-# An entry is an empty file; past this many the directory is emptied rather than managed.
-_CACHE_MAX_ENTRIES = 1024
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_REPR = 72
@@ -63,7 +57,7 @@ def schema_path(name: str) -> Path:
 
 @lru_cache(maxsize=None)
 def _schema_bytes(name: str) -> bytes:
-    """Raw schema text, read once; also the basis of the cache key."""
+    """Raw schema text, read once per process (fastcheck and jsonschema both compile from it)."""
     try:
         return schema_path(name).read_bytes()
     except OSError as exc:
@@ -90,27 +84,32 @@ def _is_int(_checker: object, instance: object) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-def validate_config(raw: object, source: str = "config.json", cache_dir: Path | None = None) -> None:
+def validate_config(raw: object, source: str = "config.json") -> None:
     """Raise SpecError naming the most relevant schema violation of a parsed config.json.
 
-    `source` prefixes the message. With `cache_dir`, a config whose canonical JSON already
-    validated under the same schema is accepted without loading jsonschema; the directory must
-    be private to the runtime (anyone who can write it can make configs skip validation).
+    `source` prefixes the message. A valid config costs well under a millisecond once the
+    schema is compiled, and never imports jsonschema.
     """
-    marker = _cache_marker(raw, cache_dir) if cache_dir is not None else None
-    if marker is not None and marker.exists():
-        return
-    _validate(CONFIG_SCHEMA, raw, source)
-    if marker is not None:
-        _remember(marker)
+    _check(CONFIG_SCHEMA, raw, source)
 
 
 def validate_state(raw: object) -> None:
     """Raise SpecError if `raw` is not a valid runtime-spec state (what `state` prints and hooks read)."""
-    _validate(STATE_SCHEMA, raw, "state")
+    _check(STATE_SCHEMA, raw, "state")
+
+
+def _check(name: str, raw: object, source: str) -> None:
+    """fastcheck first; jsonschema only to explain a failure (or to decide alone, see module doc)."""
+    try:
+        if fastcheck.checker(name)(raw):
+            return
+    except fastcheck.UnsupportedSchema:
+        pass  # slower, never weaker: the full validator below decides
+    _validate(name, raw, source)
 
 
 def _validate(name: str, raw: object, source: str) -> None:
+    """The jsonschema path: raise SpecError for the best-matching error, return if there is none."""
     from jsonschema.exceptions import best_match
 
     try:
@@ -198,45 +197,3 @@ def _format_path(parts: Iterable[str | int]) -> str:
         else:
             out += f"[{json.dumps(part)}]"
     return out
-
-
-def _cache_marker(raw: object, cache_dir: Path) -> Path | None:
-    """Cache entry for `raw`, or None when `raw` is not plain JSON data and so not cacheable."""
-    try:
-        if not _plain_json(raw):
-            return None
-        canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    except (RecursionError, ValueError, TypeError):
-        return None
-    import hashlib  # ~5 ms of OpenSSL setup, only paid when a cache is in use
-
-    digest = hashlib.sha256()
-    for part in (_CACHE_FORMAT, _schema_bytes(CONFIG_SCHEMA), canonical.encode("ascii")):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return cache_dir / _CACHE_SUBDIR / digest.hexdigest()
-
-
-def _plain_json(value: object) -> bool:
-    """Only exact JSON types: a tuple or str subclass serialises like a list or str but validates differently."""
-    kind = type(value)
-    if kind is dict:
-        return all(type(k) is str and _plain_json(v) for k, v in value.items())  # type: ignore[attr-defined]
-    if kind is list:
-        return all(_plain_json(v) for v in value)  # type: ignore[attr-defined]
-    return value is None or kind in (str, int, float, bool)
-
-
-def _remember(marker: Path) -> None:
-    """Record a success; best effort, the cache is only an optimisation."""
-    try:
-        directory = marker.parent
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with os.scandir(directory) as entries:
-            stale = [entry.path for entry in entries]
-        if len(stale) >= _CACHE_MAX_ENTRIES:
-            for path in stale:
-                os.unlink(path)
-        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-    except OSError:
-        pass

@@ -1,0 +1,51 @@
+"""OCI hooks: run with the container state on stdin, in order, each with its timeout.
+
+Who runs which hook, and where, follows the runtime-spec: prestart and
+createRuntime by the runtime after the namespaces exist (before pivot_root),
+createContainer by the init in the container's namespaces before pivot_root,
+startContainer by the init just before exec, poststart by `start`, poststop by
+`delete`. A failure of the first four fails the operation; of the last two,
+it is a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import asdict
+from typing import Any, Sequence
+
+from pyrunc.errors import PyruncError
+from pyrunc.spec.config import Hook
+
+
+def state_json(state: dict[str, Any], status: str) -> str:
+    return json.dumps({**state, "status": status})
+
+
+def run(phase: str, hooks: Sequence[Hook], state: str) -> None:
+    for i, hook in enumerate(hooks):
+        argv = list(hook.args) or [hook.path]
+        try:
+            res = subprocess.run(argv, executable=hook.path, input=state.encode(),
+                                 env=dict(e.partition("=")[::2] for e in hook.env),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 timeout=hook.timeout, close_fds=True)
+        except subprocess.TimeoutExpired:
+            raise PyruncError(f"{phase} hook #{i} ({hook.path}) timed out after {hook.timeout}s") from None
+        except OSError as exc:
+            raise PyruncError(f"{phase} hook #{i} ({hook.path}): {exc.strerror}", exc.errno) from None
+        if res.returncode != 0:
+            detail = (res.stderr or res.stdout).decode(errors="replace").strip().splitlines()
+            tail = f": {detail[-1]}" if detail else ""
+            raise PyruncError(f"{phase} hook #{i} ({hook.path}) failed with exit status "
+                              f"{res.returncode}{tail}")
+
+
+def to_records(hooks: Sequence[Hook]) -> list[dict[str, Any]]:
+    return [asdict(h) for h in hooks]
+
+
+def from_records(raw: Sequence[dict[str, Any]]) -> tuple[Hook, ...]:
+    return tuple(Hook(r["path"], tuple(r.get("args") or ()), tuple(r.get("env") or ()),
+                      r.get("timeout")) for r in raw)
