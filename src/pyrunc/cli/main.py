@@ -245,6 +245,13 @@ def spec(bundle: str, rootless: bool) -> None:
         f.write("\n")
 
 
+@cli.command(context_settings=CONTEXT)
+def features() -> None:
+    """Print what this runtime supports (runtime-spec features JSON)."""
+    from pyrunc.features import features as report
+    click.echo(json.dumps(report(), indent=2))
+
+
 def _not_yet(name: str, what: str) -> None:
     @cli.command(name, context_settings={**CONTEXT, "ignore_unknown_options": True})
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -255,7 +262,6 @@ def _not_yet(name: str, what: str) -> None:
 
 _not_yet("update", "updating resources")
 _not_yet("events", "events and stats")
-_not_yet("features", "the features report")
 _not_yet("checkpoint", "checkpointing (CRIU)")
 _not_yet("restore", "restoring from a checkpoint (CRIU)")
 
@@ -303,6 +309,14 @@ def _main(argv: list[str] | None) -> NoReturn:
         else:
             msg = "interrupted"
         _fail(logger or _logger_from_argv(args), msg)
+    except OSError as exc:
+        # A host operation nobody wrapped with context: still one line, with the errno's text.
+        logger = ctx.meta.get("logger") if ctx is not None else None
+        where = f" ({exc.filename})" if exc.filename else ""
+        _fail(logger or _logger_from_argv(args), f"{exc.strerror or exc}{where}")
+    except Exception as exc:  # noqa: BLE001 - the edge: a bug still gets one line, not a traceback
+        logger = ctx.meta.get("logger") if ctx is not None else None
+        _fail(logger or _logger_from_argv(args), f"internal error: {type(exc).__name__}: {exc}")
 
 
 def _logger_from_argv(args: list[str]) -> Logger | None:
