@@ -28,6 +28,7 @@ class Manager(Protocol):
     def is_frozen(self) -> bool: ...
     def pids(self) -> list[int]: ...
     def exists(self) -> bool: ...
+    def oom_killed(self) -> bool: ...
     def destroy(self) -> None: ...
 
 
@@ -96,3 +97,15 @@ def write(path: str, value: str) -> None:
 def read(path: str) -> str:
     with open(path) as f:
         return f.read()
+
+
+def count_in(path: str, key: str) -> int:
+    """The value of `key N` in a flat-keyed cgroup file (memory.events, memory.oom_control)."""
+    try:
+        for line in read(path).splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -6,7 +6,7 @@ import errno
 import os
 import time
 
-from pyrunc.cgroups import CGROUP_ROOT, mountinfo, read, write
+from pyrunc.cgroups import CGROUP_ROOT, count_in, mountinfo, read, write
 from pyrunc.errors import SystemError_
 from pyrunc.spec.config import DeviceRule, Resources
 
@@ -160,6 +160,10 @@ class V1Manager:
             return [int(x) for x in read(os.path.join(d, "cgroup.procs")).split()]
         except FileNotFoundError:
             return []
+
+    def oom_killed(self) -> bool:
+        d = self._dir("memory")
+        return d is not None and count_in(os.path.join(d, "memory.oom_control"), "oom_kill") > 0
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self._dirs())

@@ -6,7 +6,7 @@ import errno
 import os
 import time
 
-from pyrunc.cgroups import CGROUP_ROOT, read, write
+from pyrunc.cgroups import CGROUP_ROOT, count_in, read, write
 from pyrunc.errors import SystemError_
 from pyrunc.spec.config import Resources
 
@@ -94,6 +94,9 @@ class V2Manager:
             return [int(x) for x in read(os.path.join(self.dir, "cgroup.procs")).split()]
         except FileNotFoundError:
             return []
+
+    def oom_killed(self) -> bool:
+        return count_in(os.path.join(self.dir, "memory.events"), "oom_kill") > 0
 
     def exists(self) -> bool:
         return os.path.isdir(self.dir)

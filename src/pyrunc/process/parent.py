@@ -79,15 +79,25 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
             sync.send(psock, sync.HOOKS_DONE, state=state)
             sync.recv(psock, sync.READY)
         return InitHandle(init_pid)
+    except sync.InitDied as exc:
+        _cleanup(stage, init_pid)
+        if cgroup.oom_killed():
+            raise SystemError_("container init was killed by the OOM killer while starting: "
+                               "the memory limit is too small", exc.errno) from None
+        raise
     except BaseException:
-        for pid in (stage, init_pid):
-            if pid:
-                _kill(pid)
-        if stage:
-            os.waitpid(stage, 0)
+        _cleanup(stage, init_pid)
         raise
     finally:
         psock.close()
+
+
+def _cleanup(stage: int, init_pid: int) -> None:
+    for pid in (stage, init_pid):
+        if pid:
+            _kill(pid)
+    if stage:
+        os.waitpid(stage, 0)
 
 
 def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,

@@ -26,6 +26,10 @@ READY = "ready"                    # init -> runtime: rootfs done, blocking on t
 ERROR = "error"
 
 
+class InitDied(SystemError_):
+    """The other side vanished without a word (killed, e.g. by the OOM killer)."""
+
+
 def socketpair() -> tuple[socket.socket, socket.socket]:
     return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
@@ -43,9 +47,12 @@ def send_error(sock: socket.socket, msg: str, errno: int) -> None:
 
 def recv(sock: socket.socket, expect: str, *also: str) -> dict[str, Any]:
     """Receive one message of type `expect` (or one of `also`); an error message or EOF raises."""
-    data = sock.recv(MAX_MSG)
+    try:
+        data = sock.recv(MAX_MSG)
+    except ConnectionResetError:
+        data = b""
     if not data:
-        raise SystemError_("container init exited before it was ready (no error reported)")
+        raise InitDied("container init exited before it was ready (no error reported)")
     msg: dict[str, Any] = json.loads(data)
     if msg.get("type") == ERROR:
         raise PyruncError(str(msg.get("msg")), int(msg.get("errno") or 0))
@@ -56,7 +63,10 @@ def recv(sock: socket.socket, expect: str, *also: str) -> dict[str, Any]:
 
 def wait_exec(sock: socket.socket) -> None:
     """The child execs with this socket close-on-exec: EOF means exec succeeded."""
-    data = sock.recv(MAX_MSG)
+    try:
+        data = sock.recv(MAX_MSG)
+    except ConnectionResetError:
+        data = b""
     if not data:
         return
     msg: dict[str, Any] = json.loads(data)
