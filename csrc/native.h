@@ -26,6 +26,13 @@ int pr_openat2(int dirfd, const char *path, unsigned long long flags,
                unsigned long long mode, unsigned long long resolve);
 int pr_close_range(unsigned int first, unsigned int last, unsigned int flags);
 
+/* sched.c */
+int pr_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int nice,
+                     unsigned int priority, unsigned long long runtime,
+                     unsigned long long deadline, unsigned long long period);
+int pr_ioprio_set(int which, int who, int ioprio);
+int pr_personality(unsigned long persona);
+
 /* prctl.c */
 int pr_prctl(int option, unsigned long arg2, unsigned long arg3,
              unsigned long arg4, unsigned long arg5);

@@ -110,6 +110,7 @@ class Runtime:
 
             fifo = self.store.fifo(container_id)
             os.mkfifo(fifo, 0o622)
+            os.chmod(fifo, 0o622)  # past the umask: a user-namespaced init writes it as "other"
             cgroup.create()
             if cfg.linux.resources is not None:
                 for warning in cgroup.set(cfg.linux.resources):
@@ -157,6 +158,18 @@ class Runtime:
                                        "by pyrunc yet: pass --console-socket, or set terminal to false")
             raise UsageError("cannot allocate a terminal for a detached container without "
                              "--console-socket (process.terminal is true)")
+        if cfg.process.apparmor_profile:
+            if not os.path.isdir("/sys/kernel/security/apparmor"):
+                raise UnsupportedError("config.json: process.apparmorProfile: AppArmor is not "
+                                       "enabled on this host")
+            raise UnsupportedError("config.json: process.apparmorProfile: applying AppArmor "
+                                   "profiles is not supported by pyrunc yet")
+        if cfg.process.selinux_label or cfg.linux.mount_label:
+            if not os.path.isdir("/sys/fs/selinux"):
+                raise UnsupportedError("config.json: process.selinuxLabel/linux.mountLabel: SELinux "
+                                       "is not enabled on this host")
+            raise UnsupportedError("config.json: process.selinuxLabel: SELinux labels are not "
+                                   "supported by pyrunc yet")
         if opts.console_socket and not cfg.process.terminal:
             raise UsageError("--console-socket needs process.terminal set to true in config.json")
         if cfg.linux.seccomp is not None:

@@ -103,6 +103,27 @@ def mount_setattr(fd: int, path: str, flags: int, attr_set: int, attr_clr: int,
         raise _fail("mount_setattr", path)
 
 
+def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
+                  runtime: int = 0, deadline: int = 0, period: int = 0) -> None:
+    if lib.pr_sched_setattr(0, policy, flags, nice, priority, runtime, deadline, period) < 0:
+        raise _fail("sched_setattr")
+
+
+IOPRIO_WHO_PROCESS = 1
+
+
+def ioprio_set(ioprio: int) -> None:
+    if lib.pr_ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio) < 0:
+        raise _fail("ioprio_set")
+
+
+def personality(persona: int) -> int:
+    rc: int = lib.pr_personality(persona)
+    if rc < 0:
+        raise _fail("personality")
+    return rc
+
+
 def sethostname(name: str) -> None:
     raw = name.encode()
     if lib.pr_sethostname(raw, len(raw)) < 0:

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from pyrunc.errors import SystemError_
 from pyrunc.linux import capabilities
+from pyrunc.linux import syscalls as sc
 from pyrunc.spec.config import Process
 
 
@@ -20,6 +21,30 @@ def set_rlimits(proc: Process) -> None:
         except (OSError, ValueError) as exc:
             raise SystemError_(f"cannot set {rl.type} to soft {rl.soft} hard {rl.hard}: {exc}",
                                getattr(exc, "errno", None) or errno.EPERM) from None
+
+
+def set_attributes(proc: Process) -> None:
+    """oomScoreAdj, scheduler and ioPriority, set while still root (before the user switch)."""
+    try:
+        if proc.oom_score_adj is not None:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc.oom_score_adj))
+        if proc.scheduler is not None:
+            s = proc.scheduler
+            sc.sched_setattr(s.policy, s.flags, s.nice, s.priority, s.runtime, s.deadline, s.period)
+        if proc.io_priority is not None:
+            sc.ioprio_set(proc.io_priority)
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot apply process attributes "
+                                        "(oomScoreAdj, scheduler or ioPriority)", exc) from None
+
+
+def set_affinity(cpus: frozenset[int] | None) -> None:
+    if cpus is not None:
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot set CPU affinity {sorted(cpus)}", exc) from None
 
 
 def exec_process(proc: Process, path: str, env: dict[str, str]) -> NoReturn:

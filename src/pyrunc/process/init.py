@@ -91,6 +91,13 @@ def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
         sc.unshare(new_flags)
     except OSError as exc:
         raise SystemError_.from_oserror("cannot create namespaces", exc) from None
+    if linux.time_offsets:
+        # Only writable before the first process enters the new time namespace: our child.
+        try:
+            with open("/proc/self/timens_offsets", "w") as f:
+                f.write("".join(f"{clock} {secs} {nsecs}\n" for clock, secs, nsecs in linux.time_offsets))
+        except OSError as exc:
+            raise SystemError_.from_oserror("cannot write linux.timeOffsets", exc) from None
     pid = os.fork()
     if pid == 0:
         init_main(sock, cfg, opts)
@@ -119,8 +126,10 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
         raise SystemError_("config.json has no process to run")
     os.setsid()
     os.umask(0)
-    # The exec fifo is reopened for writing through /proc after the pivot.
-    _fifo_fd = os.open(opts.fifo_path, os.O_PATH | os.O_CLOEXEC)
+    # The exec fifo is opened for writing after the pivot, relative to the state directory.
+    # Not through /proc/self/fd: a non-dumpable process that is not global root (a user
+    # namespace's root, or after the user switch) may not open its own fds there.
+    _fifo_fd = os.open(os.path.dirname(opts.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     linux = cfg.linux
     netns = linux.namespace("network")
     if netns is not None and netns.path is None:
@@ -152,6 +161,9 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
     rootfs.finalize(cfg)
     env = execute.environ(proc)
     execute.set_rlimits(proc)
+    execute.set_attributes(proc)
+    if linux.personality is not None:
+        sc.personality(linux.personality)
     if proc.no_new_privileges:
         prctl.set_no_new_privs(True)
     path = execute.lookup(proc.args[0], env)
@@ -174,8 +186,12 @@ def _write_sysctl(key: str, value: str) -> None:
 def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[str, str],
                          cfg_hooks: Hooks) -> NoReturn:
     try:
-        fd = os.open(f"/proc/self/fd/{_fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until start
-        os.write(fd, b"0")
+        try:
+            fd = os.open(os.path.basename(opts.fifo_path), os.O_WRONLY | os.O_CLOEXEC,
+                         dir_fd=_fifo_fd)  # blocks until start
+            os.write(fd, b"0")
+        except OSError as exc:
+            raise SystemError_.from_oserror("cannot open the exec fifo", exc) from None
         if cfg_hooks.start_container:
             hooks.run("startContainer", cfg_hooks.start_container,
                       _hook_state.replace('"creating"', '"created"', 1))

@@ -38,6 +38,7 @@ def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: 
     code = 1
     try:
         prctl.set_dumpable(False)
+        execute.set_affinity(proc.cpu_affinity_initial)
         close_inherited({sock.fileno(), console_fd}, 3 + preserve_fds)
         sync.recv(sock, sync.GO)
         fds = []
@@ -67,8 +68,10 @@ def _child(sock: socket.socket, proc: Process, console_fd: int) -> NoReturn:
         if proc.terminal:
             os.setsid()
             terminal.setup(console_fd, proc.console_size, console_dev=False)
+        execute.set_affinity(proc.cpu_affinity_final)
         env = execute.environ(proc)
         execute.set_rlimits(proc)
+        execute.set_attributes(proc)
         if proc.no_new_privileges:
             prctl.set_no_new_privs(True)
         path = execute.lookup(proc.args[0], env)

@@ -43,6 +43,17 @@ class Rlimit:
 
 
 @dataclass(frozen=True, slots=True)
+class Scheduler:
+    policy: int
+    nice: int = 0
+    priority: int = 0
+    flags: int = 0
+    runtime: int = 0
+    deadline: int = 0
+    period: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Process:
     args: tuple[str, ...]
     cwd: str
@@ -56,6 +67,10 @@ class Process:
     apparmor_profile: str | None = None
     selinux_label: str | None = None
     oom_score_adj: int | None = None
+    scheduler: Scheduler | None = None
+    io_priority: int | None = None  # ioprio value: class << 13 | level
+    cpu_affinity_initial: frozenset[int] | None = None
+    cpu_affinity_final: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +179,8 @@ class Linux:
     masked_paths: tuple[str, ...] = ()
     readonly_paths: tuple[str, ...] = ()
     mount_label: str | None = None
+    personality: int | None = None
+    time_offsets: tuple[tuple[str, int, int], ...] = ()  # (clock, seconds, nanoseconds)
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -212,6 +229,42 @@ def _caps(raw: Mapping[str, Any] | None) -> Capabilities | None:
                         get("permitted"), get("ambient"))
 
 
+_SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                   "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+_SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02,
+                "SCHED_FLAG_DL_OVERRUN": 0x04, "SCHED_FLAG_KEEP_POLICY": 0x08,
+                "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+_IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+def _scheduler(raw: Mapping[str, Any] | None) -> Scheduler | None:
+    if raw is None:
+        return None
+    policy = raw["policy"]
+    if policy not in _SCHED_POLICIES:
+        raise _err("process.scheduler.policy", f"unknown policy {policy!r}")
+    flags = 0
+    for flag in raw.get("flags") or ():
+        if flag not in _SCHED_FLAGS:
+            raise _err("process.scheduler.flags", f"unknown flag {flag!r}")
+        flags |= _SCHED_FLAGS[flag]
+    return Scheduler(_SCHED_POLICIES[policy], raw.get("nice", 0), raw.get("priority", 0), flags,
+                     raw.get("runtime", 0), raw.get("deadline", 0), raw.get("period", 0))
+
+
+def parse_cpu_list(text: str, where: str) -> frozenset[int]:
+    """"0-3,7" -> {0, 1, 2, 3, 7}."""
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            cpus.update(range(int(lo), int(hi if sep else lo) + 1))
+    except ValueError:
+        raise _err(where, f"{text!r} is not a CPU list like 0-3,7") from None
+    return frozenset(cpus)
+
+
 def _process(raw: Mapping[str, Any] | None) -> Process | None:
     if raw is None:
         return None
@@ -243,7 +296,28 @@ def _process(raw: Mapping[str, Any] | None) -> Process | None:
         apparmor_profile=raw.get("apparmorProfile") or None,
         selinux_label=raw.get("selinuxLabel") or None,
         oom_score_adj=raw.get("oomScoreAdj"),
+        scheduler=_scheduler(raw.get("scheduler")),
+        io_priority=_ioprio(raw.get("ioPriority")),
+        cpu_affinity_initial=_affinity(raw, "initial"),
+        cpu_affinity_final=_affinity(raw, "final"),
     )
+
+
+def _ioprio(raw: Mapping[str, Any] | None) -> int | None:
+    if raw is None:
+        return None
+    cls = raw["class"]
+    if cls not in _IOPRIO_CLASSES:
+        raise _err("process.ioPriority.class", f"unknown class {cls!r}")
+    level: int = raw.get("priority", 0)
+    if not 0 <= level <= 7:
+        raise _err("process.ioPriority.priority", f"{level} is not between 0 and 7")
+    return _IOPRIO_CLASSES[cls] << 13 | level
+
+
+def _affinity(raw: Mapping[str, Any], which: str) -> frozenset[int] | None:
+    text = (raw.get("execCPUAffinity") or {}).get(which)
+    return None if not text else parse_cpu_list(text, f"process.execCPUAffinity.{which}")
 
 
 def _mounts(raw: list[Mapping[str, Any]], bundle: str) -> tuple[Mount, ...]:
@@ -377,7 +451,45 @@ def _linux(raw: Mapping[str, Any] | None) -> Linux:
         masked_paths=tuple(raw.get("maskedPaths") or ()),
         readonly_paths=tuple(raw.get("readonlyPaths") or ()),
         mount_label=raw.get("mountLabel") or None,
+        personality=_personality(raw.get("personality")),
+        time_offsets=tuple((clock, int(v.get("secs", 0)), int(v.get("nanosecs", 0)))
+                           for clock, v in sorted((raw.get("timeOffsets") or {}).items())),
     )
+
+
+_PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def _personality(raw: Mapping[str, Any] | None) -> int | None:
+    if raw is None:
+        return None
+    domain = raw["domain"]
+    if domain not in _PERSONALITY_DOMAINS:
+        raise _err("linux.personality.domain", f"unknown domain {domain!r}")
+    if raw.get("flags"):
+        raise _err("linux.personality.flags", "personality flags are not supported")
+    return _PERSONALITY_DOMAINS[domain]
+
+
+# sysctl prefixes and the namespace each belongs to (everything else is host-wide).
+_SYSCTL_NS = (("net.", "network"), ("kernel.msg", "ipc"), ("kernel.sem", "ipc"),
+              ("kernel.shm", "ipc"), ("fs.mqueue.", "ipc"), ("kernel.hostname", "uts"),
+              ("kernel.domainname", "uts"))
+
+
+def _check_sysctls(linux: Linux) -> None:
+    """Like runc: a sysctl is allowed only when the container has that namespace of its own."""
+    for key, _value in linux.sysctl:
+        owner = next((ns for prefix, ns in _SYSCTL_NS if key.startswith(prefix)), None)
+        if owner is None:
+            raise _err(f"linux.sysctl[{key!r}]", "not a namespaced sysctl: it would change the host")
+        ns = linux.namespace(owner)
+        if ns is None:
+            raise _err(f"linux.sysctl[{key!r}]", f"needs a {owner} namespace of the container's own")
+        if owner == "network" and ns.path is not None:
+            # A joined network namespace may well be the host's: refuse rather than guess.
+            if ns.path.rstrip("/") in ("/proc/1/ns/net", "/proc/self/ns/net"):
+                raise _err(f"linux.sysctl[{key!r}]", "the network namespace is the host's")
 
 
 def convert(raw: Mapping[str, Any], bundle: str) -> Config:
@@ -389,6 +501,9 @@ def convert(raw: Mapping[str, Any], bundle: str) -> Config:
     if not posixpath.isabs(root_path):
         root_path = posixpath.join(bundle, root_path)
     linux = _linux(raw.get("linux"))
+    _check_sysctls(linux)
+    if linux.time_offsets and linux.namespace("time") is None:
+        raise SpecError("config.json: linux.timeOffsets: time offsets need a time namespace")
     if linux.uid_mappings or linux.gid_mappings:
         if linux.namespace("user") is None:
             raise SpecError("config.json: linux.uidMappings: id mappings need a user namespace")
