@@ -20,6 +20,7 @@ from pyrunc.errors import (InvalidStateError, NotExistError, NotRunningError,
 from pyrunc.linux import capabilities, procfs, terminal
 from pyrunc.log import Logger
 from pyrunc.process import hooks, parent
+from pyrunc.process.foreground import Foreground
 from pyrunc.process.init import InitOptions
 from pyrunc.spec.config import Config, Process
 from pyrunc.spec.load import load_bundle
@@ -35,7 +36,7 @@ class CreateOptions:
     no_pivot: bool = False
     no_new_keyring: bool = False
     preserve_fds: int = 0
-    foreground: bool = False  # `run` without --detach
+    console_fd: int = -1  # internal: our own console socket, when we proxy the terminal
 
 
 def _rfc3339_now() -> str:
@@ -116,9 +117,9 @@ class Runtime:
                 for warning in cgroup.set(cfg.linux.resources):
                     self.log.warning(warning)
             console = terminal.connect(opts.console_socket) if opts.console_socket else None
+            console_fd = console.fileno() if console else opts.console_fd
             try:
-                init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds,
-                                        console.fileno() if console else -1)
+                init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds, console_fd)
                 handle = parent.spawn(cfg, init_opts, cgroup, at_hooks)
             finally:
                 if console is not None:
@@ -152,10 +153,7 @@ class Runtime:
     def _check_supported(self, cfg: Config, opts: CreateOptions) -> None:
         if cfg.process is None:
             raise UnsupportedError("config.json: process: a container without a process is not supported")
-        if cfg.process.terminal and not opts.console_socket:
-            if opts.foreground:
-                raise UnsupportedError("run with process.terminal in the foreground is not supported "
-                                       "by pyrunc yet: pass --console-socket, or set terminal to false")
+        if cfg.process.terminal and not opts.console_socket and opts.console_fd < 0:
             raise UsageError("cannot allocate a terminal for a detached container without "
                              "--console-socket (process.terminal is true)")
         if cfg.process.apparmor_profile:
@@ -231,27 +229,47 @@ class Runtime:
         os.unlink(fifo)
 
     def run(self, container_id: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
+        fg: Foreground | None = None
+        ours = None
         if not detach:
             # The init is forked by an intermediate process; as subreaper we get to wait for it.
             prctl.set_child_subreaper(True)
-        c = self.create(container_id, dataclasses.replace(opts, foreground=not detach))
-        forward = _ForwardedSignals() if not detach else None
+            fg = Foreground()
         try:
-            self.start(container_id)
-        except BaseException:
-            if forward is not None:
-                forward.restore()
-            self._destroy(c)
-            raise
-        if forward is None:
-            return 0
-        try:
-            code = forward.wait_for(c.pid)
+            if fg is not None and self._wants_proxy(opts):
+                ours, theirs = fg.console_pair()
+                with theirs:
+                    c = self.create(container_id, dataclasses.replace(opts, console_fd=theirs.fileno()))
+                fg.take_master(ours)
+            else:
+                c = self.create(container_id, opts)
+            try:
+                self.start(container_id)
+            except BaseException:
+                self._destroy(c)
+                raise
+            if fg is None:
+                return 0
+            code = fg.wait_for(c.pid)
         finally:
-            forward.restore()
+            if ours is not None:
+                ours.close()
+            if fg is not None:
+                fg.restore()
         if not keep:
             self._destroy(c)
         return code
+
+    @staticmethod
+    def _wants_proxy(opts: CreateOptions) -> bool:
+        """A foreground run of a terminal process with no console socket: we are the console."""
+        if opts.console_socket:
+            return False
+        try:
+            proc = load_bundle(opts.bundle).process
+        except PyruncError:
+            return False  # create reports it properly
+        return proc is not None and proc.terminal
 
     # -- exec ----------------------------------------------------------------------------------
 
@@ -265,17 +283,22 @@ class Runtime:
             raise NotRunningError(f"cannot exec in a stopped container: {container_id}")
         if status == Status.PAUSED:
             raise InvalidStateError(f"cannot exec in a paused container: {container_id} (resume it first)")
-        if proc.terminal and not console_socket:
-            raise UnsupportedError("exec with a terminal needs --console-socket (a foreground "
-                                   "terminal proxy is not supported by pyrunc yet)")
+        if proc.terminal and not console_socket and detach:
+            raise UsageError("cannot allocate a terminal for a detached exec without --console-socket")
         if console_socket and not proc.terminal:
             raise UsageError("--console-socket needs a terminal (--tty or terminal: true)")
-        forward = None
+        fg = None
+        ours = None
         if not detach:
             prctl.set_child_subreaper(True)
-            forward = _ForwardedSignals()
+            fg = Foreground()
         try:
-            console = terminal.connect(console_socket) if console_socket else None
+            if console_socket:
+                console = terminal.connect(console_socket)
+            elif proc.terminal and fg is not None:
+                ours, console = fg.console_pair()
+            else:
+                console = None
             try:
                 pid = parent.spawn_exec(c.pid, proc, c.cgroup(), preserve_fds,
                                         console.fileno() if console else -1)
@@ -284,10 +307,16 @@ class Runtime:
                     console.close()
             if pid_file:
                 write_pid_file(pid_file, pid)
-            return 0 if forward is None else forward.wait_for(pid)
+            if fg is None:
+                return 0
+            if ours is not None:
+                fg.take_master(ours)
+            return fg.wait_for(pid)
         finally:
-            if forward is not None:
-                forward.restore()
+            if ours is not None:
+                ours.close()
+            if fg is not None:
+                fg.restore()
 
     def base_process(self, container_id: str) -> Process:
         """The container's own process settings, which `exec ID CMD...` starts from (as runc)."""
@@ -412,45 +441,3 @@ class Runtime:
             c.cgroup().destroy()
         self._run_warn("poststop", c, "stopped")
         self.store.remove(c.id)
-
-
-# Signals a foreground `run` passes on to the container rather than acting on itself.
-_FORWARD = {s for s in signal.valid_signals()
-            if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTSTP,
-                         signal.SIGTTIN, signal.SIGTTOU, signal.SIGCONT)}
-
-
-class _ForwardedSignals:
-    """Block signals, then wait: forward each to the init, reap children until it exits."""
-
-    def __init__(self) -> None:
-        self.old = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARD | {signal.SIGCHLD})
-
-    def restore(self) -> None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
-
-    def wait_for(self, pid: int) -> int:
-        while True:
-            status = self._reap(pid)
-            if status is not None:
-                return status
-            info = signal.sigwaitinfo(_FORWARD | {signal.SIGCHLD})
-            if info.si_signo != signal.SIGCHLD:
-                try:
-                    os.kill(pid, info.si_signo)
-                except ProcessLookupError:
-                    pass
-
-    @staticmethod
-    def _reap(pid: int) -> int | None:
-        while True:
-            try:
-                got, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return 255  # not our child after all; nothing to wait for
-            if got == 0:
-                return None
-            if got == pid:
-                if os.WIFSIGNALED(status):
-                    return 128 + os.WTERMSIG(status)
-                return os.WEXITSTATUS(status)

@@ -36,7 +36,8 @@ class Ctx:
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
-        click.echo(f"pyrunc version {__version__}\nspec: {OCI_VERSION}\n"
+        # The shape of runc's: dockerd parses the "version" and "commit:" lines.
+        click.echo(f"pyrunc version {__version__}\ncommit: v{__version__}\nspec: {OCI_VERSION}\n"
                    f"python: {sys.version.split()[0]}")
         ctx.exit(0)
 

@@ -1,0 +1,144 @@
+"""A foreground `run` or `exec`: forward signals, reap, and proxy the terminal if there is one.
+
+Signals arrive through a wakeup pipe (set_wakeup_fd) so one select() loop can
+serve the user's terminal, the container's pty master and signals together.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+import signal
+import socket
+import termios
+import tty
+from types import FrameType
+from typing import Any
+
+# Signals passed on to the container rather than acted on here.
+FORWARD = {s for s in signal.valid_signals()
+           if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTSTP,
+                        signal.SIGTTIN, signal.SIGTTOU, signal.SIGCONT)}
+
+
+def _noop(_sig: int, _frame: FrameType | None) -> None:
+    """The handler does nothing: the wakeup fd carries the signal number to the loop."""
+
+
+class Foreground:
+    def __init__(self) -> None:
+        self.rfd, self.wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.old_wakeup = signal.set_wakeup_fd(self.wfd, warn_on_full_buffer=False)
+        self.old = {s: signal.signal(s, _noop) for s in FORWARD | {signal.SIGCHLD}}
+        self.saved_tty: Any = None
+        self.master = -1
+
+    def restore(self) -> None:
+        if self.saved_tty is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved_tty)
+            self.saved_tty = None
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(self.old_wakeup)
+        os.close(self.rfd)
+        os.close(self.wfd)
+        if self.master >= 0:
+            os.close(self.master)
+            self.master = -1
+
+    # -- terminal --------------------------------------------------------------------------
+
+    def console_pair(self) -> tuple[socket.socket, socket.socket]:
+        """Our end and the end to hand to the container as its console socket."""
+        return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+    def take_master(self, ours: socket.socket) -> None:
+        _msg, fds, _flags, _addr = socket.recv_fds(ours, 4096, 1)
+        ours.close()
+        if not fds:
+            raise OSError(errno.EPROTO, "no pty master received from the container")
+        self.master = fds[0]
+        if os.isatty(0):
+            self.saved_tty = termios.tcgetattr(0)
+            tty.setraw(0)
+            self._resize()
+
+    def _resize(self) -> None:
+        if self.master >= 0 and os.isatty(0):
+            size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def wait_for(self, pid: int) -> int:
+        inputs = [self.rfd] + ([0, self.master] if self.master >= 0 else [])
+        while True:
+            status = self._reap(pid)
+            if status is not None:
+                self._drain()
+                return status
+            try:
+                ready, _, _ = select.select(inputs, [], [])
+            except InterruptedError:
+                continue
+            for fd in ready:
+                if fd == self.rfd:
+                    self._signals(pid)
+                elif fd == 0:
+                    if not self._copy(0, self.master):
+                        inputs.remove(0)
+                elif fd == self.master:
+                    if not self._copy(self.master, 1):
+                        inputs.remove(self.master)
+
+    def _signals(self, pid: int) -> None:
+        try:
+            data = os.read(self.rfd, 512)
+        except BlockingIOError:
+            return
+        for sig in data:
+            if sig == signal.SIGCHLD:
+                continue
+            if sig == signal.SIGWINCH and self.master >= 0:
+                self._resize()
+                continue
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    @staticmethod
+    def _copy(src: int, dst: int) -> bool:
+        try:
+            data = os.read(src, 65536)
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # the pty's other side is gone
+                return False
+            raise
+        if not data:
+            return False
+        while data:
+            data = data[os.write(dst, data):]
+        return True
+
+    def _drain(self) -> None:
+        """What the container wrote just before it exited is still in the pty."""
+        while self.master >= 0 and select.select([self.master], [], [], 0)[0]:
+            if not self._copy(self.master, 1):
+                break
+
+    @staticmethod
+    def _reap(pid: int) -> int | None:
+        while True:
+            try:
+                got, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return 255  # not our child after all; nothing to wait for
+            if got == 0:
+                return None
+            if got == pid:
+                if os.WIFSIGNALED(status):
+                    return 128 + os.WTERMSIG(status)
+                return os.WEXITSTATUS(status)

@@ -1,0 +1,85 @@
+"""Hooks: order, the state each one sees on stdin, where each runs, and failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .conftest import Sandbox
+
+
+def _hook(log: Path, name: str, extra: str = "") -> dict[str, object]:
+    """A hook that appends `name <state JSON>` to a host file (runs in the runtime namespace)."""
+    return {"path": "/bin/sh",
+            "args": ["sh", "-c", f'printf "{name} %s\\n" "$(cat)" >> {log}; {extra}']}
+
+
+def _entries(log: Path) -> list[tuple[str, dict[str, object]]]:
+    out = []
+    for line in log.read_text().splitlines():
+        name, _, state = line.partition(" ")
+        out.append((name, json.loads(state)))
+    return out
+
+
+def test_hooks_run_in_order_with_state(sandbox: Sandbox) -> None:
+    log = sandbox.host_dir("hooks") / "log"
+    hooks = {k: [_hook(log, k)] for k in ("prestart", "createRuntime", "createContainer",
+                                          "poststart", "poststop")}
+    b = sandbox.bundle(["true"], hooks=hooks)
+    rt = sandbox.rt
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    pid = rt.state(cid)["pid"]
+    rt.run_cmd("start", cid, check=True)
+    rt.wait_status(cid, "stopped")
+    rt.run_cmd("delete", cid, check=True)
+    got = _entries(log)
+    assert [n for n, _ in got] == ["prestart", "createRuntime", "createContainer",
+                                   "poststart", "poststop"]
+    for name, state in got:
+        assert state["id"] == cid and state["bundle"] == str(b.path)
+    statuses = {n: s["status"] for n, s in got}
+    assert statuses == {"prestart": "creating", "createRuntime": "creating",
+                        "createContainer": "creating", "poststart": "running",
+                        "poststop": "stopped"}
+    assert {n: s["pid"] for n, s in got if n != "poststop"} == {
+        "prestart": pid, "createRuntime": pid, "createContainer": pid, "poststart": pid}
+
+
+def test_start_container_hook_runs_inside(sandbox: Sandbox) -> None:
+    """startContainer runs in the container: its path resolves in the container's rootfs."""
+    b = sandbox.bundle(["sh", "-c", "cat /tmp/seen"], root={"path": "rootfs", "readonly": False},
+                       hooks={"startContainer": [
+                           {"path": "/bin/sh", "args": ["sh", "-c", "hostname > /tmp/seen"]}]})
+    res = sandbox.rt.run(b)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "pyrunc-test"
+
+
+def test_failing_create_runtime_hook_fails_create(sandbox: Sandbox) -> None:
+    log = sandbox.host_dir("hooks") / "log"
+    b = sandbox.bundle(["true"], hooks={"createRuntime": [_hook(log, "cr", "exit 7")]})
+    res = sandbox.rt.run_cmd("create", "--bundle", str(b.path), sandbox.new_id())
+    assert res.returncode == 1
+    assert "createRuntime hook" in res.stderr and "7" in res.stderr
+    assert not sandbox.leaks()
+
+
+def test_failing_poststop_hook_is_a_warning(sandbox: Sandbox) -> None:
+    log = sandbox.host_dir("hooks") / "log"
+    b = sandbox.bundle(["true"], hooks={"poststop": [_hook(log, "ps", "exit 3")]})
+    res = sandbox.rt.run(b)
+    assert res.returncode == 0, res.stderr
+    levels = [e["level"] for e in sandbox.rt.log_entries()]
+    assert "warning" in levels and "error" not in levels
+    assert [n for n, _ in _entries(log)] == ["ps"]
+
+
+def test_hook_timeout(sandbox: Sandbox) -> None:
+    b = sandbox.bundle(["true"], hooks={"prestart": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "sleep 30"], "timeout": 1}]})
+    res = sandbox.rt.run_cmd("create", "--bundle", str(b.path), sandbox.new_id(), timeout=20)
+    assert res.returncode == 1
+    assert "timed out" in res.stderr
+    assert not sandbox.leaks()
