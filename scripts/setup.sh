@@ -41,5 +41,19 @@ fi
 extras=""
 ((want_test)) && extras="[test]"
 "$prefix/bin/python" -m pip install -q --disable-pip-version-check "$here$extras"
+# Replace pip's entry point with one that starts the interpreter isolated and without the
+# site module (-IS): site's work (and any .pth hooks) is paid on every runtime call otherwise.
+# The package directories are put on sys.path by hand instead.
+paths=$("$prefix/bin/python" -c 'import sysconfig; p = sysconfig.get_paths(); print(repr(sorted({p["purelib"], p["platlib"]})))')
+cat > "$prefix/bin/pyrunc.tmp" <<LAUNCHER
+#!$prefix/bin/python3 -IS
+# pyrunc's entry point, written by scripts/setup.sh (see there for why it is not pip's).
+import sys
+sys.path.extend($paths)
+from pyrunc.cli.main import main
+main()
+LAUNCHER
+chmod 755 "$prefix/bin/pyrunc.tmp"
+mv "$prefix/bin/pyrunc.tmp" "$prefix/bin/pyrunc"
 ln -sf "$prefix/bin/pyrunc" /usr/local/bin/pyrunc
 echo "pyrunc installed: $("$prefix/bin/pyrunc" --version | head -1) at $prefix/bin/pyrunc"

@@ -14,6 +14,21 @@ from pyrunc.linux import syscalls as sc
 from pyrunc.spec.config import Process
 
 
+def reset_signals_after_fork() -> None:
+    """First thing in a forked child: the runtime's signal plumbing (a wakeup fd that will be
+    some other file here, no-op handlers) must not fire in the container's processes."""
+    signal.set_wakeup_fd(-1)
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(sig) not in (signal.SIG_DFL, None):
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 def set_rlimits(proc: Process) -> None:
     for rl in proc.rlimits:
         try:

@@ -62,7 +62,7 @@ class Foreground:
         self.master = fds[0]
         if os.isatty(0):
             self.saved_tty = termios.tcgetattr(0)
-            tty.setraw(0)
+            tty.setraw(0, termios.TCSADRAIN)  # not TCSAFLUSH: keep what was already typed
             self._resize()
 
     def _resize(self) -> None:

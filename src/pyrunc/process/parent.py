@@ -14,7 +14,7 @@ from typing import Callable
 
 from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
-from pyrunc.process import sync
+from pyrunc.process import execute, sync
 from pyrunc.process.init import InitOptions, stage_main
 from pyrunc.spec.config import Config, IDMapping, Process
 
@@ -57,6 +57,7 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
     sys.stderr.flush()
     stage = os.fork()
     if stage == 0:
+        execute.reset_signals_after_fork()
         psock.close()
         stage_main(csock, cfg, opts)
     csock.close()
@@ -109,6 +110,7 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
     sys.stderr.flush()
     stage = os.fork()
     if stage == 0:
+        execute.reset_signals_after_fork()
         psock.close()
         setns_init.stage_main(csock, init_pid, proc, preserve_fds, console_fd)
     csock.close()
