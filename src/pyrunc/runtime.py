@@ -80,10 +80,10 @@ class Runtime:
         validate_id(container_id)
         cfg = load_bundle(opts.bundle)
         self._check_supported(cfg, opts)
-        assert cfg.process is not None
-        for name in capabilities.unknown(cfg.process.capabilities):
+        caps = cfg.process.capabilities if cfg.process else None
+        for name in capabilities.unknown(caps):
             self.log.warning(f"capability {name} is unknown to this kernel or to pyrunc; skipped")
-        for name in capabilities.unraisable_ambient(cfg.process.capabilities):
+        for name in capabilities.unraisable_ambient(caps):
             self.log.warning(f"ambient capability {name} is not both permitted and inheritable; skipped")
         if not os.path.isdir(cfg.root.path):
             raise SystemError_(f"rootfs ({cfg.root.path}) does not exist", errno.ENOENT)
@@ -97,6 +97,7 @@ class Runtime:
                 created=_rfc3339_now(), cgroup_path=cgroup.path,
                 annotations=dict(cfg.annotations), oci_version=cfg.oci_version,
                 new_pid_ns=any(ns.type == "pid" and ns.path is None for ns in cfg.linux.namespaces),
+                has_process=cfg.process is not None,
                 hooks={"poststart": hooks.to_records(cfg.hooks.poststart),
                        "poststop": hooks.to_records(cfg.hooks.poststop)},
             )
@@ -152,7 +153,7 @@ class Runtime:
 
     def _check_supported(self, cfg: Config, opts: CreateOptions) -> None:
         if cfg.process is None:
-            raise UnsupportedError("config.json: process: a container without a process is not supported")
+            return
         if cfg.process.terminal and not opts.console_socket and opts.console_fd < 0:
             raise UsageError("cannot allocate a terminal for a detached container without "
                              "--console-socket (process.terminal is true)")
@@ -181,6 +182,9 @@ class Runtime:
                 raise InvalidStateError("cannot start a container that has stopped")
             if status != Status.CREATED:
                 raise InvalidStateError(f"cannot start an already {status.value} container")
+            if not c.record.has_process:
+                raise InvalidStateError("cannot start a container without a process "
+                                        "(config.json has no process)")
             self._release(c)
         self._run_warn("poststart", c, "running")
 
@@ -414,7 +418,7 @@ class Runtime:
                     return
                 raise
             status = c.status()
-            if status in (Status.RUNNING, Status.PAUSED) and not force:
+            if status in (Status.CREATED, Status.RUNNING, Status.PAUSED) and not force:
                 raise InvalidStateError(
                     f"cannot delete container {container_id} that is not stopped: {status.value}")
             self._destroy(c)
@@ -441,3 +445,66 @@ class Runtime:
             c.cgroup().destroy()
         self._run_warn("poststop", c, "stopped")
         self.store.remove(c.id)
+
+    # -- cgroups: update / events / stats --------------------------------------------------
+    # (owned with pyrunc.cgroups; everything cgroup-specific is behind cgroups.Manager)
+
+    def _live_cgroup(self, container_id: str, what: str) -> tuple[Container, cgroups.Manager]:
+        """A container that still has processes, and its cgroup (runc's wording)."""
+        c = self.container(container_id)
+        if c.status() in (Status.STOPPED, Status.CREATING):
+            raise NotRunningError(f"container with id {container_id} is not running"
+                                  if what == "events" else "container not running")
+        if not c.record.cgroup_path:
+            raise SystemError_(f"container {container_id} has no cgroup", errno.ENOENT)
+        return c, c.cgroup()
+
+    def update(self, container_id: str, resources: cgroups.Resources) -> None:
+        """Change a live container's limits; only what `resources` gives is touched."""
+        with self.store.lock(container_id):
+            _c, cg = self._live_cgroup(container_id, "update")
+            for warning in cg.set(resources, update=True):
+                self.log.warning(warning)
+
+    def stats(self, container_id: str) -> dict[str, Any]:
+        """The container's cgroup statistics in runc's `events --stats` data shape."""
+        _c, cg = self._live_cgroup(container_id, "events")
+        return cg.stats()
+
+    def events(self, container_id: str, interval: float, stats_only: bool) -> cgroups.EventStream:
+        """runc's `events`: a stats event every `interval` seconds and an oom event as each
+        OOM happens, until the container stops; with `stats_only`, one stats event.
+        Checks happen now; the stream is lazy."""
+        if interval <= 0:
+            raise UsageError("duration interval must be greater than 0")
+        c, cg = self._live_cgroup(container_id, "events")
+        if stats_only:
+            return iter([{"type": "stats", "id": c.id, "data": cg.stats()}])
+        return self._event_stream(c, cg, interval)
+
+    def _event_stream(self, c: Container, cg: cgroups.Manager,
+                      interval: float) -> cgroups.EventStream:
+        watcher = cg.oom_watcher()
+        try:
+            due = time.monotonic() + interval
+            while True:
+                # The kernel wakes us on an OOM; liveness is looked at once a second.
+                ooms, gone = watcher.wait(min(max(0.0, due - time.monotonic()), 1.0))
+                for _ in range(ooms):
+                    yield {"type": "oom", "id": c.id}
+                if gone or not c.alive():
+                    ooms, _gone = watcher.wait(0.05)  # an OOM that killed the init comes late
+                    for _ in range(ooms):
+                        yield {"type": "oom", "id": c.id}
+                    return
+                if time.monotonic() >= due:
+                    due += interval
+                    try:
+                        data = cg.stats()
+                    except (PyruncError, OSError) as exc:
+                        self.log.error(f"cannot read the container's stats: {exc}")
+                        continue
+                    yield {"type": "stats", "id": c.id, "data": data}
+        finally:
+            watcher.close()
+    # -- end cgroups -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class Record:
     owner: str = ""
     oci_version: str = ""
     new_pid_ns: bool = True
+    has_process: bool = True
     hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # poststart, poststop
 
 

@@ -121,9 +121,9 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
     global _fifo_fd
     # Speak only after the stage has told the runtime our pid: the runtime says go.
     sync.recv(sock, sync.GO)
-    proc = cfg.process
-    if proc is None:
-        raise SystemError_("config.json has no process to run")
+    # Without a process the container can still be created (the spec requires one only at
+    # start, which the runtime then refuses): an empty Process applies nothing.
+    proc = cfg.process or Process(args=(), cwd="/")
     os.setsid()
     os.umask(0)
     # The exec fifo is opened for writing after the pivot, relative to the state directory.
@@ -166,7 +166,7 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
         sc.personality(linux.personality)
     if proc.no_new_privileges:
         prctl.set_no_new_privs(True)
-    path = execute.lookup(proc.args[0], env)
+    path = execute.lookup(proc.args[0], env) if proc.args else ""
     # Anything inherited beyond stdio and --preserve-fds must not reach the container.
     sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
     sync.send(sock, sync.READY)
