@@ -1,0 +1,232 @@
+"""What the container's process sees of itself: pid 1, hostname/domainname, env, cwd,
+user/groups, umask, capabilities, rlimits, no_new_privs -- each read from inside and
+compared with config.json."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .conftest import Sandbox
+from .helpers import PATH_ENV, SANDBOX_ENV
+
+
+def _status_fields(text: str) -> dict[str, str]:
+    """/proc/self/status as {field: value}."""
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cap_mask(names: list[str]) -> int:
+    numbers = {
+        "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_KILL": 5, "CAP_SETGID": 6,
+        "CAP_SETUID": 7, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12,
+        "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21, "CAP_MKNOD": 27,
+        "CAP_AUDIT_WRITE": 29,
+    }
+    mask = 0
+    for n in names:
+        mask |= 1 << numbers[n]
+    return mask
+
+
+def test_pid_1(sandbox: Sandbox) -> None:
+    """With a pid namespace the container's process is pid 1 and sees only its own tree."""
+    out = sandbox.sh_ok("echo $$; ls /proc | grep -E '^[0-9]+$' | sort -n | head -1")
+    assert out.split() == ["1", "1"]
+
+
+def test_hostname(sandbox: Sandbox) -> None:
+    """hostname from config.json is set in the new UTS namespace."""
+    out = sandbox.sh_ok("cat /proc/sys/kernel/hostname; hostname", hostname="box-7f3a")
+    assert out.splitlines() == ["box-7f3a", "box-7f3a"]
+
+
+@pytest.mark.runc_bug(reason="runc 1.1.5 predates `domainname` (runtime-spec 1.1.0) and "
+                            "silently ignores it")
+def test_domainname(sandbox: Sandbox) -> None:
+    """domainname from config.json is set in the new UTS namespace."""
+    out = sandbox.sh_ok("cat /proc/sys/kernel/domainname", hostname="box-7f3a",
+                        domainname="example.test")
+    assert out == "example.test\n"
+
+
+def test_env_is_exactly_config(sandbox: Sandbox) -> None:
+    """process.env is the environment, values with spaces and '=' and empties intact."""
+    env = [PATH_ENV, "FOO=bar baz", "EQ=a=b", "EMPTY=", f"{SANDBOX_ENV}={sandbox.id}"]
+    out = sandbox.sh_ok("env", process={"env": env})
+    got = set(out.splitlines())
+    for item in env:
+        assert item in got, f"{item!r} missing from {sorted(got)}"
+    # nothing of the runtime's own environment leaks in
+    assert not any(line.startswith(("PYRUNC_BIN=", "PYTEST_")) for line in got), got
+
+
+def test_args_passed_verbatim(sandbox: Sandbox) -> None:
+    """process.args reach execve unchanged (no shell splitting, no globbing)."""
+    res = sandbox.run(["printf", "[%s]\\n", "a b", "*", "", "$HOME"])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "[a b]\n[*]\n[]\n[$HOME]\n"
+
+
+def test_cwd(sandbox: Sandbox) -> None:
+    """process.cwd is the working directory."""
+    assert sandbox.sh_ok("pwd", process={"cwd": "/etc"}) == "/etc\n"
+
+
+def test_args_resolved_via_container_path(sandbox: Sandbox) -> None:
+    """A bare command name is looked up in the container's PATH (process.env), inside the
+    rootfs -- not in the runtime's PATH or the host's filesystem."""
+    b = sandbox.bundle(["mytool", "arg1"],
+                       process={"env": ["PATH=/opt/tools:/bin",
+                                        f"PYRUNC_TEST_SANDBOX={sandbox.id}"]})
+    tools = b.rootfs / "opt" / "tools"
+    tools.mkdir(parents=True)
+    (tools / "mytool").write_text('#!/bin/sh\necho "mytool ran with $1"\n')
+    (tools / "mytool").chmod(0o755)
+    res = sandbox.rt.run(b, sandbox.new_id())
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "mytool ran with arg1\n"
+
+
+def test_user_uid_gid_additional_gids(sandbox: Sandbox) -> None:
+    """user.uid/gid/additionalGids become the real/effective/saved ids and the group list."""
+    out = sandbox.sh_ok(
+        "id -u; id -g; id -G; grep -E '^(Uid|Gid|Groups):' /proc/self/status",
+        process={"user": {"uid": 1000, "gid": 1000, "additionalGids": [2000, 3000]}},
+    )
+    lines = out.splitlines()
+    assert lines[0] == "1000"
+    assert lines[1] == "1000"
+    assert set(lines[2].split()) == {"1000", "2000", "3000"}
+    status = _status_fields("\n".join(lines[3:]))
+    assert status["Uid"].split() == ["1000"] * 4
+    assert status["Gid"].split() == ["1000"] * 4
+    assert sorted(status["Groups"].split()) == ["2000", "3000"]
+
+
+def test_user_without_additional_gids_has_no_groups(sandbox: Sandbox) -> None:
+    """No additionalGids: the supplementary group list is empty (root's host groups must
+    not leak in)."""
+    out = sandbox.sh_ok("grep -E '^Groups:' /proc/self/status",
+                        process={"user": {"uid": 1000, "gid": 1000}})
+    assert _status_fields(out)["Groups"] == ""
+
+
+def test_non_root_user_cannot_write_root_owned(sandbox: Sandbox) -> None:
+    """The uid is really dropped: uid 1000 cannot write a root-owned 0755 dir."""
+    res = sandbox.sh("touch /etc/x", root={"path": "rootfs", "readonly": False},
+                     process={"user": {"uid": 1000, "gid": 1000}})
+    assert res.returncode != 0
+    assert "Permission denied" in res.stderr
+
+
+@pytest.mark.parametrize("umask,expect_file", [(0o027, "640"), (0o077, "600"), (0, "666")])
+def test_umask(sandbox: Sandbox, umask: int, expect_file: str) -> None:
+    """user.umask is applied to the process (and so to files it creates)."""
+    out = sandbox.sh_ok(
+        "umask; touch /tmp/f; stat -c %a /tmp/f",
+        process={"user": {"uid": 0, "gid": 0, "umask": umask}},
+        root={"path": "rootfs", "readonly": False},
+    )
+    assert out.split() == [f"{umask:04o}", expect_file]
+
+
+def test_default_capabilities(sandbox: Sandbox) -> None:
+    """The three default caps are exactly the bounding/effective/permitted sets."""
+    out = sandbox.sh_ok("grep -E '^(Cap|NoNewPrivs)' /proc/self/status")
+    st = _status_fields(out)
+    want = _cap_mask(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"])
+    for key in ("CapBnd", "CapEff", "CapPrm"):
+        assert int(st[key], 16) == want, (key, st[key])
+    assert st["NoNewPrivs"] == "1"
+
+
+def test_custom_capabilities_root(sandbox: Sandbox) -> None:
+    """The bounding and inheritable sets are applied as configured. (For uid 0 execve()
+    recomputes permitted/effective as inheritable|bounding, so those equal that union.)"""
+    bnd = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_NET_BIND_SERVICE"]
+    inh = ["CAP_NET_RAW", "CAP_KILL"]
+    caps = {"bounding": bnd, "effective": bnd, "permitted": bnd, "inheritable": inh}
+    out = sandbox.sh_ok("grep -E '^Cap' /proc/self/status", process={"capabilities": caps})
+    st = _status_fields(out)
+    assert int(st["CapBnd"], 16) == _cap_mask(bnd)
+    assert int(st["CapInh"], 16) == _cap_mask(inh)
+    assert int(st["CapPrm"], 16) == _cap_mask(bnd)
+    assert int(st["CapEff"], 16) == _cap_mask(bnd)
+
+
+def test_ambient_capabilities_non_root(sandbox: Sandbox) -> None:
+    """For a non-root user the ambient set is what survives execve: permitted = effective
+    = ambient, while bounding and inheritable stay as configured."""
+    bnd = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_NET_BIND_SERVICE"]
+    prm = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]
+    inh = ["CAP_NET_RAW", "CAP_KILL"]
+    amb = ["CAP_NET_RAW"]
+    caps = {"bounding": bnd, "effective": prm, "permitted": prm, "inheritable": inh,
+            "ambient": amb}
+    out = sandbox.sh_ok("grep -E '^Cap' /proc/self/status",
+                        process={"capabilities": caps, "user": {"uid": 1000, "gid": 1000}})
+    st = _status_fields(out)
+    assert int(st["CapBnd"], 16) == _cap_mask(bnd)
+    assert int(st["CapInh"], 16) == _cap_mask(inh)
+    assert int(st["CapAmb"], 16) == _cap_mask(amb)
+    assert int(st["CapPrm"], 16) == _cap_mask(amb)
+    assert int(st["CapEff"], 16) == _cap_mask(amb)
+
+
+def test_capabilities_enforced(sandbox: Sandbox) -> None:
+    """Without CAP_CHOWN even root cannot chown; with it, it can."""
+    script = "touch /tmp/f && chown 1000 /tmp/f && stat -c %u /tmp/f"
+    root = {"path": "rootfs", "readonly": False}
+    res = sandbox.sh(script, root=root)
+    assert res.returncode != 0
+    assert "Operation not permitted" in res.stderr
+    caps = ["CAP_CHOWN", "CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    out = sandbox.sh_ok(script, root=root, process={"capabilities": {
+        "bounding": caps, "effective": caps, "permitted": caps}})
+    assert out == "1000\n"
+
+
+def test_no_new_privileges_false(sandbox: Sandbox) -> None:
+    """noNewPrivileges false leaves the no_new_privs bit clear."""
+    out = sandbox.sh_ok("grep NoNewPrivs /proc/self/status", process={"noNewPrivileges": False})
+    assert _status_fields(out)["NoNewPrivs"] == "0"
+
+
+def test_rlimits(sandbox: Sandbox) -> None:
+    """process.rlimits set soft and hard limits (NOFILE below the host's 20000 hard cap)."""
+    rl = [
+        {"type": "RLIMIT_NOFILE", "soft": 1000, "hard": 2000},
+        {"type": "RLIMIT_NPROC", "soft": 300, "hard": 400},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0},
+    ]
+    out = sandbox.sh_ok("ulimit -n; cat /proc/self/limits", process={"rlimits": rl})
+    lines = out.splitlines()
+    assert lines[0] == "1000"
+    limits = "\n".join(lines[1:])
+    assert re.search(r"^Max open files\s+1000\s+2000\s", limits, re.M), limits
+    assert re.search(r"^Max processes\s+300\s+400\s", limits, re.M), limits
+    assert re.search(r"^Max core file size\s+0\s+0\s", limits, re.M), limits
+
+
+def test_namespaces_are_new(sandbox: Sandbox) -> None:
+    """Each configured namespace is a new one: the inode differs from the host's."""
+    import os
+
+    kinds = ["pid", "net", "ipc", "uts", "mnt", "cgroup"]
+    out = sandbox.sh_ok("; ".join(f"readlink /proc/self/ns/{k}" for k in kinds))
+    inside = out.split()
+    for kind, link in zip(kinds, inside):
+        assert link.startswith(f"{kind}:["), link
+        assert link != os.readlink(f"/proc/self/ns/{kind}"), f"{kind} namespace is the host's"
+
+
+def test_network_namespace_only_loopback(sandbox: Sandbox) -> None:
+    """A new network namespace has only lo."""
+    out = sandbox.sh_ok("ls /sys/class/net")
+    assert out.split() == ["lo"]
