@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyrunc import OCI_VERSION
-from pyrunc.cgroups import Manager, load as load_cgroup
 from pyrunc.linux import procfs
 from pyrunc.state import Record, StateStore
 from pyrunc.status import Status
+
+if TYPE_CHECKING:
+    from pyrunc.cgroups import Manager
 
 
 class Container:
@@ -30,7 +32,8 @@ class Container:
         return cls(store, store.load(container_id))
 
     def cgroup(self) -> Manager:
-        return load_cgroup(self.record.cgroup_path)
+        from pyrunc.cgroups import load
+        return load(self.record.cgroup_path)
 
     def alive(self) -> bool:
         return procfs.is_same_process(self.record.pid, self.record.start_time)

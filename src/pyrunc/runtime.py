@@ -11,21 +11,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import prctl
+from typing import TYPE_CHECKING
 
-from pyrunc import cgroups
 from pyrunc.container import Container
 from pyrunc.errors import (InvalidStateError, NotExistError, NotRunningError,
                            PyruncError, SystemError_, UnsupportedError, UsageError)
-from pyrunc.linux import capabilities, procfs, terminal
+from pyrunc.linux import procfs
 from pyrunc.log import Logger
-from pyrunc.process import hooks, parent
-from pyrunc.process.foreground import Foreground
-from pyrunc.process.init import InitOptions
-from pyrunc.spec.config import Config, Process
-from pyrunc.spec.load import load_bundle
 from pyrunc.state import Record, StateStore, atomic_write, validate_id
 from pyrunc.status import Status
+
+# Commands engines call most (state, kill, start, delete) must not pay for what only create,
+# run and exec need (spec conversion, the C core, the process machinery): those are
+# imported where they are used.
+from pyrunc import cgroups  # noqa: E402 (the cgroup commands below use it at module level)
+
+if TYPE_CHECKING:
+    from pyrunc.spec.config import Config, Process
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,10 @@ class Runtime:
     # -- create / start / run ------------------------------------------------------------------
 
     def create(self, container_id: str, opts: CreateOptions) -> Container:
+        from pyrunc.linux import capabilities, terminal
+        from pyrunc.process import hooks, parent
+        from pyrunc.process.init import InitOptions
+        from pyrunc.spec.load import load_bundle
         validate_id(container_id)
         cfg = load_bundle(opts.bundle)
         self._check_supported(cfg, opts)
@@ -190,9 +196,10 @@ class Runtime:
 
     def _run_warn(self, phase: str, c: Container, status: str) -> None:
         """poststart/poststop: a failure is a warning, and the lifecycle goes on."""
-        recorded = hooks.from_records(c.record.hooks.get(phase, []))
-        if not recorded:
+        if not c.record.hooks.get(phase):
             return
+        from pyrunc.process import hooks
+        recorded = hooks.from_records(c.record.hooks[phase])
         st = hooks.state_json({**c.state(), "status": status}, status)
         try:
             hooks.run(phase, recorded, st)
@@ -233,6 +240,9 @@ class Runtime:
         os.unlink(fifo)
 
     def run(self, container_id: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
+        import prctl
+
+        from pyrunc.process.foreground import Foreground
         fg: Foreground | None = None
         ours = None
         if not detach:
@@ -267,6 +277,7 @@ class Runtime:
     @staticmethod
     def _wants_proxy(opts: CreateOptions) -> bool:
         """A foreground run of a terminal process with no console socket: we are the console."""
+        from pyrunc.spec.load import load_bundle
         if opts.console_socket:
             return False
         try:
@@ -281,6 +292,11 @@ class Runtime:
              pid_file: str | None = None, preserve_fds: int = 0,
              console_socket: str | None = None) -> int:
         """Run `proc` inside a running container; in the foreground, return its exit status."""
+        import prctl
+
+        from pyrunc.linux import terminal
+        from pyrunc.process import parent
+        from pyrunc.process.foreground import Foreground
         c = self.container(container_id)
         status = c.status()
         if status in (Status.STOPPED, Status.CREATING):
@@ -324,6 +340,7 @@ class Runtime:
 
     def base_process(self, container_id: str) -> Process:
         """The container's own process settings, which `exec ID CMD...` starts from (as runc)."""
+        from pyrunc.spec.load import load_bundle
         c = self.container(container_id)
         proc = load_bundle(c.record.bundle).process
         if proc is None:
