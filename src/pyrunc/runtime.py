@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
 import select
 import signal
@@ -91,6 +92,12 @@ class Runtime:
             self.log.warning(f"capability {name} is unknown to this kernel or to pyrunc; skipped")
         for name in capabilities.unraisable_ambient(caps):
             self.log.warning(f"ambient capability {name} is not both permitted and inheritable; skipped")
+        compiled = None
+        if cfg.linux.seccomp is not None:
+            from pyrunc.linux import seccomp
+            compiled = seccomp.compile_profile(cfg.linux.seccomp)
+            for warning in compiled.warnings:
+                self.log.warning(warning)
         if not os.path.isdir(cfg.root.path):
             raise SystemError_(f"rootfs ({cfg.root.path}) does not exist", errno.ENOENT)
         lock = self.store.claim(container_id)
@@ -110,6 +117,12 @@ class Runtime:
             # Saved before anything is made, so a killed create can still be deleted.
             self.store.save(record)
 
+            def at_listener(pid: int, fd: int) -> None:
+                assert compiled is not None and compiled.listener_path
+                st = json.dumps({**Container(self.store, record).state(), "pid": pid,
+                                 "status": "creating"}).encode()
+                seccomp.send_listener(compiled.listener_path, fd, st, compiled.listener_metadata)
+
             def at_hooks(pid: int) -> str:
                 st = hooks.state_json({**Container(self.store, record).state(), "pid": pid}, "creating")
                 hooks.run("prestart", cfg.hooks.prestart, st)
@@ -126,8 +139,9 @@ class Runtime:
             console = terminal.connect(opts.console_socket) if opts.console_socket else None
             console_fd = console.fileno() if console else opts.console_fd
             try:
-                init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds, console_fd)
-                handle = parent.spawn(cfg, init_opts, cgroup, at_hooks)
+                init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds, console_fd,
+                                        compiled)
+                handle = parent.spawn(cfg, init_opts, cgroup, at_hooks, at_listener)
             finally:
                 if console is not None:
                     console.close()
@@ -177,8 +191,6 @@ class Runtime:
                                    "supported by pyrunc yet")
         if opts.console_socket and not cfg.process.terminal:
             raise UsageError("--console-socket needs process.terminal set to true in config.json")
-        if cfg.linux.seccomp is not None:
-            raise UnsupportedError("config.json: linux.seccomp: seccomp is not supported by pyrunc yet")
 
     def start(self, container_id: str) -> None:
         with self.store.lock(container_id):
@@ -319,9 +331,11 @@ class Runtime:
                 ours, console = fg.console_pair()
             else:
                 console = None
+            compiled, on_listener = self._exec_seccomp(c)
             try:
                 pid = parent.spawn_exec(c.pid, proc, c.cgroup(), preserve_fds,
-                                        console.fileno() if console else -1)
+                                        console.fileno() if console else -1,
+                                        compiled, on_listener)
             finally:
                 if console is not None:
                     console.close()
@@ -337,6 +351,23 @@ class Runtime:
                 ours.close()
             if fg is not None:
                 fg.restore()
+
+    def _exec_seccomp(self, c: Container) -> tuple[Any, Any]:
+        """exec'd processes get the container's seccomp profile, as with runc."""
+        from pyrunc.spec.load import load_bundle
+        raw = load_bundle(c.record.bundle).linux.seccomp
+        if raw is None:
+            return None, None
+        from pyrunc.linux import seccomp
+        compiled = seccomp.compile_profile(raw)
+        path = compiled.listener_path
+        if not path:
+            return compiled, None
+
+        def on_listener(pid: int, fd: int) -> None:
+            st = json.dumps({**c.state(), "pid": pid}).encode()
+            seccomp.send_listener(path, fd, st, compiled.listener_metadata)
+        return compiled, on_listener
 
     def base_process(self, container_id: str) -> Process:
         """The container's own process settings, which `exec ID CMD...` starts from (as runc)."""

@@ -6,7 +6,7 @@ import errno
 import os
 import resource
 import signal
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pyrunc.errors import SystemError_
 from pyrunc.linux import capabilities
@@ -27,6 +27,15 @@ def reset_signals_after_fork() -> None:
         except (OSError, ValueError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def load_seccomp(compiled: Any, before_user: bool, proc: Process) -> int | None:
+    """Load the filter at the one of the two points that fits (see the caller); returns the
+    notify listener fd if the profile has one."""
+    if compiled is None or before_user == proc.no_new_privileges:
+        return None
+    from pyrunc.linux import seccomp
+    return seccomp.load(compiled)
 
 
 def set_rlimits(proc: Process) -> None:
@@ -125,8 +134,8 @@ def lookup(name: str, env: dict[str, str]) -> str:
 
 
 def become_user(proc: Process) -> None:
-    """Switch to the container's user and capabilities; done after the exec fifo because a
-    non-dumpable process that is no longer root cannot reopen its own fds through /proc."""
+    """Switch to the container's user and capabilities (keeping the configured ones across
+    setuid), then go to the working directory as that user."""
     if proc.capabilities is not None:
         capabilities.drop_bounding(proc.capabilities)
     set_user(proc)

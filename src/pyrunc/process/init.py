@@ -14,7 +14,7 @@ import errno
 import os
 import socket
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import prctl
 
@@ -31,6 +31,7 @@ class InitOptions:
     no_pivot: bool = False
     preserve_fds: int = 0
     console_fd: int = -1  # connected console socket, when process.terminal
+    seccomp: Any = None  # a seccomp.CompiledFilter, compiled by the runtime before the fork
 
 
 def report(sock: socket.socket, exc: BaseException) -> None:
@@ -169,7 +170,16 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
     path = execute.lookup(proc.args[0], env) if proc.args else ""
     # Anything inherited beyond stdio and --preserve-fds must not reach the container.
     sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
-    sync.send(sock, sync.READY)
+    # runc's order: seccomp before dropping privileges unless no_new_privs lets an
+    # unprivileged process load it, in which case as late as possible, after.
+    listener = execute.load_seccomp(opts.seccomp, before_user=True, proc=proc)
+    execute.become_user(proc)
+    listener = execute.load_seccomp(opts.seccomp, before_user=False, proc=proc) or listener
+    if listener is not None:
+        sync.send_fd(sock, sync.READY, listener)  # the runtime hands it to listenerPath
+        os.close(listener)
+    else:
+        sync.send(sock, sync.READY)
     sock.close()
     return proc, path, env
 
@@ -195,7 +205,6 @@ def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[
         if cfg_hooks.start_container:
             hooks.run("startContainer", cfg_hooks.start_container,
                       _hook_state.replace('"creating"', '"created"', 1))
-        execute.become_user(proc)
         execute.exec_process(proc, path, env)
     except PyruncError as exc:
         os.write(2, f"pyrunc: {exc.msg}\n".encode())

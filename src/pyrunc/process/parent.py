@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
@@ -47,7 +47,8 @@ def _kill(pid: int) -> None:
 
 
 def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
-          at_hooks: Callable[[int], str] | None = None) -> InitHandle:
+          at_hooks: Callable[[int], str] | None = None,
+          at_listener: Callable[[int, int], None] | None = None) -> InitHandle:
     """Start the init and return once it is READY (blocked on the exec fifo).
 
     `at_hooks(init_pid)` runs the runtime's hooks when the init reaches that point and
@@ -78,7 +79,13 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         if msg["type"] == sync.HOOKS:
             state = at_hooks(init_pid) if at_hooks is not None else "{}"
             sync.send(psock, sync.HOOKS_DONE, state=state)
-            sync.recv(psock, sync.READY)
+            msg = sync.recv(psock, sync.READY)
+        if "fd" in msg:  # the seccomp notify listener
+            try:
+                if at_listener is not None:
+                    at_listener(init_pid, msg["fd"])
+            finally:
+                os.close(msg["fd"])
         return InitHandle(init_pid)
     except sync.InitDied as exc:
         _cleanup(stage, init_pid)
@@ -102,7 +109,8 @@ def _cleanup(stage: int, init_pid: int) -> None:
 
 
 def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
-               console_fd: int = -1) -> int:
+               console_fd: int = -1, seccomp: Any = None,
+               on_listener: Callable[[int, int], None] | None = None) -> int:
     """Start a process inside a running container; returns its host pid once it has exec'd."""
     from pyrunc.process import setns_init
     psock, csock = sync.socketpair()
@@ -112,7 +120,7 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
     if stage == 0:
         execute.reset_signals_after_fork()
         psock.close()
-        setns_init.stage_main(csock, init_pid, proc, preserve_fds, console_fd)
+        setns_init.stage_main(csock, init_pid, proc, preserve_fds, console_fd, seccomp)
     csock.close()
     pid = 0
     try:
@@ -121,7 +129,7 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
         pid = int(sync.recv(psock, sync.INIT_PID)["pid"])
         os.waitpid(stage, 0)
         stage = 0
-        sync.wait_exec(psock)
+        sync.wait_exec(psock, None if on_listener is None else lambda fd: on_listener(pid, fd))
         return pid
     except BaseException:
         for p in (stage, pid):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import prctl
 
@@ -34,7 +34,7 @@ def _differs(pid: int, name: str) -> bool:
 
 
 def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: int,
-               console_fd: int) -> NoReturn:
+               console_fd: int, seccomp: Any = None) -> NoReturn:
     code = 1
     try:
         prctl.set_dumpable(False)
@@ -54,7 +54,7 @@ def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: 
             os.close(fd)
         pid = os.fork()
         if pid == 0:
-            _child(sock, proc, console_fd)
+            _child(sock, proc, console_fd, seccomp)
         sync.send(sock, sync.INIT_PID, pid=pid)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - reported to the runtime
@@ -63,7 +63,7 @@ def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: 
         os._exit(code)
 
 
-def _child(sock: socket.socket, proc: Process, console_fd: int) -> NoReturn:
+def _child(sock: socket.socket, proc: Process, console_fd: int, seccomp: Any) -> NoReturn:
     try:
         if proc.terminal:
             os.setsid()
@@ -75,7 +75,12 @@ def _child(sock: socket.socket, proc: Process, console_fd: int) -> NoReturn:
         if proc.no_new_privileges:
             prctl.set_no_new_privs(True)
         path = execute.lookup(proc.args[0], env)
+        listener = execute.load_seccomp(seccomp, before_user=True, proc=proc)
         execute.become_user(proc)
+        listener = execute.load_seccomp(seccomp, before_user=False, proc=proc) or listener
+        if listener is not None:
+            sync.send_fd(sock, sync.LISTENER, listener)
+            os.close(listener)
         execute.exec_process(proc, path, env)
     except BaseException as exc:  # noqa: BLE001
         report(sock, exc)

@@ -8,8 +8,9 @@ here as PyruncError with that errno, so the user sees the child's reason.
 from __future__ import annotations
 
 import json
+import os
 import socket
-from typing import Any
+from typing import Any, Callable
 
 from pyrunc.errors import PyruncError, SystemError_
 
@@ -23,6 +24,7 @@ INIT_PID = "init_pid"              # stage -> runtime: {"pid": host pid of the i
 HOOKS = "hooks"                    # init -> runtime: namespaces and mounts made, before pivot_root
 HOOKS_DONE = "hooks_done"          # runtime -> init: {"state": state JSON for the init's own hooks}
 READY = "ready"                    # init -> runtime: rootfs done, blocking on the exec fifo
+LISTENER = "listener"              # exec'd process -> runtime: {"fd"} seccomp notify listener
 ERROR = "error"
 
 
@@ -38,6 +40,11 @@ def send(sock: socket.socket, kind: str, **fields: Any) -> None:
     sock.send(json.dumps({"type": kind, **fields}).encode())
 
 
+def send_fd(sock: socket.socket, kind: str, fd: int, **fields: Any) -> None:
+    """A message carrying one fd (SCM_RIGHTS); the receiver finds it under "fd"."""
+    socket.send_fds(sock, [json.dumps({"type": kind, **fields}).encode()], [fd])
+
+
 def send_error(sock: socket.socket, msg: str, errno: int) -> None:
     try:
         send(sock, ERROR, msg=msg, errno=errno)
@@ -48,12 +55,14 @@ def send_error(sock: socket.socket, msg: str, errno: int) -> None:
 def recv(sock: socket.socket, expect: str, *also: str) -> dict[str, Any]:
     """Receive one message of type `expect` (or one of `also`); an error message or EOF raises."""
     try:
-        data = sock.recv(MAX_MSG)
+        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, 1)
     except ConnectionResetError:
-        data = b""
+        data, fds = b"", []
     if not data:
         raise InitDied("container init exited before it was ready (no error reported)")
     msg: dict[str, Any] = json.loads(data)
+    if fds:
+        msg["fd"] = fds[0]
     if msg.get("type") == ERROR:
         raise PyruncError(str(msg.get("msg")), int(msg.get("errno") or 0))
     if msg.get("type") != expect and msg.get("type") not in also:
@@ -61,15 +70,23 @@ def recv(sock: socket.socket, expect: str, *also: str) -> dict[str, Any]:
     return msg
 
 
-def wait_exec(sock: socket.socket) -> None:
+def wait_exec(sock: socket.socket, on_listener: Callable[[int], None] | None = None) -> None:
     """The child execs with this socket close-on-exec: EOF means exec succeeded."""
-    try:
-        data = sock.recv(MAX_MSG)
-    except ConnectionResetError:
-        data = b""
-    if not data:
-        return
-    msg: dict[str, Any] = json.loads(data)
-    if msg.get("type") == ERROR:
-        raise PyruncError(str(msg.get("msg")), int(msg.get("errno") or 0))
-    raise SystemError_(f"sync: unexpected {msg.get('type')!r} from the exec'd process")
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, 1)
+        except ConnectionResetError:
+            data, fds = b"", []
+        if not data:
+            return
+        msg: dict[str, Any] = json.loads(data)
+        if msg.get("type") == LISTENER and fds:
+            try:
+                if on_listener is not None:
+                    on_listener(fds[0])
+            finally:
+                os.close(fds[0])
+            continue
+        if msg.get("type") == ERROR:
+            raise PyruncError(str(msg.get("msg")), int(msg.get("errno") or 0))
+        raise SystemError_(f"sync: unexpected {msg.get('type')!r} from the exec'd process")
