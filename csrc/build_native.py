@@ -13,5 +13,6 @@ ffibuilder.set_source(
     '#include "native.h"',
     sources=[str(p.relative_to(HERE.parent)) for p in sorted(HERE.glob("*.c"))],
     include_dirs=[str(HERE)],
+    libraries=["seccomp"],
     extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror"],
 )

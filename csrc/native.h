@@ -37,4 +37,27 @@ int pr_personality(unsigned long persona);
 int pr_prctl(int option, unsigned long arg2, unsigned long arg3,
              unsigned long arg4, unsigned long arg5);
 
+/* seccomp.c: libseccomp (compile, in the runtime) and seccomp(2) (load, in the init).
+ * libseccomp's -errno returns become -1 with errno; seccomp_init returns NULL. Two calls
+ * return the library's own "unknown" value instead: arch_resolve_name 0, and
+ * syscall_resolve_name __NR_SCMP_ERROR (-1; other negative numbers are libseccomp's
+ * pseudo syscall numbers, valid for rule_add). */
+#define PR_SECCOMP_MAX_CMPS 6
+void *pr_seccomp_init(unsigned int def_action);
+void pr_seccomp_release(void *ctx);
+int pr_seccomp_attr_set(void *ctx, int attr, unsigned int value);
+unsigned int pr_seccomp_arch_resolve_name(const char *name);
+unsigned int pr_seccomp_arch_native(void);
+int pr_seccomp_arch_add(void *ctx, unsigned int arch_token);
+int pr_seccomp_syscall_resolve_name(const char *name);
+int pr_seccomp_rule_add(void *ctx, unsigned int action, int syscall_nr, unsigned int count,
+                        const unsigned int *arg, const unsigned int *op,
+                        const unsigned long long *datum_a, const unsigned long long *datum_b);
+int pr_seccomp_export_bpf(void *ctx, int fd);
+int pr_seccomp_version(unsigned int *major, unsigned int *minor, unsigned int *micro);
+/* seccomp(SECCOMP_SET_MODE_FILTER, flags, {count, bpf}): 0, or the listener fd. */
+int pr_seccomp_set_mode_filter(unsigned int flags, const char *bpf, unsigned int count);
+/* seccomp(2) as is, for probes (GET_ACTION_AVAIL, a flag check with NULL args). */
+int pr_seccomp(unsigned int operation, unsigned int flags, void *args);
+
 #endif

@@ -159,3 +159,165 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     if rc < 0:
         raise _fail("prctl")
     return rc
+
+
+# --- seccomp: libseccomp (compiling, in the runtime) and seccomp(2) (loading, in the init) --
+# seccomp.h values (libseccomp 2.5); pyrunc.linux.seccomp decides what to use.
+from errno import EFAULT, EINVAL, EOPNOTSUPP  # noqa: E402
+
+SCMP_ACT_KILL_PROCESS = 0x80000000
+SCMP_ACT_KILL_THREAD = 0x00000000
+SCMP_ACT_KILL = SCMP_ACT_KILL_THREAD
+SCMP_ACT_TRAP = 0x00030000
+SCMP_ACT_NOTIFY = 0x7FC00000
+SCMP_ACT_ERRNO_BASE = 0x00050000  # SCMP_ACT_ERRNO(x) = base | (x & 0xffff)
+SCMP_ACT_TRACE_BASE = 0x7FF00000  # SCMP_ACT_TRACE(x) = base | (x & 0xffff)
+SCMP_ACT_LOG = 0x7FFC0000
+SCMP_ACT_ALLOW = 0x7FFF0000
+
+SCMP_CMP_NE = 1
+SCMP_CMP_LT = 2
+SCMP_CMP_LE = 3
+SCMP_CMP_EQ = 4
+SCMP_CMP_GE = 5
+SCMP_CMP_GT = 6
+SCMP_CMP_MASKED_EQ = 7
+
+SCMP_FLTATR_ACT_DEFAULT = 1
+SCMP_FLTATR_ACT_BADARCH = 2
+SCMP_FLTATR_CTL_NNP = 3
+SCMP_FLTATR_CTL_TSYNC = 4
+SCMP_FLTATR_CTL_LOG = 6
+SCMP_FLTATR_CTL_SSB = 7
+SCMP_FLTATR_CTL_OPTIMIZE = 8
+SCMP_FLTATR_API_SYSRAWRC = 9
+
+NR_SCMP_ERROR = -1  # seccomp_syscall_resolve_name: unknown name
+
+# linux/seccomp.h
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_GET_ACTION_AVAIL = 2
+SECCOMP_FILTER_FLAG_TSYNC = 1 << 0
+SECCOMP_FILTER_FLAG_LOG = 1 << 1
+SECCOMP_FILTER_FLAG_SPEC_ALLOW = 1 << 2
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
+SECCOMP_FILTER_FLAG_TSYNC_ESRCH = 1 << 4
+SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
+SECCOMP_MAX_CMPS = 6
+
+
+class SeccompCtx:
+    """A libseccomp filter context; `release()` (or the with-block's end) frees it."""
+
+    __slots__ = ("_ptr",)
+
+    def __init__(self, def_action: int) -> None:
+        ptr = lib.pr_seccomp_init(def_action)
+        if ptr == ffi.NULL:
+            raise _fail("seccomp_init")
+        self._ptr: object = ptr
+
+    @property
+    def ptr(self) -> object:
+        if self._ptr is None:
+            raise ValueError("seccomp filter context already released")
+        return self._ptr
+
+    def release(self) -> None:
+        if self._ptr is not None:
+            lib.pr_seccomp_release(self._ptr)
+            self._ptr = None
+
+    def __enter__(self) -> SeccompCtx:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def seccomp_attr_set(ctx: SeccompCtx, attr: int, value: int) -> None:
+    if lib.pr_seccomp_attr_set(ctx.ptr, attr, value) < 0:
+        raise _fail("seccomp_attr_set")
+
+
+def seccomp_arch_resolve_name(name: str) -> int:
+    """libseccomp's arch token for e.g. "x86_64"; 0 when this libseccomp does not know it."""
+    token: int = lib.pr_seccomp_arch_resolve_name(name.encode())
+    return token
+
+
+def seccomp_arch_native() -> int:
+    token: int = lib.pr_seccomp_arch_native()
+    return token
+
+
+def seccomp_arch_add(ctx: SeccompCtx, token: int) -> None:
+    if lib.pr_seccomp_arch_add(ctx.ptr, token) < 0:
+        raise _fail("seccomp_arch_add")
+
+
+def seccomp_syscall_resolve_name(name: str) -> int:
+    """The native number (or a negative pseudo number); NR_SCMP_ERROR when unknown."""
+    nr: int = lib.pr_seccomp_syscall_resolve_name(name.encode())
+    return nr
+
+
+def seccomp_rule_add_array(ctx: SeccompCtx, action: int, syscall_nr: int,
+                           cmps: list[tuple[int, int, int, int]]) -> None:
+    """Add a rule; `cmps` are (arg index, SCMP_CMP_* op, datum_a, datum_b), at most 6."""
+    if cmps:
+        arg = ffi.new("unsigned int[]", [c[0] for c in cmps])
+        op = ffi.new("unsigned int[]", [c[1] for c in cmps])
+        da = ffi.new("unsigned long long[]", [c[2] for c in cmps])
+        db = ffi.new("unsigned long long[]", [c[3] for c in cmps])
+        rc = lib.pr_seccomp_rule_add(ctx.ptr, action, syscall_nr, len(cmps), arg, op, da, db)
+    else:
+        rc = lib.pr_seccomp_rule_add(ctx.ptr, action, syscall_nr, 0, ffi.NULL, ffi.NULL, ffi.NULL,
+                                     ffi.NULL)
+    if rc < 0:
+        raise _fail("seccomp_rule_add_array")
+
+
+def seccomp_export_bpf(ctx: SeccompCtx, fd: int) -> None:
+    if lib.pr_seccomp_export_bpf(ctx.ptr, fd) < 0:
+        raise _fail("seccomp_export_bpf")
+
+
+def seccomp_version() -> tuple[int, int, int]:
+    v = ffi.new("unsigned int[3]")
+    if lib.pr_seccomp_version(v, v + 1, v + 2) < 0:
+        raise _fail("seccomp_version")
+    return int(v[0]), int(v[1]), int(v[2])
+
+
+def seccomp_set_mode_filter(flags: int, bpf: bytes) -> int:
+    """seccomp(SECCOMP_SET_MODE_FILTER): `bpf` is a struct sock_filter array. Returns the
+    listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0."""
+    rc: int = lib.pr_seccomp_set_mode_filter(flags, bpf, len(bpf) // 8)
+    if rc < 0:
+        raise _fail("seccomp")
+    return rc
+
+
+def seccomp_probe_flags(flags: int) -> bool:
+    """Whether the kernel knows these filter flags: SECCOMP_SET_MODE_FILTER with no program
+    fails with EFAULT after the flags were accepted, EINVAL when they were not."""
+    if lib.pr_seccomp(SECCOMP_SET_MODE_FILTER, flags, ffi.NULL) == 0:  # cannot happen
+        return True
+    err = ffi.errno
+    if err == EFAULT:
+        return True
+    if err == EINVAL:
+        return False
+    raise OSError(err, f"seccomp: {os.strerror(err)}")
+
+
+def seccomp_action_avail(action: int) -> bool:
+    """seccomp(SECCOMP_GET_ACTION_AVAIL): whether the kernel knows this SECCOMP_RET_* action."""
+    value = ffi.new("unsigned int *", action)
+    if lib.pr_seccomp(SECCOMP_GET_ACTION_AVAIL, 0, value) == 0:
+        return True
+    err = ffi.errno
+    if err == EOPNOTSUPP:
+        return False
+    raise OSError(err, f"seccomp: {os.strerror(err)}")
