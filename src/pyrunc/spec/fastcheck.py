@@ -2,8 +2,10 @@
 
 Every `create` validates config.json, and importing jsonschema alone costs over 100 ms per
 process, while a runc command takes ~15 ms in all. So a schema is compiled here into nested
-closures (once per process, ~1-2 ms) that only answer "valid or not"; when the answer is "not",
-the caller runs jsonschema to word the error.
+closures that only answer "valid or not" (compiling the config schema takes ~1.5 ms, checking a
+typical config ~0.1 ms; an interpreting dict walk needs no compile step but checks ~5x slower,
+and the compile doubles as the up-front vetting below). When the answer is "not", the caller
+runs jsonschema to word the error.
 
 The answer must equal jsonschema's (Draft 2020-12, with schema.py's strict "integer": a real
 int, never a bool or 1.0). Hence:
@@ -17,7 +19,7 @@ int, never a bool or 1.0). Hence:
   produce (a tuple, a dict or str subclass, a Decimal) the check gives up and answers False,
   leaving the verdict to jsonschema. So `True` always means jsonschema would accept.
 
-Only `json` and `re` are imported; the schema file is read on the first check.
+Imports only json and re (and typing helpers); the schema file is read on the first check.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ _NUMBER_KEYWORDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusi
 _GENERAL_KEYWORDS = frozenset({"type", "enum", "const", "$ref", "allOf", "anyOf", "oneOf", "not", "if", "then", "else"})
 KEYWORDS = _ANNOTATIONS | _OBJECT_KEYWORDS | _ARRAY_KEYWORDS | _STRING_KEYWORDS | _NUMBER_KEYWORDS | _GENERAL_KEYWORDS
 
-_DEF_REF = re.compile(r"#/\$defs/([A-Za-z0-9_.-]+)")
+_DEF_PREFIX = "#/$defs/"
 
 
 def _true(_x: Any) -> bool:
@@ -123,10 +125,10 @@ class _Compiler:
         self.slots: dict[str, list[Check]] = {}
 
     def ref(self, ref: Any, where: str) -> Check:
-        match = _DEF_REF.fullmatch(ref) if isinstance(ref, str) else None
-        if match is None or match.group(1) not in self.defs:
+        name = ref[len(_DEF_PREFIX):] if isinstance(ref, str) and ref.startswith(_DEF_PREFIX) else ""
+        # No "/", "~" or "%": then the JSON pointer is the name itself, with nothing to unescape.
+        if name not in self.defs or any(c in name for c in "/~%"):
             raise UnsupportedSchema(f"{where}: $ref {ref!r} is not '#/$defs/<name>' of this document")
-        name = match.group(1)
         if name in self.done:
             return self.done[name]
         if name in self.slots:  # a cycle: go through an indirection filled in below
