@@ -194,10 +194,17 @@ def test_created_init_exe_is_out_of_reach_with_cap_sys_ptrace(sandbox: Sandbox, 
         "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps}})
     cid = sandbox.new_id()
     rt.create(b, cid, out_dir=sandbox.tmp / "out")
-    res = rt.run_cmd("exec", cid, "sh", "-c", _probe_script())
+    # A host file next to the runtime's state dir (--root is sandbox.tmp/state): any fd
+    # the waiting init holds on a host directory leads there through its magic link.
+    (sandbox.tmp / "host-sentinel").write_text("HOST-FILE-REACHED\n")
+    escape = ("for d in /proc/1/fd/*; do cat $d/../host-sentinel $d/../../host-sentinel "
+              "2>/dev/null; done; ")
+    res = rt.run_cmd("exec", cid, "sh", "-c", escape + _probe_script())
     assert res.returncode == 0, res.stderr
     found = res.stdout.split()[:-1]
     host_python = os.path.realpath(f"/proc/{rt.state(cid)['pid']}/exe")
+    assert "HOST-FILE-REACHED" not in found, (
+        "a container with CAP_SYS_PTRACE read a host file through an fd of the waiting init")
     assert "OPEN-READ" not in found and "OPEN-WRITE" not in found, (
         f"a container with CAP_SYS_PTRACE opened the host interpreter {host_python} "
         f"through /proc/1/exe: {found}")

@@ -1,0 +1,240 @@
+"""A hostile rootfs: symlinks that point out of it must never lead the runtime to the host.
+
+Each test plants symlinks in the bundle's rootfs that, followed naively on the host, lead
+to a host directory the test owns (`outside`). The runtime runs as root and builds the
+rootfs before pivot_root, when the host's tree is still its "/": a mount point, a device
+node or a cwd it creates through such a link would appear in `outside`. After the
+container ran (or was refused), `outside` must be byte-for-byte as it was, with nothing
+mounted on it.
+
+The race test flips a rootfs directory and a symlink to `outside` back and forth
+(renameat2 RENAME_EXCHANGE, atomic) while containers are being set up through it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Sandbox
+from .helpers import Bundle, Runtime, mounts_under
+
+RENAME_EXCHANGE = 2
+AT_FDCWD = -100
+
+
+def _snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
+    """Every entry under root with its type, mode, owner, size, mtime and content hash."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            content = p.read_bytes() if stat.S_ISREG(st.st_mode) else None
+            link = os.readlink(p) if stat.S_ISLNK(st.st_mode) else None
+            out[str(p.relative_to(root))] = (stat.S_IFMT(st.st_mode), st.st_mode & 0o7777,
+                                             st.st_uid, st.st_gid, st.st_rdev, content, link,
+                                             st.st_mtime_ns)
+    st = root.lstat()
+    out["."] = (st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
+    return out
+
+
+@pytest.fixture
+def outside(sandbox: Sandbox) -> Path:
+    """The host directory a hostile rootfs aims at (absolute path, owned by the test)."""
+    d = sandbox.host_dir("outside")
+    (d / "sentinel").write_text("host data\n")
+    (d / "sub").mkdir()
+    return d
+
+
+def _abs_link(target: Path) -> str:
+    return str(target)
+
+
+def _rel_link(target: Path) -> str:
+    return "../" * 40 + str(target).lstrip("/")
+
+
+def _plant(rootfs: Path, rel: str, target: str) -> None:
+    p = rootfs / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.is_dir() and not p.is_symlink():
+        p.rmdir()
+    os.symlink(target, p)
+
+
+def _mnt(dest: str, **kw: Any) -> dict[str, Any]:
+    return {"destination": dest, **kw}
+
+
+# Each case: (links to plant: rel path -> "abs"|"rel"|"abs:/suffix"), config overrides.
+CASES: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
+    "mount-tmpfs-below-abs-link": (
+        {"mnt/evil": "abs"},
+        {"extra_mounts": [_mnt("/mnt/evil/newdir/deeper", type="tmpfs", source="tmpfs")]}),
+    "mount-tmpfs-below-rel-link": (
+        {"mnt/evil": "rel"},
+        {"extra_mounts": [_mnt("/mnt/evil/newdir", type="tmpfs", source="tmpfs")]}),
+    "mount-tmpfs-on-link-to-missing": (
+        {"mnt/final": "abs:/newfinal"},
+        {"extra_mounts": [_mnt("/mnt/final", type="tmpfs", source="tmpfs")]}),
+    "mount-tmpfs-dotdot-destination": (
+        {"mnt/evil": "rel"},
+        {"extra_mounts": [_mnt("/mnt/evil/../evil/sub/newdir", type="tmpfs", source="tmpfs")]}),
+    "bind-dir-below-link": (
+        {"mnt/evil": "abs"},
+        {"extra_mounts": [_mnt("/mnt/evil/newbind", type="bind", source="{src_dir}", options=["rbind"])]}),
+    "bind-file-below-link": (
+        {"mnt/evil": "abs"},
+        {"extra_mounts": [_mnt("/mnt/evil/newfile", type="bind", source="{src_file}", options=["bind"])]}),
+    "bind-file-on-link-to-missing": (
+        {"etc/evilfile": "abs:/newfile"},
+        {"extra_mounts": [_mnt("/etc/evilfile", type="bind", source="{src_file}", options=["bind"])]}),
+    "bind-file-on-link-to-host-file": (
+        {"etc/evilfile": "abs:/sentinel"},
+        {"extra_mounts": [_mnt("/etc/evilfile", type="bind", source="{src_file}", options=["bind"])]}),
+    "device-below-link": (
+        {"mnt/evil": "abs"},
+        {"linux": {"devices": [{"path": "/mnt/evil/newdev", "type": "c", "major": 1, "minor": 3,
+                                "fileMode": 0o666, "uid": 0, "gid": 0}]}}),
+    "device-on-link-to-host-file": (
+        {"mnt/devlink": "abs:/sentinel"},
+        {"linux": {"devices": [{"path": "/mnt/devlink", "type": "c", "major": 1, "minor": 3,
+                                "fileMode": 0o666, "uid": 1000, "gid": 1000}]}}),
+    "dev-is-a-link": (
+        {"dev": "abs"},
+        {}),
+    "cwd-below-link": (
+        {"mnt/evil": "abs"},
+        {"process": {"cwd": "/mnt/evil/newcwd"}}),
+    "masked-and-readonly-paths-are-links": (
+        {"mnt/masked": "abs:/sentinel", "mnt/rodir": "abs:/sub"},
+        {"linux": {"maskedPaths": ["/mnt/masked", "/mnt/rodir"],
+                   "readonlyPaths": ["/mnt/rodir", "/mnt/masked"]}}),
+}
+
+
+def _materialize(sandbox: Sandbox, outside: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    src_dir = sandbox.host_dir("bind-src")
+    (src_dir / "from-bind-source").write_text("bind source\n")
+    src_file = sandbox.tmp / "host" / "bind-src-file"
+    src_file.write_text("bind source file\n")
+
+    def subst(v: Any) -> Any:
+        if isinstance(v, str):
+            return v.replace("{src_dir}", str(src_dir)).replace("{src_file}", str(src_file))
+        if isinstance(v, list):
+            return [subst(x) for x in v]
+        if isinstance(v, dict):
+            return {k: subst(x) for k, x in v.items()}
+        return v
+
+    return subst(overrides)
+
+
+def _link_target(kind: str, outside: Path) -> str:
+    base, _, suffix = kind.partition(":")
+    target = _abs_link(outside) if base == "abs" else _rel_link(outside)
+    return target + suffix
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_symlink_out_of_rootfs_never_reaches_host(sandbox: Sandbox, rt: Runtime, outside: Path,
+                                                   case: str) -> None:
+    links, overrides = CASES[case]
+    b = sandbox.bundle(["sh", "-c", "ls / >/dev/null && echo ran"],
+                       **_materialize(sandbox, outside, overrides))
+    for rel, kind in links.items():
+        _plant(b.rootfs, rel, _link_target(kind, outside))
+    before = _snapshot(outside)
+    res = rt.run(b, sandbox.new_id())
+    assert res.returncode in (0, 1), res
+    if res.returncode == 1:  # refusing is fine; it must still say why, in one line
+        assert len(res.stderr.splitlines()) == 1, res.stderr
+    else:
+        assert "ran" in res.stdout
+    assert mounts_under(outside) == []
+    assert _snapshot(outside) == before, "the runtime changed a host directory through a rootfs symlink"
+
+
+# --------------------------------------------------------------------------------------
+# the race: a rootfs directory that becomes a symlink (and back) during setup
+
+
+class _Flipper:
+    """Swap rootfs/<name> (a directory) and rootfs/<name>.alt (a symlink out of the rootfs)
+    atomically, as fast as possible, until stopped."""
+
+    def __init__(self, parent: Path, name: str, target: str) -> None:
+        self.a = str(parent / name)
+        self.b = str(parent / f"{name}.alt")
+        os.mkdir(self.a)
+        os.symlink(target, self.b)
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.stop = threading.Event()
+        self.flips = 0
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        a, b = self.a.encode(), self.b.encode()
+        while not self.stop.is_set():
+            if self.libc.renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) == 0:
+                self.flips += 1
+            else:  # pragma: no cover - the kernel lacks renameat2 exchange
+                raise OSError(ctypes.get_errno(), "renameat2")
+
+    def __enter__(self) -> "_Flipper":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize("link", ["abs", "rel"])
+def test_directory_flipping_to_symlink_during_setup(sandbox: Sandbox, rt: Runtime, outside: Path,
+                                                    link: str) -> None:
+    """While containers are created through rootfs/mnt/flip, a thread keeps exchanging it
+    with a symlink to the host directory `outside`. Whatever each create does (succeed, or
+    fail because a path vanished under it), `outside` stays untouched."""
+    src_dir = sandbox.host_dir("bind-src")
+    overrides: dict[str, Any] = {
+        "extra_mounts": [
+            _mnt("/mnt/flip/t1/t2", type="tmpfs", source="tmpfs"),
+            _mnt("/mnt/flip/bind", type="bind", source=str(src_dir), options=["rbind"]),
+            _mnt("/mnt/flip/t3", type="tmpfs", source="tmpfs"),
+        ],
+        "linux": {"devices": [{"path": "/mnt/flip/dev0", "type": "c", "major": 1, "minor": 3,
+                               "fileMode": 0o666, "uid": 0, "gid": 0}]},
+        "process": {"cwd": "/mnt/flip/cwd"},
+    }
+    b = sandbox.bundle(["true"], **overrides)
+    target = _abs_link(outside) if link == "abs" else _rel_link(outside)
+    before = _snapshot(outside)
+    outcomes: list[int] = []
+    with _Flipper(b.rootfs / "mnt", "flip", target) as flipper:
+        deadline = time.monotonic() + 25
+        while len(outcomes) < 8 and time.monotonic() < deadline:
+            res = rt.run(b, sandbox.new_id())
+            # 127: the cwd vanished between setup and the exec (the container's own failure)
+            assert res.returncode in (0, 1, 127), res
+            if res.returncode == 1:
+                assert len(res.stderr.splitlines()) == 1, res.stderr
+            outcomes.append(res.returncode)
+            assert mounts_under(outside) == []
+            assert _snapshot(outside) == before, (
+                f"the runtime changed a host directory through a flipping symlink "
+                f"(after {len(outcomes)} runs, {flipper.flips} flips)")
+    assert flipper.flips > 100, "the flipper did not run"
+    assert len(outcomes) >= 3
