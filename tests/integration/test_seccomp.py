@@ -643,3 +643,63 @@ def test_container_user_namespace_without_no_new_privs(sandbox: Any) -> None:
     assert lines[:3] == ["NoNewPrivs:\t0", "Seccomp:\t2", "rc=1"]
     assert lines[3].split() == ["0", "200000", "65536"]
     assert "Permission denied" in res.stderr
+
+
+@pytest.mark.usefixtures("runtime_seccomp")
+def test_container_exec_notify(sandbox: Any, tmp_path: Path) -> None:
+    """An exec'd process gets its own filter, so its own listener fd: the agent gets a second
+    connection (process state with the exec'd pid) and answers that process's mkdir."""
+    agent = Agent(str(tmp_path / "agent.sock"))
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": agent.path,
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    states: list[dict[str, Any]] = []
+    seen: list[int] = []
+    failure: list[str] = []
+
+    def supervise() -> None:
+        try:
+            agent.accept()  # the init's listener: sleep makes no mkdir
+            states.append(agent.state)
+            first = agent.fd
+            agent.accept()  # the exec'd process's
+            states.append(agent.state)
+            os.close(first)
+            while True:
+                ready, _, _ = select.select([agent.fd], [], [], 20)
+                if not ready:
+                    failure.append("no notification within 20s")
+                    return
+                buf = bytearray(NOTIF.size)
+                try:
+                    fcntl.ioctl(agent.fd, SECCOMP_IOCTL_NOTIF_RECV, buf)
+                except OSError:
+                    return
+                nid, pid, _, nr, *_ = NOTIF.unpack(buf)
+                seen.append(pid)
+                try:
+                    notif_send(agent.fd, nid, error=-errno.EROFS)
+                except OSError:
+                    pass
+        except BaseException:  # noqa: BLE001 - reported below
+            failure.append(traceback.format_exc())
+
+    t = threading.Thread(target=supervise, daemon=True)
+    t.start()
+    try:
+        b = sandbox.bundle(["sleep", "60"], linux={"seccomp": profile})
+        cid = sandbox.new_id()
+        sandbox.rt.create(b, cid, out_dir=sandbox.tmp / "out")
+        sandbox.rt.run_cmd("start", cid, check=True)
+        res = sandbox.rt.run_cmd("exec", cid, "sh", "-c", "mkdir /tmp/e; echo e=$?")
+        sandbox.rt.run_cmd("kill", cid, "KILL")
+        t.join(25)
+    finally:
+        agent.close()
+    assert not failure, failure[0]
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[:1] == ["e=1"]
+    assert "Read-only file system" in res.stderr
+    assert [s["state"]["id"] for s in states] == [cid, cid]
+    assert states[0]["pid"] == states[0]["state"]["pid"]  # the init
+    assert states[1]["pid"] != states[0]["pid"]  # the exec'd process
+    assert len(seen) == 1
