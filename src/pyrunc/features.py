@@ -8,7 +8,7 @@ from pyrunc import OCI_VERSION, __version__
 
 
 def features() -> dict[str, Any]:
-    from pyrunc.linux import capabilities, mountopts
+    from pyrunc.linux import capabilities, mountopts, seccomp
     options = sorted(set(mountopts._FLAGS) | set(mountopts._PROPAGATION) | set(mountopts._RECURSIVE))
     top = capabilities.last_cap()
     return {
@@ -22,12 +22,13 @@ def features() -> dict[str, Any]:
             "capabilities": sorted(n for n, v in capabilities.CAP_NUMBERS.items() if v <= top),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
                        "rdma": False},
-            "seccomp": {"enabled": False},
+            "seccomp": seccomp.features(),
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
             "mountExtensions": {"idmap": {"enabled": False}},
         },
         "annotations": {"org.opencontainers.runtime.name": "pyrunc",
-                        "org.opencontainers.runtime.version": __version__},
+                        "org.opencontainers.runtime.version": __version__,
+                        "io.github.seccomp.libseccomp.version": seccomp.libseccomp_version()},
     }

@@ -125,7 +125,9 @@ class Runtime:
 
             def at_hooks(pid: int) -> str:
                 st = hooks.state_json({**Container(self.store, record).state(), "pid": pid}, "creating")
-                hooks.run("prestart", cfg.hooks.prestart, st)
+                # prestart (deprecated) is from the time when hooks ran after create: it is
+                # given "created", as crun does and the runtime-tools suite checks.
+                hooks.run("prestart", cfg.hooks.prestart, st.replace('"creating"', '"created"', 1))
                 hooks.run("createRuntime", cfg.hooks.create_runtime, st)
                 return st
 
@@ -184,11 +186,12 @@ class Runtime:
             raise UnsupportedError("config.json: process.apparmorProfile: applying AppArmor "
                                    "profiles is not supported by pyrunc yet")
         if cfg.process.selinux_label or cfg.linux.mount_label:
-            if not os.path.isdir("/sys/fs/selinux"):
-                raise UnsupportedError("config.json: process.selinuxLabel/linux.mountLabel: SELinux "
-                                       "is not enabled on this host")
-            raise UnsupportedError("config.json: process.selinuxLabel: SELinux labels are not "
-                                   "supported by pyrunc yet")
+            if os.path.isdir("/sys/fs/selinux"):
+                raise UnsupportedError("config.json: process.selinuxLabel: SELinux labels are not "
+                                       "supported by pyrunc yet")
+            # Labels mean nothing without SELinux: runc and crun go on, and so do we, saying so.
+            self.log.warning("SELinux is not enabled on this host: process.selinuxLabel and "
+                             "linux.mountLabel are ignored")
         if opts.console_socket and not cfg.process.terminal:
             raise UsageError("--console-socket needs process.terminal set to true in config.json")
 
@@ -201,6 +204,8 @@ class Runtime:
             if status != Status.CREATED:
                 raise InvalidStateError(f"cannot start an already {status.value} container")
             if not c.record.has_process:
+                # Nothing will ever run: the init goes, so the container is stopped, not stuck.
+                self._signal_init(c, signal.SIGKILL)
                 raise InvalidStateError("cannot start a container without a process "
                                         "(config.json has no process)")
             self._release(c)
@@ -212,11 +217,13 @@ class Runtime:
             return
         from pyrunc.process import hooks
         recorded = hooks.from_records(c.record.hooks[phase])
-        st = hooks.state_json({**c.state(), "status": status}, status)
-        try:
-            hooks.run(phase, recorded, st)
-        except PyruncError as exc:
-            self.log.warning(str(exc))
+        # The init's pid even if it already exited: the hook is about that process.
+        st = hooks.state_json({**c.state(), "pid": c.record.pid}, status)
+        for i, hook in enumerate(recorded):
+            try:
+                hooks.run(phase, [hook], st, first_index=i)
+            except PyruncError as exc:
+                self.log.warning(str(exc))  # and the remaining hooks still run
 
     def _release(self, c: Container) -> None:
         """Open the exec fifo: the init's blocked open completes, it writes a byte and execs.

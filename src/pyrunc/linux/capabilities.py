@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import prctl
 
+from pyrunc.errors import SystemError_
 from pyrunc.linux import syscalls as sc
 from pyrunc.spec.config import Capabilities
 
@@ -75,11 +76,15 @@ def apply_sets(caps: Capabilities) -> None:
     every = set(range(top + 1))
     eff, perm, inh = (_nums(caps.effective, top), _nums(caps.permitted, top),
                       _nums(caps.inheritable, top))
-    prctl.set_caps(
-        (sorted(perm), prctl.CAP_PERMITTED, True), (sorted(every - perm), prctl.CAP_PERMITTED, False),
-        (sorted(eff), prctl.CAP_EFFECTIVE, True), (sorted(every - eff), prctl.CAP_EFFECTIVE, False),
-        (sorted(inh), prctl.CAP_INHERITABLE, True), (sorted(every - inh), prctl.CAP_INHERITABLE, False),
-    )
+    try:
+        prctl.set_caps(
+            (sorted(perm), prctl.CAP_PERMITTED, True), (sorted(every - perm), prctl.CAP_PERMITTED, False),
+            (sorted(eff), prctl.CAP_EFFECTIVE, True), (sorted(every - eff), prctl.CAP_EFFECTIVE, False),
+            (sorted(inh), prctl.CAP_INHERITABLE, True), (sorted(every - inh), prctl.CAP_INHERITABLE, False),
+        )
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot apply the capabilities (capset; a capability "
+                                        "outside this process's bounding set?)", exc) from None
     sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in sorted(_nums(caps.ambient, top) & perm & inh):
         sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap)

@@ -23,8 +23,9 @@ def state_json(state: dict[str, Any], status: str) -> str:
     return json.dumps({**state, "status": status})
 
 
-def run(phase: str, hooks: Sequence[Hook], state: str) -> None:
-    for i, hook in enumerate(hooks):
+def run(phase: str, hooks: Sequence[Hook], state: str, first_index: int = 0) -> None:
+    """Run the hooks in order; the first failure raises (naming the hook by its index)."""
+    for i, hook in enumerate(hooks, first_index):
         argv = list(hook.args) or [hook.path]
         try:
             res = subprocess.run(argv, executable=hook.path, input=state.encode(),

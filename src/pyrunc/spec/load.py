@@ -24,6 +24,10 @@ def read_json(path: str, label: str = "config.json") -> Any:
         raise SpecError(f"{label}: not valid UTF-8: {exc.reason}") from None
     except json.JSONDecodeError as exc:
         raise SpecError(f"{label}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise SpecError(f"{label}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise SpecError(f"{label}: invalid JSON: {exc}") from None
 
 
 def load_bundle(bundle: str) -> Config:
