@@ -60,4 +60,16 @@ int pr_seccomp_set_mode_filter(unsigned int flags, const char *bpf, unsigned int
 /* seccomp(2) as is, for probes (GET_ACTION_AVAIL, a flag check with NULL args). */
 int pr_seccomp(unsigned int operation, unsigned int flags, void *args);
 
+/* bpf.c: bpf(2) for cgroup device programs (pyrunc.cgroups builds the program).
+ * pr_bpf_prog_query: *prog_cnt in = room in prog_ids, out = programs attached. */
+int pr_bpf_prog_load(unsigned int prog_type, unsigned int expected_attach_type,
+                     const void *insns, unsigned int insn_cnt, const char *license,
+                     const char *name, char *log_buf, unsigned int log_size);
+int pr_bpf_prog_attach(int target_fd, int prog_fd, unsigned int attach_type,
+                       unsigned int flags, int replace_fd);
+int pr_bpf_prog_detach(int target_fd, int prog_fd, unsigned int attach_type);
+int pr_bpf_prog_query(int target_fd, unsigned int attach_type, unsigned int *attach_flags,
+                      unsigned int *prog_ids, unsigned int *prog_cnt);
+int pr_bpf_prog_get_fd_by_id(unsigned int prog_id);
+
 #endif

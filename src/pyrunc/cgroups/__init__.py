@@ -3,32 +3,57 @@
 The mode is chosen from what the host has mounted at /sys/fs/cgroup: a cgroup2
 mount there means pure v2; v1 controller mounts (with or without a cgroup2 mount
 beside them, as on hybrid hosts) mean v1.
+
+`linux.cgroupsPath` follows runc's cgroupfs driver: an absolute path is taken as
+is (below each hierarchy's root); a relative one (or none: the container id) is
+cleaned so ".." cannot climb out, and put below this process's own cgroup -- on
+v1 per controller, on v2 below the parent of our cgroup (ours has processes in
+it, so it cannot hand controllers down to a child).
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from typing import Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
-from pyrunc.spec.config import Resources
+from pyrunc.spec.config import Resources as Resources
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+
+Event = dict[str, Any]             # one `events` line: {"type": "stats"|"oom", "id", "data"?}
+EventStream = Iterator[Event]
+
+
+class OomWatcher(Protocol):
+    """OOM notifications of one cgroup, from the kernel (no polling of counters)."""
+
+    def wait(self, timeout: float) -> tuple[int, bool]:
+        """Block up to `timeout` s: (OOM events since the last call, cgroup emptied or gone)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Manager(Protocol):
     """What the runtime needs of a container's cgroup, whatever the version."""
 
-    path: str  # the cgroup path below the hierarchy root, e.g. /pyrunc/ctr1
+    @property
+    def path(self) -> str:
+        """What the state records; `load(path)` gives this manager back."""
+        ...
 
     def create(self) -> None: ...
     def apply(self, pid: int) -> None: ...
-    def set(self, resources: Resources) -> list[str]: ...
+    def set(self, resources: Resources, update: bool = False) -> list[str]: ...
     def freeze(self, frozen: bool) -> None: ...
     def is_frozen(self) -> bool: ...
     def pids(self) -> list[int]: ...
     def exists(self) -> bool: ...
     def oom_killed(self) -> bool: ...
+    def stats(self) -> dict[str, Any]: ...
+    def oom_watcher(self) -> OomWatcher: ...
     def destroy(self) -> None: ...
 
 
@@ -61,12 +86,29 @@ def own_cgroup(controller: str | None) -> str:
     return "/"
 
 
+def clean_path(path: str) -> str:
+    """runc's CleanPath: normalise; a relative path stays relative but cannot start with ..."""
+    if not path:
+        return ""
+    if posixpath.isabs(path):
+        return posixpath.normpath(path)
+    return posixpath.normpath("/" + path).lstrip("/")
+
+
+def inner_path(cgroups_path: str | None, container_id: str) -> str:
+    """The spec's cgroupsPath (or the container id when there is none), cleaned."""
+    return clean_path(cgroups_path or "") or clean_path(container_id)
+
+
 def resolve_path(cgroups_path: str | None, container_id: str, controller: str | None) -> str:
-    """runc's cgroupfs rules: absolute as given; relative (or absent -> the id) under our own."""
-    inner = cgroups_path or container_id
+    """Where the cgroup goes in one hierarchy (controller None: the v2 hierarchy)."""
+    inner = inner_path(cgroups_path, container_id)
     if posixpath.isabs(inner):
-        return posixpath.normpath(inner)
-    return posixpath.normpath(posixpath.join(own_cgroup(controller), inner))
+        return inner
+    base = own_cgroup(controller)
+    if controller is None:
+        base = posixpath.dirname(base.rstrip("/")) or "/"
+    return posixpath.normpath(posixpath.join(base, inner))
 
 
 def manager(cgroups_path: str | None, container_id: str) -> Manager:
@@ -74,7 +116,7 @@ def manager(cgroups_path: str | None, container_id: str) -> Manager:
         from pyrunc.cgroups.v2 import V2Manager
         return V2Manager(resolve_path(cgroups_path, container_id, None))
     from pyrunc.cgroups.v1 import V1Manager
-    return V1Manager(resolve_path(cgroups_path, container_id, "memory"))
+    return V1Manager.for_spec(cgroups_path, container_id)
 
 
 def load(path: str) -> Manager:
@@ -83,7 +125,7 @@ def load(path: str) -> Manager:
         from pyrunc.cgroups.v2 import V2Manager
         return V2Manager(path)
     from pyrunc.cgroups.v1 import V1Manager
-    return V1Manager(path)
+    return V1Manager.load(path)
 
 
 def write(path: str, value: str) -> None:

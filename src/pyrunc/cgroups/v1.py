@@ -1,36 +1,31 @@
-"""cgroup v1: one directory per mounted controller hierarchy."""
+"""cgroup v1: one directory per mounted controller hierarchy.
+
+Every resource of the spec has its v1 file here; the order of the writes, and the
+readbacks, follow runc's fs driver (memory before swap or after it depending on
+the current limit, cpu.shares read back, the period retried after the quota).
+A resource whose controller is not mounted is an error, not silently dropped;
+only the kernel-memory limits and blkio leaf weights, which newer kernels removed
+outright, are warnings.
+"""
 
 from __future__ import annotations
 
 import errno
+import json
 import os
+import select
 import time
+from typing import Any
 
-from pyrunc.cgroups import CGROUP_ROOT, count_in, mountinfo, read, write
-from pyrunc.errors import SystemError_
-from pyrunc.spec.config import DeviceRule, Resources
+from pyrunc.cgroups import CGROUP_ROOT, count_in, inner_path, mountinfo, own_cgroup, read, write
+from pyrunc.cgroups import devices as devrules
+from pyrunc.cgroups import resources as conv
+from pyrunc.cgroups import stats as statsmod
+from pyrunc.errors import SpecError, SystemError_, UnsupportedError
+from pyrunc.spec.config import Resources
 
-# Devices every container gets on top of its rules, as runc does.
-DEFAULT_ALLOWED = (
-    DeviceRule(True, "c", None, None, "m"),
-    DeviceRule(True, "b", None, None, "m"),
-    DeviceRule(True, "c", 1, 3, "rwm"),   # null
-    DeviceRule(True, "c", 1, 8, "rwm"),   # random
-    DeviceRule(True, "c", 1, 7, "rwm"),   # full
-    DeviceRule(True, "c", 5, 0, "rwm"),   # tty
-    DeviceRule(True, "c", 1, 5, "rwm"),   # zero
-    DeviceRule(True, "c", 1, 9, "rwm"),   # urandom
-    DeviceRule(True, "c", 136, None, "rwm"),  # pts
-    DeviceRule(True, "c", 5, 2, "rwm"),   # ptmx
-    DeviceRule(True, "c", 5, 1, "rwm"),   # console
-    DeviceRule(True, "c", 10, 200, "rwm"),  # tun
-)
-
-
-def rule_text(rule: DeviceRule) -> str:
-    major = "*" if rule.major is None or rule.major < 0 else str(rule.major)
-    minor = "*" if rule.minor is None or rule.minor < 0 else str(rule.minor)
-    return f"{rule.type} {major}:{minor} {rule.access}"
+DEFAULT_ALLOWED = devrules.DEFAULT_ALLOWED  # kept for callers of the old name
+rule_text = conv.rule_text
 
 
 def hierarchies() -> dict[str, str]:
@@ -46,38 +41,102 @@ def hierarchies() -> dict[str, str]:
     return out
 
 
+def _unified_controllers() -> list[str]:
+    """Controllers a hybrid host has on its cgroup2 mount (to explain what v1 lacks)."""
+    for mp, fstype, _ in mountinfo():
+        if fstype == "cgroup2":
+            try:
+                return read(os.path.join(mp, "cgroup.controllers")).split()
+            except OSError:
+                return []
+    return []
+
+
 class V1Manager:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._mounts = hierarchies()
+    def __init__(self, paths: dict[str, str], mounts: dict[str, str] | None = None) -> None:
+        """`paths`: controller -> cgroup path in that controller's hierarchy."""
+        self._mounts = hierarchies() if mounts is None else mounts
+        self._paths = paths
+
+    @classmethod
+    def for_spec(cls, cgroups_path: str | None, container_id: str) -> "V1Manager":
+        """runc's cgroupfs placement: absolute as is, relative under our own cgroup of each
+        controller (these differ when we were started in, say, a memory-only sub-cgroup)."""
+        mounts = hierarchies()
+        inner = inner_path(cgroups_path, container_id)
+        paths: dict[str, str] = {}
+        for ctrl in mounts:
+            if inner.startswith("/"):
+                paths[ctrl] = inner
+            else:
+                paths[ctrl] = os.path.normpath(os.path.join(own_cgroup(ctrl), inner))
+        return cls(paths, mounts)
+
+    @classmethod
+    def load(cls, path: str) -> "V1Manager":
+        """From the recorded `path`: one path for all controllers, or a JSON map of them."""
+        mounts = hierarchies()
+        if path.startswith("{"):
+            paths: dict[str, str] = json.loads(path)
+        else:
+            paths = {ctrl: path for ctrl in mounts}
+        return cls(paths, mounts)
+
+    @property
+    def path(self) -> str:
+        distinct = set(self._paths.values())
+        if len(distinct) == 1:
+            return distinct.pop()
+        return json.dumps(self._paths, sort_keys=True, separators=(",", ":"))
 
     def _dirs(self) -> list[str]:
         seen: list[str] = []
-        for mp in self._mounts.values():
-            d = mp + self.path
+        for ctrl, mp in self._mounts.items():
+            p = self._paths.get(ctrl)
+            if p is None:
+                continue
+            d = mp + p
             if d not in seen:
                 seen.append(d)
         return seen
 
     def _dir(self, controller: str) -> str | None:
         mp = self._mounts.get(controller)
-        return None if mp is None else mp + self.path
+        p = self._paths.get(controller)
+        return None if mp is None or p is None else mp + p
+
+    def _need(self, controller: str, what: str) -> str:
+        d = self._dir(controller)
+        if d is None:
+            where = ""
+            if controller in _unified_controllers():
+                where = (f" (this hybrid host has it only on the cgroup2 hierarchy, which "
+                         f"pyrunc leaves to the system)")
+            raise UnsupportedError(f"cannot set {what}: the {controller} cgroup controller is "
+                                   f"not mounted as cgroup v1 on this host{where}")
+        return d
+
+    # -- lifecycle ------------------------------------------------------------------------
 
     def create(self) -> None:
         for ctrl, mp in self._mounts.items():
-            d = mp + self.path
+            p = self._paths.get(ctrl)
+            if p is None:
+                continue
+            d = mp + p
             try:
                 if ctrl == "cpuset":
-                    self._make_cpuset(mp)
+                    self._make_cpuset(mp, p)
                 else:
                     os.makedirs(d, exist_ok=True)
             except OSError as exc:
                 raise SystemError_.from_oserror(f"cannot create cgroup {d}", exc) from None
 
-    def _make_cpuset(self, mp: str) -> None:
+    @staticmethod
+    def _make_cpuset(mp: str, path: str) -> None:
         """cpuset dirs start empty and refuse tasks: copy cpus and mems down from the parent."""
         cur = mp
-        for part in [p for p in self.path.split("/") if p]:
+        for part in [p for p in path.split("/") if p]:
             nxt = os.path.join(cur, part)
             if not os.path.isdir(nxt):
                 os.mkdir(nxt)
@@ -88,46 +147,220 @@ class V1Manager:
 
     def apply(self, pid: int) -> None:
         for d in self._dirs():
-            try:
-                write(os.path.join(d, "cgroup.procs"), str(pid))
-            except OSError as exc:
-                raise SystemError_.from_oserror(f"cannot add pid {pid} to cgroup {d}", exc) from None
+            _join(d, pid)
 
-    def set(self, resources: Resources) -> list[str]:
-        """Write the limits; returns warnings for what could not be enforced."""
+    # -- limits ---------------------------------------------------------------------------
+
+    def set(self, resources: Resources, update: bool = False) -> list[str]:
+        """Write the limits; returns warnings for what this kernel cannot enforce.
+
+        `update`: only what `resources` gives is changed (device rules included)."""
         r = resources
-        writes: list[tuple[str | None, str, object]] = [
-            (self._dir("memory"), "memory.limit_in_bytes", r.memory_limit),
-            (self._dir("memory"), "memory.soft_limit_in_bytes", r.memory_reservation),
-            (self._dir("memory"), "memory.memsw.limit_in_bytes", r.memory_swap),
-            (self._dir("cpu"), "cpu.shares", r.cpu_shares),
-            (self._dir("cpu"), "cpu.cfs_period_us", r.cpu_period),
-            (self._dir("cpu"), "cpu.cfs_quota_us", r.cpu_quota),
-            (self._dir("cpuset"), "cpuset.cpus", r.cpu_cpus),
-            (self._dir("cpuset"), "cpuset.mems", r.cpu_mems),
-            (self._dir("pids"), "pids.max", None if r.pids_limit is None
-             else ("max" if r.pids_limit <= 0 else r.pids_limit)),
-        ]
-        for d, name, value in writes:
-            if value is None or d is None:
+        warnings: list[str] = []
+        if r.unified:
+            raise UnsupportedError("linux.resources.unified: cgroup v2 files cannot be set on "
+                                   "this cgroup v1 host")
+        if r.cpu_cpus or r.cpu_mems:
+            d = self._need("cpuset", "cpu.cpus/cpu.mems")
+            if r.cpu_cpus:
+                _set(d, "cpuset.cpus", r.cpu_cpus)
+            if r.cpu_mems:
+                _set(d, "cpuset.mems", r.cpu_mems)
+        if not update or r.devices is not None:
+            self._set_devices(r)
+        self._set_memory(r, warnings)
+        self._set_cpu(r)
+        limit = conv.pids_max(r.pids_limit)
+        if limit is not None:
+            _set(self._need("pids", "pids.limit"), "pids.max", limit)
+        self._set_blkio(r, warnings)
+        for hp in r.hugepage_limits:
+            d = self._need("hugetlb", f"hugepageLimits ({hp.page_size})")
+            _set(d, conv.hugetlb_file(hp.page_size, v2=False), str(hp.limit))
+        if r.net_class_id is not None:
+            _set(self._need("net_cls", "network.classID"), "net_cls.classid", str(r.net_class_id))
+        for name, prio in r.net_priorities:
+            _set(self._need("net_prio", "network.priorities"), "net_prio.ifpriomap", f"{name} {prio}")
+        for lim in r.rdma:
+            line = conv.rdma_line(lim.device, lim.hca_handles, lim.hca_objects)
+            if line is not None:
+                _set(self._need("rdma", "rdma"), "rdma.max", line)
+        return warnings
+
+    def _set_devices(self, r: Resources) -> None:
+        d = self._dir("devices")
+        if d is None:
+            if r.devices:
+                raise UnsupportedError("cannot set linux.resources.devices: the devices cgroup "
+                                       "controller is not mounted")
+            return
+        target = devrules.DeviceState.from_rules(r.devices or ())
+        try:
+            current = devrules.from_devices_list(read(os.path.join(d, "devices.list")))
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot read {d}/devices.list", exc) from None
+        for rule in current.transition(target):
+            _set(d, "devices.allow" if rule.allow else "devices.deny", conv.rule_text(rule))
+
+    def _set_memory(self, r: Resources, warnings: list[str]) -> None:
+        wanted = (r.memory_limit, r.memory_swap, r.memory_reservation, r.memory_kernel,
+                  r.memory_kernel_tcp, r.memory_swappiness, r.memory_disable_oom_killer,
+                  r.memory_use_hierarchy)
+        if all(v is None for v in wanted):
+            return
+        d = self._need("memory", "memory limits")
+        limit, swap = r.memory_limit or 0, r.memory_swap or 0
+        memsw = os.path.exists(os.path.join(d, "memory.memsw.limit_in_bytes"))
+        if limit == -1 and swap == 0 and memsw:
+            swap = -1  # "no memory limit" means no memory+swap limit either
+        if swap and not memsw:
+            raise UnsupportedError("cannot set memory.swap: this kernel has no swap accounting "
+                                   "(memory.memsw.limit_in_bytes; boot with swapaccount=1)")
+        if r.memory_check_before_update and limit > 0:
+            usage = _read_int(d, "memory.usage_in_bytes")
+            if usage is not None and usage >= limit:
+                raise SystemError_(f"rejecting memory limit {limit} below current usage {usage}",
+                                   errno.EBUSY)
+        if limit and swap:
+            current = _read_int(d, "memory.limit_in_bytes") or 0
+            # The kernel wants memory <= memory+swap at every step: order the two writes.
+            if swap == -1 or current < swap:
+                _set(d, "memory.memsw.limit_in_bytes", str(swap))
+                self._set_limit(d, limit)
+            else:
+                self._set_limit(d, limit)
+                _set(d, "memory.memsw.limit_in_bytes", str(swap))
+        else:
+            if limit:
+                self._set_limit(d, limit)
+            if swap:
+                _set(d, "memory.memsw.limit_in_bytes", str(swap))
+        if r.memory_reservation:
+            _set(d, "memory.soft_limit_in_bytes", str(r.memory_reservation))
+        for value, name, what in ((r.memory_kernel, "memory.kmem.limit_in_bytes", "memory.kernel"),
+                                  (r.memory_kernel_tcp, "memory.kmem.tcp.limit_in_bytes",
+                                   "memory.kernelTCP")):
+            if not value:
                 continue
             try:
                 write(os.path.join(d, name), str(value))
             except OSError as exc:
-                raise SystemError_.from_oserror(f"cannot set {name} to {value}", exc) from None
-        self._set_devices(r.devices)
-        return []
-
-    def _set_devices(self, rules: tuple[DeviceRule, ...]) -> None:
-        d = self._dir("devices")
-        if d is None or not rules:
-            return
-        for rule in rules + DEFAULT_ALLOWED:
-            name = "devices.allow" if rule.allow else "devices.deny"
+                if exc.errno not in (errno.ENOENT, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise SystemError_.from_oserror(f"cannot set {name} to {value}", exc) from None
+                warnings.append(f"{what} is not supported by this kernel ({name}: "
+                                f"{exc.strerror}); ignored")
+                continue
+            # Since Linux 5.16 the kmem limit write succeeds and is ignored: read it back.
+            page = os.sysconf("SC_PAGE_SIZE")
+            got = _read_int(d, name)
+            if value > 0 and got is not None and got != value - value % page:
+                warnings.append(f"{what} is not enforced by this kernel ({name} stays {got}); "
+                                "ignored")
+        if r.memory_disable_oom_killer is not None:
+            _set(d, "memory.oom_control", "1" if r.memory_disable_oom_killer else "0")
+        swappiness = conv.check_swappiness(r.memory_swappiness)
+        if swappiness is not None:
+            _set(d, "memory.swappiness", str(swappiness))
+        if r.memory_use_hierarchy is not None:
             try:
-                write(os.path.join(d, name), rule_text(rule))
+                write(os.path.join(d, "memory.use_hierarchy"), "1" if r.memory_use_hierarchy else "0")
             except OSError as exc:
-                raise SystemError_.from_oserror(f"cannot write {name} {rule_text(rule)!r}", exc) from None
+                if exc.errno != errno.EINVAL:
+                    raise SystemError_.from_oserror("cannot set memory.use_hierarchy", exc) from None
+                warnings.append("memory.useHierarchy: this kernel always uses the hierarchy "
+                                "(memory.use_hierarchy cannot be changed); ignored")
+
+    @staticmethod
+    def _set_limit(d: str, limit: int) -> None:
+        try:
+            write(os.path.join(d, "memory.limit_in_bytes"), str(limit))
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:
+                usage = _read_int(d, "memory.usage_in_bytes")
+                peak = _read_int(d, "memory.max_usage_in_bytes")
+                raise SystemError_(f"unable to set memory limit to {limit} (current usage: "
+                                   f"{usage}, peak usage: {peak})", errno.EBUSY) from None
+            if exc.errno == errno.EINVAL:
+                raise SystemError_(f"cannot set memory limit to {limit}: it must not exceed the "
+                                   f"memory+swap limit (set memory.swap too)", errno.EINVAL) from None
+            raise SystemError_.from_oserror(f"cannot set memory.limit_in_bytes to {limit}", exc) from None
+
+    def _set_cpu(self, r: Resources) -> None:
+        wanted = (r.cpu_shares, r.cpu_quota, r.cpu_period, r.cpu_burst, r.cpu_realtime_period,
+                  r.cpu_realtime_runtime, r.cpu_idle)
+        if all(not v for v in wanted) and r.cpu_burst is None and r.cpu_idle is None:
+            return
+        d = self._need("cpu", "cpu limits")
+        if r.cpu_shares:
+            _set(d, "cpu.shares", str(r.cpu_shares))
+            got = _read_int(d, "cpu.shares")
+            if got is not None and got < r.cpu_shares:
+                raise SpecError(f"cpu.shares: the maximum allowed cpu-shares is {got}")
+            if got is not None and got > r.cpu_shares:
+                raise SpecError(f"cpu.shares: the minimum allowed cpu-shares is {got}")
+        period_later = None
+        if r.cpu_period:
+            try:
+                write(os.path.join(d, "cpu.cfs_period_us"), str(r.cpu_period))
+            except OSError as exc:
+                # A shorter period can exceed the parent's quota with the old quota: retry
+                # once the new quota is in.
+                if exc.errno != errno.EINVAL:
+                    raise SystemError_.from_oserror("cannot set cpu.cfs_period_us", exc) from None
+                period_later = str(r.cpu_period)
+        if r.cpu_quota:
+            _set(d, "cpu.cfs_quota_us", str(r.cpu_quota))
+        if period_later is not None:
+            _set(d, "cpu.cfs_period_us", period_later)
+        if r.cpu_burst is not None:
+            if not os.path.exists(os.path.join(d, "cpu.cfs_burst_us")):
+                raise UnsupportedError("cannot set cpu.burst: this kernel has no cpu.cfs_burst_us")
+            _set(d, "cpu.cfs_burst_us", str(r.cpu_burst))
+        if r.cpu_realtime_period:
+            _set(d, "cpu.rt_period_us", str(r.cpu_realtime_period))
+        if r.cpu_realtime_runtime:
+            _set(d, "cpu.rt_runtime_us", str(r.cpu_realtime_runtime),
+                 hint="the parent cgroups must grant that much cpu.rt_runtime_us first")
+        if r.cpu_idle is not None:
+            if not os.path.exists(os.path.join(d, "cpu.idle")):
+                raise UnsupportedError("cannot set cpu.idle: this kernel has no cpu.idle")
+            _set(d, "cpu.idle", str(r.cpu_idle))
+
+    def _set_blkio(self, r: Resources, warnings: list[str]) -> None:
+        throttles = conv.throttle_v1(r)
+        if not (r.blkio_weight or r.blkio_leaf_weight or r.blkio_weight_device or throttles):
+            return
+        d = self._need("blkio", "blockIO")
+
+        def weight_file(base: str) -> str:
+            for name in (f"blkio.bfq.{base}", f"blkio.{base}"):
+                if os.path.exists(os.path.join(d, name)):
+                    return name
+            raise UnsupportedError(f"cannot set blockIO {base.replace('_', ' ')}: no "
+                                   f"blkio.bfq.{base} or blkio.{base} here (weights need the "
+                                   "bfq I/O scheduler)")
+        if r.blkio_weight:
+            _set(d, weight_file("weight"), str(r.blkio_weight))
+        if r.blkio_leaf_weight:
+            self._leaf(d, "blkio.leaf_weight", str(r.blkio_leaf_weight), warnings)
+        for wd in r.blkio_weight_device:
+            if wd.weight:
+                _set(d, weight_file("weight_device"), f"{wd.major}:{wd.minor} {wd.weight}")
+            if wd.leaf_weight:
+                self._leaf(d, "blkio.leaf_weight_device", f"{wd.major}:{wd.minor} {wd.leaf_weight}",
+                           warnings)
+        for name, line in throttles:
+            _set(d, name, line)
+
+    @staticmethod
+    def _leaf(d: str, name: str, value: str, warnings: list[str]) -> None:
+        if os.path.exists(os.path.join(d, name)):
+            _set(d, name, value)
+        else:
+            warnings.append(f"blockIO leaf weights are not supported by this kernel (no {name}: "
+                            "they went with the CFQ scheduler); ignored")
+
+    # -- freezer --------------------------------------------------------------------------
 
     def freeze(self, frozen: bool) -> None:
         d = self._dir("freezer")
@@ -151,6 +384,8 @@ class V1Manager:
         except OSError:
             return False
 
+    # -- queries --------------------------------------------------------------------------
+
     def pids(self) -> list[int]:
         dirs = self._dirs()
         d = self._dir("pids") or self._dir("memory") or (dirs[0] if dirs else None)
@@ -168,7 +403,87 @@ class V1Manager:
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self._dirs())
 
+    def stats(self) -> dict[str, Any]:
+        def reader(ctrl: str, name: str) -> str | None:
+            d = self._dir(ctrl)
+            if d is None:
+                return None
+            try:
+                return read(os.path.join(d, name))
+            except OSError:
+                return None
+        return statsmod.v1(reader, os.sysconf("SC_CLK_TCK"), statsmod.hugepage_sizes())
+
+    def oom_watcher(self) -> "V1OomWatcher":
+        d = self._dir("memory")
+        if d is None:
+            raise UnsupportedError("OOM events need the memory cgroup controller")
+        return V1OomWatcher(d)
+
     def destroy(self) -> None:
         """Kill what is left inside, then remove every directory (retrying while busy)."""
         from pyrunc.cgroups.common import kill_all_and_rmdir
         kill_all_and_rmdir(self, self._dirs())
+
+
+class V1OomWatcher:
+    """memory.oom_control notifications through an eventfd (cgroup.event_control)."""
+
+    def __init__(self, memdir: str) -> None:
+        self.dir = memdir
+        self.efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        ofd = -1
+        try:
+            ofd = os.open(os.path.join(memdir, "memory.oom_control"), os.O_RDONLY | os.O_CLOEXEC)
+            write(os.path.join(memdir, "cgroup.event_control"), f"{self.efd} {ofd}")
+        except OSError as exc:
+            os.close(self.efd)
+            raise SystemError_.from_oserror(f"cannot watch {memdir} for OOM events", exc) from None
+        finally:
+            if ofd >= 0:
+                os.close(ofd)  # the kernel holds its own reference once registered
+
+    def wait(self, timeout: float) -> tuple[int, bool]:
+        """The eventfd counts OOMs; it also fires when the cgroup is removed."""
+        poller = select.poll()
+        poller.register(self.efd, select.POLLIN)
+        poller.poll(max(0, int(timeout * 1000)))
+        try:
+            fired = int.from_bytes(os.read(self.efd, 8), "little")
+        except BlockingIOError:
+            fired = 0
+        gone = not os.path.exists(os.path.join(self.dir, "cgroup.event_control"))
+        return (max(0, fired - 1) if gone else fired), gone
+
+    def close(self) -> None:
+        if self.efd >= 0:
+            os.close(self.efd)
+            self.efd = -1
+
+
+def _set(d: str, name: str, value: str, hint: str = "") -> None:
+    try:
+        write(os.path.join(d, name), value)
+    except OSError as exc:
+        extra = f" ({hint})" if hint and exc.errno in (errno.EINVAL, errno.EBUSY) else ""
+        raise SystemError_.from_oserror(f"cannot set {name} to {value!r}{extra}", exc) from None
+
+
+def _read_int(d: str, name: str) -> int | None:
+    try:
+        return int(read(os.path.join(d, name)).strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _join(d: str, pid: int) -> None:
+    """Write the pid to cgroup.procs; EINVAL may mean the task is still TASK_NEW: retry."""
+    for attempt in range(5):
+        try:
+            write(os.path.join(d, "cgroup.procs"), str(pid))
+            return
+        except OSError as exc:
+            if exc.errno == errno.EINVAL and attempt < 4:
+                time.sleep(0.03)
+                continue
+            raise SystemError_.from_oserror(f"cannot add pid {pid} to cgroup {d}", exc) from None

@@ -1,14 +1,29 @@
-"""cgroup v2: one directory in the unified hierarchy."""
+"""cgroup v2: one directory in the unified hierarchy.
+
+The spec's v1-shaped fields are converted as runc converts them (see resources.py);
+`unified` is written last and as given, so it can override a conversion. Device
+rules become an eBPF program attached to the cgroup directory (devices.py builds
+it, the C core loads and attaches it). What v2 has no file for (kernel memory,
+swappiness, the OOM-killer switch, net_cls/net_prio) is a warning; real-time CPU
+limits are an error (v2 has no real-time group scheduling to honour them).
+"""
 
 from __future__ import annotations
 
 import errno
 import os
+import select
 import time
+from typing import Any
 
 from pyrunc.cgroups import CGROUP_ROOT, count_in, read, write
-from pyrunc.errors import SystemError_
-from pyrunc.spec.config import Resources
+from pyrunc.cgroups import devices as devrules
+from pyrunc.cgroups import resources as conv
+from pyrunc.cgroups import stats as statsmod
+from pyrunc.errors import SpecError, SystemError_, UnsupportedError
+from pyrunc.spec.config import DeviceRule, Resources
+
+PROG_NAME = "pyrunc_devices"  # shows in bpftool; 15 characters at most
 
 
 class V2Manager:
@@ -22,56 +37,256 @@ class V2Manager:
         for part in [p for p in self.path.split("/") if p]:
             try:
                 avail = read(os.path.join(cur, "cgroup.controllers")).split()
-                if avail:
-                    wanted = " ".join("+" + c for c in avail)
+                enabled = read(os.path.join(cur, "cgroup.subtree_control")).split()
+                missing = [c for c in avail if c not in enabled]
+                if missing:
                     try:
-                        write(os.path.join(cur, "cgroup.subtree_control"), wanted)
+                        write(os.path.join(cur, "cgroup.subtree_control"),
+                              " ".join("+" + c for c in missing))
                     except OSError:
-                        pass  # e.g. the root cgroup of a container host; the child still works
+                        pass  # e.g. a parent with processes; set() names what is missing
                 cur = os.path.join(cur, part)
                 os.makedirs(cur, exist_ok=True)
             except OSError as exc:
                 raise SystemError_.from_oserror(f"cannot create cgroup {cur}", exc) from None
 
     def apply(self, pid: int) -> None:
-        try:
-            write(os.path.join(self.dir, "cgroup.procs"), str(pid))
-        except OSError as exc:
-            raise SystemError_.from_oserror(f"cannot add pid {pid} to cgroup {self.dir}", exc) from None
-
-    def set(self, resources: Resources) -> list[str]:
-        """Write the limits; returns warnings for what could not be enforced."""
-        r = resources
-        writes: list[tuple[str, object]] = []
-        if r.memory_limit is not None:
-            writes.append(("memory.max", "max" if r.memory_limit < 0 else r.memory_limit))
-            if r.memory_swap is not None:
-                swap = r.memory_swap - r.memory_limit if r.memory_swap > 0 else "max"
-                writes.append(("memory.swap.max", swap))
-        if r.memory_reservation is not None:
-            writes.append(("memory.low", r.memory_reservation))
-        if r.cpu_shares:
-            # runc's conversion of the v1 shares range [2, 262144] onto weight [1, 10000]
-            writes.append(("cpu.weight", 1 + ((r.cpu_shares - 2) * 9999) // 262142))
-        if r.cpu_quota is not None or r.cpu_period is not None:
-            quota = "max" if r.cpu_quota is None or r.cpu_quota < 0 else r.cpu_quota
-            writes.append(("cpu.max", f"{quota} {r.cpu_period or 100000}"))
-        if r.cpu_cpus:
-            writes.append(("cpuset.cpus", r.cpu_cpus))
-        if r.cpu_mems:
-            writes.append(("cpuset.mems", r.cpu_mems))
-        if r.pids_limit is not None:
-            writes.append(("pids.max", "max" if r.pids_limit <= 0 else r.pids_limit))
-        writes.extend(r.unified)
-        for name, value in writes:
+        for attempt in range(5):
             try:
-                write(os.path.join(self.dir, name), str(value))
+                write(os.path.join(self.dir, "cgroup.procs"), str(pid))
+                return
             except OSError as exc:
-                raise SystemError_.from_oserror(f"cannot set {name} to {value}", exc) from None
-        if r.devices and any(not d.allow for d in r.devices):
-            # The eBPF device filter is not written yet: say so instead of silently allowing all.
-            return ["device rules are not enforced on cgroup v2 yet (no eBPF device filter)"]
-        return []
+                if exc.errno == errno.EINVAL and attempt < 4:
+                    time.sleep(0.03)  # a task still in TASK_NEW
+                    continue
+                raise SystemError_.from_oserror(f"cannot add pid {pid} to cgroup {self.dir}",
+                                                exc) from None
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def _controllers(self) -> list[str]:
+        try:
+            return read(os.path.join(self.dir, "cgroup.controllers")).split()
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot read {self.dir}/cgroup.controllers", exc) from None
+
+    def _need(self, ctrls: list[str], controller: str, what: str) -> None:
+        if controller not in ctrls:
+            raise UnsupportedError(f"cannot set {what}: the {controller} controller is not "
+                                   f"available in cgroup {self.path} (cgroup.controllers: "
+                                   f"{' '.join(ctrls) or 'none'})")
+
+    def _write(self, name: str, value: str) -> None:
+        try:
+            write(os.path.join(self.dir, name), value)
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot set {name} to {value!r}", exc) from None
+
+    def _read(self, name: str) -> str | None:
+        try:
+            return read(os.path.join(self.dir, name)).strip()
+        except OSError:
+            return None
+
+    def set(self, resources: Resources, update: bool = False) -> list[str]:
+        """Write the limits; returns warnings for what cgroup v2 cannot enforce.
+
+        `update`: only what `resources` gives is changed, and values that v2 keeps in
+        one file with others (cpu.max, memory.swap.max) keep their other half."""
+        r = resources
+        warnings: list[str] = []
+        ctrls = self._controllers()
+        limit = conv.pids_max(r.pids_limit)
+        if limit is not None:
+            self._need(ctrls, "pids", "pids.limit")
+            self._write("pids.max", limit)
+        self._set_memory(r, ctrls, update, warnings)
+        self._set_io(r, ctrls, warnings)
+        self._set_cpu(r, ctrls, update)
+        if not update or r.devices is not None:
+            self._set_devices(r.devices or ())
+        if r.cpu_cpus or r.cpu_mems:
+            self._need(ctrls, "cpuset", "cpu.cpus/cpu.mems")
+            if r.cpu_cpus:
+                self._write("cpuset.cpus", r.cpu_cpus)
+            if r.cpu_mems:
+                self._write("cpuset.mems", r.cpu_mems)
+        for hp in r.hugepage_limits:
+            self._need(ctrls, "hugetlb", f"hugepageLimits ({hp.page_size})")
+            name = conv.hugetlb_file(hp.page_size, v2=True)
+            self._write(name, str(hp.limit))
+            rsvd = name.replace(".max", ".rsvd.max")
+            if os.path.exists(os.path.join(self.dir, rsvd)):
+                self._write(rsvd, str(hp.limit))  # reservations count too (runc does the same)
+        for lim in r.rdma:
+            line = conv.rdma_line(lim.device, lim.hca_handles, lim.hca_objects)
+            if line is not None:
+                self._need(ctrls, "rdma", "rdma")
+                self._write("rdma.max", line)
+        if r.net_class_id is not None or r.net_priorities:
+            warnings.append("network.classID/priorities need the cgroup v1 net_cls/net_prio "
+                            "controllers; ignored on cgroup v2")
+        self._set_unified(r.unified, ctrls)
+        return warnings
+
+    def _set_memory(self, r: Resources, ctrls: list[str], update: bool,
+                    warnings: list[str]) -> None:
+        if r.memory_kernel or r.memory_kernel_tcp:
+            warnings.append("memory.kernel/kernelTCP have no cgroup v2 equivalent; ignored")
+        if conv.check_swappiness(r.memory_swappiness) is not None:
+            warnings.append("memory.swappiness has no cgroup v2 equivalent; ignored")
+        if r.memory_disable_oom_killer:
+            warnings.append("memory.disableOOMKiller has no cgroup v2 equivalent; ignored")
+        if r.memory_use_hierarchy is False:
+            warnings.append("memory.useHierarchy false: cgroup v2 is always hierarchical; ignored")
+        limit, swap = r.memory_limit or 0, r.memory_swap or 0
+        if not (limit or swap or r.memory_reservation):
+            return
+        self._need(ctrls, "memory", "memory limits")
+        if update and limit and r.memory_swap is None and limit != -1:
+            # Keep the memory+swap total the container had (runc merges its saved config).
+            old_mem, old_swap = self._read("memory.max"), self._read("memory.swap.max")
+            if old_mem and old_mem.isdigit() and old_swap and old_swap.isdigit() and int(old_swap):
+                swap = int(old_mem) + int(old_swap)
+        if r.memory_check_before_update and limit > 0:
+            usage = self._read("memory.current")
+            if usage is not None and usage.isdigit() and int(usage) >= limit:
+                raise SystemError_(f"rejecting memory limit {limit} below current usage {usage}",
+                                   errno.EBUSY)
+        swap_v2 = conv.swap_to_v2(swap, limit)
+        swap_text = conv.limit_v2(swap_v2) if swap_v2 else ("0" if swap > 0 else "")
+        if swap_text:
+            if not os.path.exists(os.path.join(self.dir, "memory.swap.max")):
+                raise UnsupportedError("cannot set memory.swap: this kernel has no swap "
+                                       "accounting (no memory.swap.max)")
+            self._write("memory.swap.max", swap_text)
+        if limit:
+            try:
+                write(os.path.join(self.dir, "memory.max"), conv.limit_v2(limit))
+            except OSError as exc:
+                raise SystemError_.from_oserror(f"cannot set memory.max to {limit}", exc) from None
+        if r.memory_reservation:
+            self._write("memory.low", conv.limit_v2(r.memory_reservation))
+
+    def _set_io(self, r: Resources, ctrls: list[str], warnings: list[str]) -> None:
+        lines = conv.io_max_v2(r)
+        if r.blkio_leaf_weight or any(wd.leaf_weight for wd in r.blkio_weight_device):
+            warnings.append("blockIO leaf weights have no cgroup v2 equivalent; ignored")
+        if not (r.blkio_weight or any(wd.weight for wd in r.blkio_weight_device) or lines):
+            return
+        self._need(ctrls, "io", "blockIO")
+        bfq = os.path.exists(os.path.join(self.dir, "io.bfq.weight"))
+        if r.blkio_weight:
+            if bfq:
+                self._write("io.bfq.weight", str(r.blkio_weight))
+            else:
+                self._write("io.weight", str(conv.blkio_weight_to_io_weight(r.blkio_weight)))
+        for wd in r.blkio_weight_device:
+            if wd.weight:
+                if bfq:
+                    self._write("io.bfq.weight", f"{wd.major}:{wd.minor} {wd.weight}")
+                else:
+                    self._write("io.weight", f"{wd.major}:{wd.minor} "
+                                f"{conv.blkio_weight_to_io_weight(wd.weight)}")
+        for line in lines:
+            self._write("io.max", line)
+
+    def _set_cpu(self, r: Resources, ctrls: list[str], update: bool) -> None:
+        if r.cpu_realtime_runtime or r.cpu_realtime_period:
+            raise UnsupportedError("cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no "
+                                   "real-time group scheduling")
+        quota, period = r.cpu_quota, r.cpu_period
+        if not (r.cpu_shares or quota or period or r.cpu_burst is not None or r.cpu_idle is not None):
+            return
+        self._need(ctrls, "cpu", "cpu limits")
+        if r.cpu_shares:
+            self._write("cpu.weight", str(conv.shares_to_weight(r.cpu_shares)))
+        if update and bool(quota) != bool(period):
+            # cpu.max holds both: keep the half this request does not give.
+            cur = (self._read("cpu.max") or "max 100000").split()
+            if not quota:
+                quota = -1 if cur[0] == "max" else int(cur[0])
+            if not period and len(cur) > 1:
+                period = int(cur[1])
+        value = conv.cpu_max(quota, period)
+        if value is not None:
+            self._write("cpu.max", value)
+        if r.cpu_burst is not None:
+            if not os.path.exists(os.path.join(self.dir, "cpu.max.burst")):
+                raise UnsupportedError("cannot set cpu.burst: this kernel has no cpu.max.burst")
+            self._write("cpu.max.burst", str(r.cpu_burst))
+        if r.cpu_idle is not None:
+            if not os.path.exists(os.path.join(self.dir, "cpu.idle")):
+                raise UnsupportedError("cannot set cpu.idle: this kernel has no cpu.idle")
+            self._write("cpu.idle", str(r.cpu_idle))
+
+    def _set_unified(self, unified: tuple[tuple[str, str], ...], ctrls: list[str]) -> None:
+        for key, value in unified:
+            if "/" in key or key in (".", ".."):
+                raise SpecError(f"linux.resources.unified: {key!r} must be a file name")
+            ctrl, dot, _param = key.partition(".")
+            if not dot:
+                raise SpecError(f"linux.resources.unified: {key!r} is not CONTROLLER.PARAMETER")
+            if ctrl not in ctrls and ctrl != "cgroup":
+                raise UnsupportedError(f"linux.resources.unified: {key!r} cannot be set: the "
+                                       f"{ctrl} controller is not available in cgroup {self.path}")
+            try:
+                write(os.path.join(self.dir, key), value)
+            except OSError as exc:
+                raise SystemError_.from_oserror(
+                    f"linux.resources.unified: cannot set {key} to {value!r}", exc) from None
+
+    def _set_devices(self, rules: tuple[DeviceRule, ...]) -> None:
+        """Load the allow-list as an eBPF program and make it the cgroup's only device program.
+
+        With exactly one old program (ours, from create) it is swapped atomically
+        (BPF_F_REPLACE); otherwise the new one is attached first and the old ones
+        detached after, so there is never a moment without a filter."""
+        from pyrunc.linux import syscalls as sc
+        state = devrules.DeviceState.from_rules(rules)
+        code = devrules.assemble(devrules.program(state))
+        dirfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        prog = -1
+        old_fds: list[int] = []
+        try:
+            try:
+                old_ids = sc.bpf_prog_query(dirfd, sc.BPF_CGROUP_DEVICE)
+                for prog_id in old_ids:
+                    try:
+                        old_fds.append(sc.bpf_prog_get_fd_by_id(prog_id))
+                    except OSError as exc:
+                        if exc.errno not in (errno.ENOENT, errno.EPERM, errno.EACCES):
+                            raise
+                prog = sc.bpf_prog_load(sc.BPF_PROG_TYPE_CGROUP_DEVICE, code, devrules.LICENSE,
+                                        PROG_NAME)
+                if len(old_fds) == 1:
+                    try:
+                        sc.bpf_prog_attach(dirfd, prog, sc.BPF_CGROUP_DEVICE,
+                                           sc.BPF_F_ALLOW_MULTI | sc.BPF_F_REPLACE, old_fds[0])
+                        return
+                    except OSError as exc:
+                        if exc.errno != errno.EINVAL:  # EINVAL: a kernel without BPF_F_REPLACE
+                            raise
+                sc.bpf_prog_attach(dirfd, prog, sc.BPF_CGROUP_DEVICE, sc.BPF_F_ALLOW_MULTI)
+                for fd in old_fds:
+                    sc.bpf_prog_detach(dirfd, fd, sc.BPF_CGROUP_DEVICE)
+            except OSError as exc:
+                raise SystemError_.from_oserror(
+                    f"cannot install the device filter on cgroup {self.path}", exc) from None
+        finally:
+            for fd in old_fds + ([prog] if prog >= 0 else []) + [dirfd]:
+                os.close(fd)
+
+    def device_programs(self) -> int:
+        """How many device programs the cgroup has attached (for tests and diagnostics)."""
+        from pyrunc.linux import syscalls as sc
+        dirfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return len(sc.bpf_prog_query(dirfd, sc.BPF_CGROUP_DEVICE))
+        finally:
+            os.close(dirfd)
+
+    # -- freezer --------------------------------------------------------------------------
 
     def freeze(self, frozen: bool) -> None:
         want = "1" if frozen else "0"
@@ -89,6 +304,8 @@ class V2Manager:
         except OSError:
             return False
 
+    # -- queries --------------------------------------------------------------------------
+
     def pids(self) -> list[int]:
         try:
             return [int(x) for x in read(os.path.join(self.dir, "cgroup.procs")).split()]
@@ -101,6 +318,55 @@ class V2Manager:
     def exists(self) -> bool:
         return os.path.isdir(self.dir)
 
+    def stats(self) -> dict[str, Any]:
+        def reader(name: str) -> str | None:
+            try:
+                return read(os.path.join(self.dir, name))
+            except OSError:
+                return None
+        return statsmod.v2(reader, statsmod.hugepage_sizes())
+
+    def oom_watcher(self) -> "V2OomWatcher":
+        return V2OomWatcher(self.dir)
+
     def destroy(self) -> None:
         from pyrunc.cgroups.common import kill_all_and_rmdir
         kill_all_and_rmdir(self, [self.dir])
+
+
+class V2OomWatcher:
+    """memory.events "oom" and cgroup.events "populated", woken by kernfs (POLLPRI)."""
+
+    def __init__(self, cgdir: str) -> None:
+        self.fds: list[int] = []
+        try:
+            for name in ("memory.events", "cgroup.events"):
+                self.fds.append(os.open(os.path.join(cgdir, name), os.O_RDONLY | os.O_CLOEXEC))
+        except OSError as exc:
+            self.close()
+            raise SystemError_.from_oserror(f"cannot watch {cgdir} for OOM events", exc) from None
+        self.ooms = 0
+        self.ooms = self._counts()[0]
+
+    def _counts(self) -> tuple[int, bool]:
+        """(oom count, populated); reading also re-arms POLLPRI."""
+        try:
+            mem = statsmod.flat_keyed(os.pread(self.fds[0], 4096, 0).decode())
+            cg = statsmod.flat_keyed(os.pread(self.fds[1], 4096, 0).decode())
+        except OSError:  # ENODEV: the cgroup was removed
+            return self.ooms, False
+        return mem.get("oom", 0), cg.get("populated", 1) == 1
+
+    def wait(self, timeout: float) -> tuple[int, bool]:
+        poller = select.poll()
+        for fd in self.fds:
+            poller.register(fd, select.POLLPRI | select.POLLERR)
+        poller.poll(max(0, int(timeout * 1000)))
+        ooms, populated = self._counts()
+        new, self.ooms = max(0, ooms - self.ooms), ooms
+        return new, not populated
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []

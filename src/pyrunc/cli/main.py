@@ -261,10 +261,10 @@ def _not_yet(name: str, what: str) -> None:
     _cmd.__doc__ = f"({what}: not supported yet)"
 
 
-_not_yet("update", "updating resources")
-_not_yet("events", "events and stats")
 _not_yet("checkpoint", "checkpointing (CRIU)")
 _not_yet("restore", "restoring from a checkpoint (CRIU)")
+from pyrunc.cli import cgroupcmds  # noqa: E402 - update, events
+cgroupcmds.register(cli)
 
 
 def _fail(logger: Logger | None, msg: str) -> NoReturn:

@@ -321,3 +321,64 @@ def seccomp_action_avail(action: int) -> bool:
     if err == EOPNOTSUPP:
         return False
     raise OSError(err, f"seccomp: {os.strerror(err)}")
+
+
+# --- bpf(2): cgroup device programs (pyrunc.cgroups.devicefilter builds them) ---------------
+from errno import ENOSPC  # noqa: E402
+
+# linux/bpf.h values
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6           # attach type
+BPF_F_ALLOW_MULTI = 1 << 1
+BPF_F_REPLACE = 1 << 2
+_BPF_LOG_SIZE = 1 << 16
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str,
+                  expected_attach_type: int = 0) -> int:
+    """Load a program (8-byte bpf_insn records); the verifier's log is in the error."""
+    if len(insns) % 8:
+        raise ValueError("bpf program length is not a multiple of 8 bytes")
+    log = ffi.new("char[]", _BPF_LOG_SIZE)
+    code = ffi.from_buffer(insns)
+    fd: int = lib.pr_bpf_prog_load(prog_type, expected_attach_type, code, len(insns) // 8,
+                                   license.encode(), name.encode(), log, _BPF_LOG_SIZE)
+    if fd < 0:
+        err = ffi.errno
+        text = ffi.string(log).decode(errors="replace").strip()
+        detail = f" (verifier: {text.splitlines()[-1]})" if text else ""
+        raise OSError(err, f"bpf(BPF_PROG_LOAD): {os.strerror(err)}{detail}")
+    return fd
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int,
+                    replace_fd: int = -1) -> None:
+    if lib.pr_bpf_prog_attach(target_fd, prog_fd, attach_type, flags, replace_fd) < 0:
+        raise _fail("bpf(BPF_PROG_ATTACH)")
+
+
+def bpf_prog_detach(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    if lib.pr_bpf_prog_detach(target_fd, prog_fd, attach_type) < 0:
+        raise _fail("bpf(BPF_PROG_DETACH)")
+
+
+def bpf_prog_query(target_fd: int, attach_type: int) -> list[int]:
+    """Ids of the programs attached to a cgroup directory fd for `attach_type`."""
+    room = 64
+    while True:
+        ids = ffi.new("unsigned int[]", room)
+        cnt = ffi.new("unsigned int *", room)
+        flags = ffi.new("unsigned int *")
+        if lib.pr_bpf_prog_query(target_fd, attach_type, flags, ids, cnt) == 0:
+            return [int(ids[i]) for i in range(min(int(cnt[0]), room))]
+        if ffi.errno != ENOSPC or room >= 1 << 16:
+            raise _fail("bpf(BPF_PROG_QUERY)")
+        room = int(cnt[0]) + 8
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    fd: int = lib.pr_bpf_prog_get_fd_by_id(prog_id)
+    if fd < 0:
+        raise _fail("bpf(BPF_PROG_GET_FD_BY_ID)")
+    return fd
+# --- end bpf ---------------------------------------------------------------------------------

@@ -149,19 +149,73 @@ class DeviceRule:
 
 
 @dataclass(frozen=True, slots=True)
-class Resources:
-    """The cgroup resources; values are kept as given and converted per cgroup version."""
+class WeightDevice:
+    major: int
+    minor: int
+    weight: int | None = None
+    leaf_weight: int | None = None
 
-    devices: tuple[DeviceRule, ...] = ()
+
+@dataclass(frozen=True, slots=True)
+class ThrottleDevice:
+    major: int
+    minor: int
+    rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class HugepageLimit:
+    page_size: str  # as in the spec: "2MB", "1GB", "64KB"
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class RdmaLimit:
+    device: str
+    hca_handles: int | None = None
+    hca_objects: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """linux.resources (or an `update` request), values as given; None means "not given".
+
+    Kept unconverted so that one Resources serves both cgroup versions and `update`:
+    pyrunc.cgroups.resources turns it into file writes. `devices` None means no rule list
+    was given (create still applies the default allow-list; update leaves the rules alone).
+    """
+
+    devices: tuple[DeviceRule, ...] | None = None
     memory_limit: int | None = None
     memory_reservation: int | None = None
     memory_swap: int | None = None
+    memory_kernel: int | None = None
+    memory_kernel_tcp: int | None = None
+    memory_swappiness: int | None = None
+    memory_disable_oom_killer: bool | None = None
+    memory_use_hierarchy: bool | None = None
+    memory_check_before_update: bool | None = None
     cpu_shares: int | None = None
     cpu_quota: int | None = None
+    cpu_burst: int | None = None
     cpu_period: int | None = None
+    cpu_realtime_runtime: int | None = None
+    cpu_realtime_period: int | None = None
     cpu_cpus: str | None = None
     cpu_mems: str | None = None
+    cpu_idle: int | None = None
     pids_limit: int | None = None
+    blkio_weight: int | None = None
+    blkio_leaf_weight: int | None = None
+    blkio_weight_device: tuple[WeightDevice, ...] = ()
+    blkio_throttle_read_bps: tuple[ThrottleDevice, ...] = ()
+    blkio_throttle_write_bps: tuple[ThrottleDevice, ...] = ()
+    blkio_throttle_read_iops: tuple[ThrottleDevice, ...] = ()
+    blkio_throttle_write_iops: tuple[ThrottleDevice, ...] = ()
+    hugepage_limits: tuple[HugepageLimit, ...] = ()
+    net_class_id: int | None = None
+    net_priorities: tuple[tuple[str, int], ...] = ()
+    rdma: tuple[RdmaLimit, ...] = ()
     unified: tuple[tuple[str, str], ...] = ()
 
 
@@ -403,28 +457,63 @@ def _devices(raw: list[Mapping[str, Any]] | None) -> tuple[Device, ...]:
     return tuple(out)
 
 
-def _resources(raw: Mapping[str, Any] | None) -> Resources | None:
-    if raw is None:
-        return None
-    rules = tuple(
-        DeviceRule(bool(r["allow"]), r.get("type") or "a", r.get("major"), r.get("minor"),
+def _resources(raw: Mapping[str, Any] | None) -> Resources:
+    """linux.resources as a Resources; an absent section is an empty one, because even a
+    container without limits gets the default device allow-list (as with runc)."""
+    raw = raw or {}
+    dev_raw = raw.get("devices")
+    rules = None if dev_raw is None else tuple(
+        DeviceRule(bool(r["allow"]), r.get("type") or "a",
+                   None if r.get("major") is None or r["major"] < 0 else r["major"],
+                   None if r.get("minor") is None or r["minor"] < 0 else r["minor"],
                    r.get("access") or "rwm")
-        for r in raw.get("devices") or ()
+        for r in dev_raw
     )
     mem = raw.get("memory") or {}
     cpu = raw.get("cpu") or {}
     pids = raw.get("pids") or {}
+    bio = raw.get("blockIO") or {}
+    net = raw.get("network") or {}
+
+    def throttle(key: str) -> tuple[ThrottleDevice, ...]:
+        return tuple(ThrottleDevice(d["major"], d["minor"], d["rate"]) for d in bio.get(key) or ())
+
     return Resources(
         devices=rules,
         memory_limit=mem.get("limit"),
         memory_reservation=mem.get("reservation"),
         memory_swap=mem.get("swap"),
+        memory_kernel=mem.get("kernel"),
+        memory_kernel_tcp=mem.get("kernelTCP"),
+        memory_swappiness=mem.get("swappiness"),
+        memory_disable_oom_killer=mem.get("disableOOMKiller"),
+        memory_use_hierarchy=mem.get("useHierarchy"),
+        memory_check_before_update=mem.get("checkBeforeUpdate"),
         cpu_shares=cpu.get("shares"),
         cpu_quota=cpu.get("quota"),
+        cpu_burst=cpu.get("burst"),
         cpu_period=cpu.get("period"),
+        cpu_realtime_runtime=cpu.get("realtimeRuntime"),
+        cpu_realtime_period=cpu.get("realtimePeriod"),
         cpu_cpus=cpu.get("cpus") or None,
         cpu_mems=cpu.get("mems") or None,
+        cpu_idle=cpu.get("idle"),
         pids_limit=pids.get("limit"),
+        blkio_weight=bio.get("weight"),
+        blkio_leaf_weight=bio.get("leafWeight"),
+        blkio_weight_device=tuple(WeightDevice(d["major"], d["minor"], d.get("weight"),
+                                               d.get("leafWeight"))
+                                  for d in bio.get("weightDevice") or ()),
+        blkio_throttle_read_bps=throttle("throttleReadBpsDevice"),
+        blkio_throttle_write_bps=throttle("throttleWriteBpsDevice"),
+        blkio_throttle_read_iops=throttle("throttleReadIOPSDevice"),
+        blkio_throttle_write_iops=throttle("throttleWriteIOPSDevice"),
+        hugepage_limits=tuple(HugepageLimit(h["pageSize"], h["limit"])
+                              for h in raw.get("hugepageLimits") or ()),
+        net_class_id=net.get("classID"),
+        net_priorities=tuple((p["name"], p["priority"]) for p in net.get("priorities") or ()),
+        rdma=tuple(RdmaLimit(name, lim.get("hcaHandles"), lim.get("hcaObjects"))
+                   for name, lim in sorted((raw.get("rdma") or {}).items())),
         unified=tuple(sorted((raw.get("unified") or {}).items())),
     )
 
