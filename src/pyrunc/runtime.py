@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import fcntl
 import json
 import os
 import select
 import signal
+import struct
+import termios
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +48,28 @@ class CreateOptions:
 def _rfc3339_now() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _check_cgroup_unused(cg: Any) -> None:
+    """A cgroup that already holds processes (another container's, or anything else) or is
+    frozen is refused: joining it would share limits, and our cleanup would kill its tasks."""
+    if not cg.exists():
+        return
+    pids = cg.pids()
+    if pids:
+        raise InvalidStateError(f"cgroup {cg.path} is in use by {len(pids)} process(es) "
+                                f"(e.g. pid {pids[0]}): give the container its own linux.cgroupsPath")
+    if cg.is_frozen():
+        raise InvalidStateError(f"cgroup {cg.path} is frozen: give the container its own "
+                                f"linux.cgroupsPath, or thaw it")
+
+
+def _host_ids_of_root(cfg: Config) -> tuple[int, int] | None:
+    """The host uid and gid that the container's root maps to, if it has a user namespace."""
+    def host_of(maps: tuple[Any, ...]) -> int | None:
+        return next((m.host_id for m in maps if m.container_id == 0), None)
+    uid, gid = host_of(cfg.linux.uid_mappings), host_of(cfg.linux.gid_mappings)
+    return None if uid is None or gid is None else (uid, gid)
 
 
 def _owner_of(path: str) -> str:
@@ -104,7 +129,9 @@ class Runtime:
         cgroup = None
         init_pid = 0
         try:
-            cgroup = cgroups.manager(cfg.linux.cgroups_path, container_id)
+            candidate = cgroups.manager(cfg.linux.cgroups_path, container_id)
+            _check_cgroup_unused(candidate)
+            cgroup = candidate  # from here on it is ours to clean up
             record = Record(
                 id=container_id, pid=0, start_time=0, bundle=cfg.bundle, rootfs=cfg.root.path,
                 created=_rfc3339_now(), cgroup_path=cgroup.path,
@@ -132,8 +159,11 @@ class Runtime:
                 return st
 
             fifo = self.store.fifo(container_id)
-            os.mkfifo(fifo, 0o622)
-            os.chmod(fifo, 0o622)  # past the umask: a user-namespaced init writes it as "other"
+            # Whoever can write the fifo can start the container: only the init's user may.
+            os.mkfifo(fifo, 0o600)
+            owner = _host_ids_of_root(cfg)
+            if owner is not None:
+                os.chown(fifo, *owner)
             cgroup.create()
             if cfg.linux.resources is not None:
                 for warning in cgroup.set(cfg.linux.resources):
@@ -226,35 +256,30 @@ class Runtime:
                 self.log.warning(str(exc))  # and the remaining hooks still run
 
     def _release(self, c: Container) -> None:
-        """Open the exec fifo: the init's blocked open completes, it writes a byte and execs.
-
-        Waits on the fifo and on a pidfd together, so a dead init is an error, not a hang.
-        """
+        """Write the byte the init is blocked reading from the exec fifo, then wait until it
+        has taken it (or died: a pidfd makes a dead init an error, never a hang)."""
         fifo = self.store.fifo(c.id)
         try:
             pidfd = os.pidfd_open(c.pid)
         except ProcessLookupError:
             raise NotRunningError("cannot start container: its init process is gone") from None
         try:
-            fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            os.close(pidfd)
-            raise InvalidStateError("cannot start an already running container") from None
-        try:
-            poller = select.poll()
-            poller.register(fd, select.POLLIN)
-            poller.register(pidfd, select.POLLIN)
-            while True:
-                events = dict(poller.poll())
-                if fd in events:
-                    if os.read(fd, 1):
-                        break
-                    # A writer closed without a byte: the init died right after opening.
-                    raise NotRunningError("container init exited before it could start")
-                if pidfd in events:
-                    raise NotRunningError("cannot start container: its init process exited")
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise InvalidStateError("cannot start an already running container") from None
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # nobody holds the read end: the init is gone
+                    raise NotRunningError("cannot start container: its init process exited") from None
+                raise
+            try:
+                os.write(fd, b"0")
+                while struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]:
+                    if select.select([pidfd], [], [], 0.001)[0]:
+                        raise NotRunningError("cannot start container: its init process exited")
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
             os.close(pidfd)
         os.unlink(fifo)
 

@@ -42,7 +42,7 @@ class Record:
 def validate_id(container_id: str) -> None:
     if not container_id:
         raise UsageError("container id cannot be empty")
-    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+    if not _ID_RE.fullmatch(container_id) or container_id in (".", ".."):
         raise UsageError(f"invalid container id format: {container_id!r}")
 
 
@@ -51,10 +51,17 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)  # never leave the temp name behind
+        except OSError:
+            pass
+        raise
 
 
 class Lock:
@@ -155,5 +162,5 @@ class StateStore:
         except FileNotFoundError:
             return
         for name in names:
-            if os.path.isdir(os.path.join(self.root, name)) and _ID_RE.match(name):
+            if os.path.isdir(os.path.join(self.root, name)) and _ID_RE.fullmatch(name):
                 yield name

@@ -34,6 +34,8 @@ def build_process(rt: Any, container_id: str, process_file: str | None, command:
         base = rt.base_process(container_id)
         proc = dataclasses.replace(base, args=command, terminal=tty)
     changes: dict[str, Any] = {}
+    if cwd and not cwd.startswith("/"):
+        raise UsageError(f"--cwd {cwd!r}: the working directory must be an absolute path")
     if cwd:
         changes["cwd"] = cwd
     if env:

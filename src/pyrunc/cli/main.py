@@ -295,7 +295,7 @@ def _main(argv: list[str] | None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
     ctx: click.Context | None = None
     try:
-        ctx = cli.make_context("pyrunc", args)
+        ctx = cli.make_context("pyrunc", list(args))  # click consumes the list it is given
         with ctx:
             cli.invoke(ctx)
         sys.exit(0)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 
 def stat_fields(pid: int) -> list[str] | None:
     """Fields 3.. of /proc/PID/stat (after the comm field, which may hold spaces)."""
@@ -25,3 +28,19 @@ def start_time(pid: int) -> int | None:
 
 def is_same_process(pid: int, recorded_start: int) -> bool:
     return recorded_start != 0 and start_time(pid) == recorded_start
+
+
+PROC_SUPER_MAGIC = 0x9FA0
+
+
+def write_proc_file(path: str, value: str) -> None:
+    """Write a /proc file after checking it really is on procfs: a hostile config can bind a
+    host directory over /proc (or /proc/sys) to make the runtime write there instead."""
+    from pyrunc.linux import syscalls as sc
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        if sc.fstatfs_type(fd) != PROC_SUPER_MAGIC:
+            raise OSError(errno.EXDEV, "not on procfs (something is mounted over /proc)", path)
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)

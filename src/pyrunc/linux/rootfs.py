@@ -176,7 +176,11 @@ def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
             for dev in cfg.linux.devices:
                 devices.create_device(rootfd, dev, in_userns)
         if cwd is not None:
-            os.close(paths.mkdir_all(rootfd, cwd))
+            try:
+                os.close(paths.mkdir_all(rootfd, cwd))
+            except OSError as exc:
+                raise SystemError_(f"config.json: process.cwd: cannot make {cwd} a directory in "
+                                   f"the rootfs: {exc.strerror}", exc.errno or errno.EIO) from None
     finally:
         os.close(rootfd)
     before_pivot()

@@ -9,7 +9,7 @@ import signal
 from typing import Any, NoReturn
 
 from pyrunc.errors import SystemError_
-from pyrunc.linux import capabilities
+from pyrunc.linux import capabilities, procfs
 from pyrunc.linux import syscalls as sc
 from pyrunc.spec.config import Process
 
@@ -51,8 +51,7 @@ def set_attributes(proc: Process) -> None:
     """oomScoreAdj, scheduler and ioPriority, set while still root (before the user switch)."""
     try:
         if proc.oom_score_adj is not None:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(proc.oom_score_adj))
+            procfs.write_proc_file("/proc/self/oom_score_adj", str(proc.oom_score_adj))
         if proc.scheduler is not None:
             s = proc.scheduler
             sc.sched_setattr(s.policy, s.flags, s.nice, s.priority, s.runtime, s.deadline, s.period)

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import prctl
 
 from pyrunc.errors import PyruncError, SystemError_
-from pyrunc.linux import namespaces, network, rootfs, terminal
+from pyrunc.linux import namespaces, network, procfs, rootfs, terminal
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, hooks, sync
 from pyrunc.spec.config import Config, Hooks, Process
@@ -127,10 +127,11 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
     proc = cfg.process or Process(args=(), cwd="/")
     os.setsid()
     os.umask(0)
-    # The exec fifo is opened for writing after the pivot, relative to the state directory.
-    # Not through /proc/self/fd: a non-dumpable process that is not global root (a user
-    # namespace's root, or after the user switch) may not open its own fds there.
-    _fifo_fd = os.open(os.path.dirname(opts.fifo_path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    # The exec fifo, opened now (before the pivot hides the host's state directory) for
+    # reading AND writing, so this neither blocks nor ever sees EOF: `start` writes one byte
+    # and our read of it is the go. Only the fifo itself is held, never a directory of the
+    # host that a process with CAP_SYS_PTRACE could walk through /proc/1/fd.
+    _fifo_fd = os.open(opts.fifo_path, os.O_RDWR | os.O_CLOEXEC)
     linux = cfg.linux
     netns = linux.namespace("network")
     if netns is not None and netns.path is None:
@@ -187,8 +188,7 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
 def _write_sysctl(key: str, value: str) -> None:
     path = "/proc/sys/" + key.replace(".", "/")
     try:
-        with open(path, "w") as f:
-            f.write(value)
+        procfs.write_proc_file(path, value)
     except OSError as exc:
         raise SystemError_.from_oserror(f"cannot set sysctl {key}={value}", exc) from None
 
@@ -197,11 +197,11 @@ def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[
                          cfg_hooks: Hooks) -> NoReturn:
     try:
         try:
-            fd = os.open(os.path.basename(opts.fifo_path), os.O_WRONLY | os.O_CLOEXEC,
-                         dir_fd=_fifo_fd)  # blocks until start
-            os.write(fd, b"0")
+            if not os.read(_fifo_fd, 1):  # blocks until start
+                raise OSError(errno.EPIPE, "the exec fifo closed")
+            os.close(_fifo_fd)
         except OSError as exc:
-            raise SystemError_.from_oserror("cannot open the exec fifo", exc) from None
+            raise SystemError_.from_oserror("waiting on the exec fifo", exc) from None
         if cfg_hooks.start_container:
             hooks.run("startContainer", cfg_hooks.start_container,
                       _hook_state.replace('"creating"', '"created"', 1))
