@@ -25,6 +25,7 @@ int pr_setdomainname(const char *name, int len);
 int pr_openat2(int dirfd, const char *path, unsigned long long flags,
                unsigned long long mode, unsigned long long resolve);
 int pr_close_range(unsigned int first, unsigned int last, unsigned int flags);
+long pr_fstatfs_type(int fd);
 
 /* sched.c */
 int pr_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int nice,

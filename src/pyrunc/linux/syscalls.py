@@ -143,6 +143,14 @@ def openat2(dirfd: int, path: str, flags: int, mode: int = 0, resolve: int = 0) 
     return fd
 
 
+def fstatfs_type(fd: int) -> int:
+    """The filesystem magic number (statfs f_type) of an open file."""
+    kind: int = lib.pr_fstatfs_type(fd)
+    if kind == -1:
+        raise _fail("fstatfs")
+    return kind
+
+
 def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     if lib.pr_close_range(first, last, flags) < 0:
         raise _fail("close_range")
