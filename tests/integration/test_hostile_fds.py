@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Sandbox
-from .helpers import CMD_TIMEOUT, Bundle, Runtime, wait_for
+from .helpers import CMD_TIMEOUT, Runtime, wait_for
 
 O_CLOEXEC = 0o2000000
 
@@ -40,10 +40,10 @@ while [ ! -e /dev/shm/stop ]; do
     echo "SEEN $p $c"
     echo $seen > /dev/shm/seen
     if (exec 3>>$d/exe) 2>/dev/null; then echo "HIT-WRITE $p $c"; fi
-    if (exec 3<$d/exe) 2>/dev/null; then
-      # Benign when the process has just exec'd the container's own binary (the kernel
-      # switches exe and dumpability a moment before comm).
-      t=$(readlink $d/exe 2>/dev/null)
+    # What was opened is read from the opened fd itself: benign when the process had just
+    # exec'd the container's own binary (the kernel switches exe and dumpability a moment
+    # before comm), and by the time /proc/$p/exe is read again the process may be gone.
+    if t=$( (exec 3<$d/exe && readlink /proc/self/fd/3) 2>/dev/null ); then
       [ "$t" = /bin/busybox ] || echo "HIT-READ $p $c [$t]"
     fi
   done
