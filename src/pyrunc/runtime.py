@@ -50,6 +50,22 @@ def _rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
+def _socket_activation(cfg: Config) -> tuple[Config, int]:
+    """systemd socket activation passes through, as with runc: fds 3.. that LISTEN_FDS counts
+    (for this process, LISTEN_PID) stay open for the container, whose init is then told
+    LISTEN_FDS=N and LISTEN_PID=1. --preserve-fds count on top of them."""
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+        pid = int(os.environ.get("LISTEN_PID", str(os.getpid())))
+    except ValueError:
+        return cfg, 0
+    if count <= 0 or pid != os.getpid() or cfg.process is None:
+        return cfg, 0
+    env = tuple(e for e in cfg.process.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID=")))
+    proc = dataclasses.replace(cfg.process, env=env + (f"LISTEN_FDS={count}", "LISTEN_PID=1"))
+    return dataclasses.replace(cfg, process=proc), count
+
+
 def _check_cgroup_unused(cg: Any) -> None:
     """A cgroup that already holds processes (another container's, or anything else) or is
     frozen is refused: joining it would share limits, and our cleanup would kill its tasks."""
@@ -117,6 +133,8 @@ class Runtime:
             self.log.warning(f"capability {name} is unknown to this kernel or to pyrunc; skipped")
         for name in capabilities.unraisable_ambient(caps):
             self.log.warning(f"ambient capability {name} is not both permitted and inheritable; skipped")
+        cfg, listen_fds = _socket_activation(cfg)
+        opts = dataclasses.replace(opts, preserve_fds=opts.preserve_fds + listen_fds)
         compiled = None
         if cfg.linux.seccomp is not None:
             from pyrunc.linux import seccomp

@@ -1,0 +1,56 @@
+"""`features` (runtime-spec features.md) and systemd socket activation (LISTEN_FDS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+
+import pytest
+
+from .conftest import Sandbox
+from .helpers import Runtime
+
+
+def test_features_json_shape(rt: Runtime) -> None:
+    """The keys and types features.md defines, and claims that match what pyrunc does."""
+    res = rt.run_cmd("features", check=True)
+    f = json.loads(res.stdout)
+    assert isinstance(f["ociVersionMin"], str) and isinstance(f["ociVersionMax"], str)
+    assert set(f["hooks"]) == {"prestart", "createRuntime", "createContainer", "startContainer",
+                               "poststart", "poststop"}
+    assert {"ro", "rbind", "nosuid", "rro", "rprivate"} <= set(f["mountOptions"])
+    linux = f["linux"]
+    assert set(linux["namespaces"]) == {"cgroup", "ipc", "mount", "network", "pid", "time",
+                                        "user", "uts"}
+    assert "CAP_SYS_ADMIN" in linux["capabilities"]
+    for key in ("v1", "v2", "systemd", "systemdUser", "rdma"):
+        assert isinstance(linux["cgroup"][key], bool)
+    assert linux["cgroup"]["systemd"] is False  # pyrunc has no systemd driver: say so
+    seccomp = linux["seccomp"]
+    assert seccomp["enabled"] is True
+    assert "SCMP_ACT_ERRNO" in seccomp["actions"] and "SCMP_CMP_MASKED_EQ" in seccomp["operators"]
+    assert linux["apparmor"]["enabled"] is False and linux["selinux"]["enabled"] is False
+    assert isinstance(f["annotations"], dict)
+
+
+@pytest.mark.pyrunc_only
+def test_socket_activation_fds_reach_the_container(sandbox: Sandbox) -> None:
+    """LISTEN_FDS=1 for the runtime: fd 3 (a listening socket) reaches the container, which
+    is told LISTEN_FDS=1 and LISTEN_PID=1 (systemd socket activation through the runtime)."""
+    b = sandbox.bundle(["sh", "-c", "echo fds=$LISTEN_FDS pid=$LISTEN_PID; ls /proc/self/fd"])
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(sandbox.tmp / "act.sock"))
+    srv.listen(1)
+    argv = sandbox.rt.argv("run", "--bundle", str(b.path), sandbox.new_id())
+    # The socket as fd 3, and LISTEN_PID equal to the runtime's own pid, as systemd sets them.
+    script = 'LISTEN_FDS=1 LISTEN_PID=$$ exec "$@"'
+    res = subprocess.run(["sh", "-c", script, "sh", *argv], capture_output=True, text=True,
+                         timeout=60, pass_fds=(3,), preexec_fn=lambda: os.dup2(srv.fileno(), 3),
+                         stdin=subprocess.DEVNULL)
+    srv.close()
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.split()
+    assert "fds=1" in lines and "pid=1" in lines, res.stdout
+    assert "3" in lines, f"fd 3 did not reach the container: {res.stdout}"
