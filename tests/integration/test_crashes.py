@@ -103,19 +103,42 @@ def assert_state_truthful(rt: Runtime, cid: str, b: Bundle, args: list[str] = AR
     return str(status)
 
 
-def run_reaping(rt: Runtime, *args: str, timeout: float = 30) -> tuple[int, str]:
-    """Run a runtime command while reaping our children: container processes whose runtime
-    was killed were reparented to us (the suite is a subreaper, as a shim is), and a pid
-    namespace cannot finish dying while one of its processes waits for its parent to reap
-    it."""
-    proc = rt.popen(*args)
+def reap_adopted(keep: set[int]) -> None:
+    """Reap our zombie children except `keep` (Popen objects we still mean to wait for:
+    reaping those behind subprocess's back would make it report exit status 0)."""
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in keep:
+            continue
+        try:
+            data = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = data[data.rindex(b")") + 2:].split()
+        if fields[0] == b"Z" and fields[1].decode() == me:
+            try:
+                os.waitpid(int(entry), os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def wait_reaping(procs: list[Any], timeout: float = 60) -> None:
+    """Wait for runtime commands while reaping the container processes that were
+    reparented to us (the suite is a subreaper, as a shim is): a pid namespace cannot finish
+    dying while one of its processes waits for its parent to reap it."""
     deadline = time.monotonic() + timeout
-    while proc.poll() is None:
-        reap_children()
+    while any(p.poll() is None for p in procs):
+        reap_adopted({p.pid for p in procs})
         if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"{args} did not finish in {timeout}s")
+            for p in procs:
+                p.kill()
+            raise AssertionError(f"runtime commands did not finish in {timeout}s")
         time.sleep(0.01)
+
+
+def run_reaping(rt: Runtime, *args: str, timeout: float = 30) -> tuple[int, str]:
+    proc = rt.popen(*args)
+    wait_reaping([proc], timeout)
     _, err = proc.communicate()
     return proc.returncode, err
 
