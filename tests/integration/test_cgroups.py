@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,13 +46,6 @@ def _cgroup_mounts() -> list[tuple[str, str]]:
 
 PURE_V2 = (str(CG), "cgroup2") in _cgroup_mounts()
 V1_CONTROLLERS = {Path(mp).name for mp, t in _cgroup_mounts() if t == "cgroup"}
-
-cgroup_v1 = [pytest.mark.cgroup_v1,
-             pytest.mark.skipif(not V1_CONTROLLERS, reason="needs cgroup v1 controllers; "
-                                "this host is pure cgroup v2 (see the cgroup_v2 tests)")]
-cgroup_v2 = [pytest.mark.cgroup_v2,
-             pytest.mark.skipif(not PURE_V2, reason="needs a pure cgroup v2 host; on this host "
-                                "run tests/vm/run-v2.sh (a cgroup v2 guest)")]
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -209,22 +201,27 @@ def test_failed_create_removes_its_cgroups_v1(sandbox: Sandbox, rt: Runtime) -> 
     assert cgroup_dirs(b.cgroups_path) == []
 
 
-def test_killed_create_cgroups_removed_by_delete(sandbox: Sandbox, rt: Runtime) -> None:
-    """SIGKILL of `create` while its hooks run (init in its cgroup): delete --force still finds
-    the cgroups through the saved state and removes them with what is inside."""
-    b = sandbox.bundle(["true"], hooks={"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"]}]})
+def _killed_create(sandbox: Sandbox, rt: Runtime) -> None:
+    b = sandbox.bundle(["true"], hooks={"prestart": [{"path": "/bin/sleep", "args": ["sleep", "60"]}]})
     cid = sandbox.new_id()
     proc = rt.popen("create", "--bundle", str(b.path), cid, stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL)
 
     def init_in_cgroup() -> bool:
         return any((d / "cgroup.procs").read_text().split() for d in cgroup_dirs(b.cgroups_path))
-    assert wait_for(init_in_cgroup, timeout=20), "create never got its init into the cgroup"
+    assert wait_for(init_in_cgroup, timeout=SLOW), "create never got its init into the cgroup"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert cgroup_dirs(b.cgroups_path), "cgroups should still be there after the kill"
-    rt.run_cmd("delete", "--force", cid, check=True)
+    rt.run_cmd("delete", "--force", cid, check=True, timeout=SLOW)
     assert cgroup_dirs(b.cgroups_path) == []
+
+
+def test_killed_create_cgroups_removed_by_delete(sandbox: Sandbox, rt: Runtime) -> None:
+    """SIGKILL of `create` while its hooks run (init in its cgroup): delete --force still finds
+    the cgroups through the saved state and removes them with what is inside. (Not in the v2
+    guest's selection: the path is the same there and costs a minute of emulated time.)"""
+    _killed_create(sandbox, rt)
 
 
 # -- every resource, v1 ---------------------------------------------------------------------
@@ -305,6 +302,25 @@ def test_oom_killer_switch_and_obsolete_knobs_v1(sandbox: Sandbox, rt: Runtime) 
     if out.split()[-1] != str(32 * MiB):   # not enforced (Linux >= 5.16 ignores it): warned
         assert "memory.kernel is not" in warned, warned
     assert "leaf weight" in warned
+
+
+@pytest.mark.cgroup_v1
+def test_realtime_runtime_needs_the_parents_budget_v1(sandbox: Sandbox, rt: Runtime) -> None:
+    """cpu.realtimeRuntime is written (and refused by the kernel when the parent cgroups
+    grant no real-time budget: the test parent has none), with the reason in the error."""
+    if "cpu" not in V1_CONTROLLERS:
+        pytest.skip("needs the v1 cpu controller")
+    b = sandbox.bundle(["true"], linux={"resources": {"cpu": {"realtimeRuntime": 10000}}})
+    parent = CG / "cpu" / b.cgroups_path.lstrip("/")
+    parent = parent.parent
+    if not (CG / "cpu" / "cpu.rt_runtime_us").exists():
+        pytest.skip("no real-time group scheduling in this kernel")
+    res = rt.create(b, sandbox.new_id(), out_dir=sandbox.tmp / "out", check=False)
+    budget = (parent / "cpu.rt_runtime_us").read_text().strip() if parent.exists() else "0"
+    if budget == "0":
+        assert res.returncode == 1
+        assert "cpu.rt_runtime_us" in res.stderr and "parent cgroups must grant" in res.stderr
+        assert cgroup_dirs(b.cgroups_path) == []
 
 
 @pytest.mark.cgroup_v1
@@ -611,6 +627,7 @@ class TestCgroupV2:
         rt2.run_cmd("pause", a.id, check=True, timeout=SLOW)
         assert v2file(a.cgroup, "cgroup.freeze") == "1"
         assert "frozen 1" in v2file(a.cgroup, "cgroup.events")
+        assert rt2.state(a.id)["status"] == "paused"   # derived from cgroup.freeze
         rt2.run_cmd("resume", a.id, check=True, timeout=SLOW)
         assert "frozen 0" in v2file(a.cgroup, "cgroup.events")
 

@@ -103,6 +103,34 @@ def test_parse_size_rejects_garbage() -> None:
 # -- cgroupsPath ------------------------------------------------------------------------------
 
 
+def test_v2_relative_paths_go_below_the_parent_of_our_cgroup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our own v2 cgroup has processes, so it cannot delegate controllers: runc uses its parent."""
+    import pyrunc.cgroups as cg
+    monkeypatch.setattr(cg, "own_cgroup", lambda ctrl: "/user.slice/session-1.scope")
+    assert cg.resolve_path("ctr", "id1", None) == "/user.slice/ctr"
+    assert cg.resolve_path(None, "id1", None) == "/user.slice/id1"
+    assert cg.resolve_path("../../x", "id1", None) == "/user.slice/x"
+    assert cg.resolve_path("/abs/p", "id1", None) == "/abs/p"
+    monkeypatch.setattr(cg, "own_cgroup", lambda ctrl: "/")
+    assert cg.resolve_path("a/b", "id1", None) == "/a/b"
+
+
+def test_v1_relative_paths_are_per_controller_and_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On v1 each controller has its own "own cgroup"; the record keeps every path."""
+    from pyrunc.cgroups import v1
+    mounts = {"cpu": "/sys/fs/cgroup/cpu", "memory": "/sys/fs/cgroup/memory"}
+    monkeypatch.setattr(v1, "hierarchies", lambda: dict(mounts))
+    monkeypatch.setattr(v1, "own_cgroup", lambda ctrl: {"cpu": "/", "memory": "/m/1"}[ctrl])
+    mgr = v1.V1Manager.for_spec("x/y", "id1")
+    assert mgr._dir("cpu") == "/sys/fs/cgroup/cpu/x/y"
+    assert mgr._dir("memory") == "/sys/fs/cgroup/memory/m/1/x/y"
+    again = v1.V1Manager.load(mgr.path)
+    assert again._dir("memory") == mgr._dir("memory") and again._dir("cpu") == mgr._dir("cpu")
+    same = v1.V1Manager.for_spec("/abs", "id1")
+    assert same.path == "/abs"                      # one path: recorded as a plain string
+    assert v1.V1Manager.load("/abs")._dir("memory") == "/sys/fs/cgroup/memory/abs"
+
+
 def test_clean_path_is_runc_cleanpath() -> None:
     assert clean_path("") == ""
     assert clean_path("/a/../b//c/") == "/b/c"

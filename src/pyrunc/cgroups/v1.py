@@ -110,8 +110,8 @@ class V1Manager:
         if d is None:
             where = ""
             if controller in _unified_controllers():
-                where = (f" (this hybrid host has it only on the cgroup2 hierarchy, which "
-                         f"pyrunc leaves to the system)")
+                where = (" (this hybrid host has it only on the cgroup2 hierarchy, which "
+                         "pyrunc leaves to the system)")
             raise UnsupportedError(f"cannot set {what}: the {controller} cgroup controller is "
                                    f"not mounted as cgroup v1 on this host{where}")
         return d

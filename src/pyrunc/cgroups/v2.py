@@ -153,7 +153,12 @@ class V2Manager:
             if usage is not None and usage.isdigit() and int(usage) >= limit:
                 raise SystemError_(f"rejecting memory limit {limit} below current usage {usage}",
                                    errno.EBUSY)
-        swap_v2 = conv.swap_to_v2(swap, limit)
+        mem_for_swap = limit
+        if update and swap and not limit:
+            # A new swap total alone is relative to the memory limit already in place.
+            cur = self._read("memory.max")
+            mem_for_swap = int(cur) if cur and cur.isdigit() else -1
+        swap_v2 = conv.swap_to_v2(swap, mem_for_swap)
         swap_text = conv.limit_v2(swap_v2) if swap_v2 else ("0" if swap > 0 else "")
         if swap_text:
             if not os.path.exists(os.path.join(self.dir, "memory.swap.max")):
