@@ -94,24 +94,60 @@ def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
     return out
 
 
-def _mount_cgroup(rootfd: int, m: Mount) -> None:
-    """A cgroup mount shows the container's own cgroups (it is in its own cgroup namespace)."""
+def _own_cgroups() -> dict[str, str]:
+    """/proc/self/cgroup as {controller or name=...: path} ("" for the v2 hierarchy)."""
+    own: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _hid, ctrls, path = line.rstrip("\n").split(":", 2)
+            for ctrl in ctrls.split(",") if ctrls else [""]:
+                own[ctrl] = path
+    return own
+
+
+def _cgroup_source(fstype: str, data: str, own: dict[str, str]) -> str:
+    """This process's own cgroup directory in one host hierarchy (for a bind mount)."""
+    if fstype == "cgroup2":
+        return own.get("", "/")
+    return next((own[o] for o in data.split(",") if o in own), "/")
+
+
+def _mount_cgroup(rootfd: int, m: Mount, cgroupns: bool) -> None:
+    """A cgroup mount shows the container's own cgroups: in its own cgroup namespace, a fresh
+    cgroup filesystem does; without one, the container's directories are bound from the
+    host's hierarchies (as runc does), so limits read inside are the container's."""
+    from pyrunc.cgroups import CGROUP_ROOT
     hier = _cgroup_hierarchies()
     flags = m.flags & ~sc.MS_BIND
+    own = {} if cgroupns else _own_cgroups()
+
+    def attach(path: str, name: str, fstype: str, data: str) -> None:
+        target = paths.mkdir_all(rootfd, path)
+        try:
+            if cgroupns:
+                sc.mount("cgroup", paths.fd_path(target), fstype, flags, data or None)
+                return
+            src = posixpath.join(CGROUP_ROOT, name) + _cgroup_source(fstype, data, own)
+            sc.mount(src.rstrip("/") or "/", paths.fd_path(target), None, sc.MS_BIND | sc.MS_REC)
+        finally:
+            os.close(target)
+        if flags & _SETTABLE:
+            top = paths.open_in_root(rootfd, path)  # the new mount, not what it covers
+            try:
+                remount_bind(paths.fd_path(top), flags & _SETTABLE)
+            finally:
+                os.close(top)
+
+    if hier == [("", "cgroup2", "")]:
+        attach(m.destination, "", "cgroup2", m.data)
+        return
     dest = paths.mkdir_all(rootfd, m.destination)
     try:
-        if hier == [("", "cgroup2", "")]:
-            sc.mount("cgroup2", paths.fd_path(dest), "cgroup2", flags, m.data or None)
-            return
         sc.mount("tmpfs", paths.fd_path(dest), "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
     finally:
         os.close(dest)
     for name, fstype, data in hier:
-        sub = paths.mkdir_all(rootfd, posixpath.join(m.destination, name))
-        try:
-            sc.mount("cgroup", paths.fd_path(sub), fstype, flags, data or None)
-        finally:
-            os.close(sub)
+        attach(posixpath.join(m.destination, name), name, fstype, data)
     if flags & sc.MS_RDONLY:
         top = paths.open_in_root(rootfd, m.destination)
         try:
@@ -120,12 +156,12 @@ def _mount_cgroup(rootfd: int, m: Mount) -> None:
             os.close(top)
 
 
-def mount_entry(rootfd: int, m: Mount) -> None:
+def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
     try:
         if m.is_bind:
             _mount_bind(rootfd, m)
         elif m.type in ("cgroup", "cgroup2"):
-            _mount_cgroup(rootfd, m)
+            _mount_cgroup(rootfd, m, cgroupns)
         else:
             dest = paths.mkdir_all(rootfd, m.destination)
             try:
@@ -168,8 +204,9 @@ def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
         raise SystemError_.from_oserror(f"cannot prepare rootfs {rootfs}", exc) from None
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        cgroupns = cfg.linux.namespace("cgroup") is not None
         for m in cfg.mounts:
-            mount_entry(rootfd, m)
+            mount_entry(rootfd, m, cgroupns)
         if _needs_dev(cfg):
             devices.setup_dev(rootfd, cfg.linux.devices, in_userns)
         else:
