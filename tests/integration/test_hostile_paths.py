@@ -18,14 +18,13 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .conftest import Sandbox
-from .helpers import Bundle, Runtime, mounts_under
+from .helpers import Runtime, mounts_under
 
 RENAME_EXCHANGE = 2
 AT_FDCWD = -100
