@@ -324,6 +324,25 @@ def test_realtime_runtime_needs_the_parents_budget_v1(sandbox: Sandbox, rt: Runt
 
 
 @pytest.mark.cgroup_v1
+def test_weight_device_v1(sandbox: Sandbox, rt: Runtime) -> None:
+    """blockIO.weightDevice goes to blkio.bfq.weight_device; a device not under bfq is
+    refused by the kernel, and the error says why."""
+    if "blkio" not in V1_CONTROLLERS:
+        pytest.skip("needs the v1 blkio controller")
+    name, major, minor = block_device()
+    b = sandbox.bundle(["true"], linux={"resources": {"blockIO": {"weightDevice": [
+        {"major": major, "minor": minor, "weight": 200}]}}})
+    res = rt.create(b, sandbox.new_id(), out_dir=sandbox.tmp / "out", check=False)
+    if "[bfq]" in Path(f"/sys/block/{name}/queue/scheduler").read_text():
+        assert res.returncode == 0, res.stderr
+        assert f"{major}:{minor} 200" in v1file(b.cgroups_path, "blkio", "blkio.bfq.weight_device")
+    else:
+        assert res.returncode == 1
+        assert "weight_device" in res.stderr and "bfq" in res.stderr, res.stderr
+        assert cgroup_dirs(b.cgroups_path) == []
+
+
+@pytest.mark.cgroup_v1
 def test_missing_v1_controllers_are_errors(sandbox: Sandbox, rt: Runtime) -> None:
     """A resource whose controller is not mounted is refused, with the reason."""
     cases = [("hugetlb", {"hugepageLimits": [{"pageSize": "2MB", "limit": 2 * MiB}]}),

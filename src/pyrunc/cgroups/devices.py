@@ -36,6 +36,8 @@ DEFAULT_ALLOWED: tuple[DeviceRule, ...] = (
     DeviceRule(True, "c", 10, 200, "rwm"),    # net/tun
 )
 
+DENY_ALL = DeviceRule(False, "a", None, None, "rwm")
+
 Key = tuple[str, int | None, int | None]  # (type b/c, major, minor); None is '*'
 
 

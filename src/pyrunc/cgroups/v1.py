@@ -166,7 +166,7 @@ class V1Manager:
                 _set(d, "cpuset.cpus", r.cpu_cpus)
             if r.cpu_mems:
                 _set(d, "cpuset.mems", r.cpu_mems)
-        if not update or r.devices is not None:
+        if not update or r.devices:  # an update without rules (or with none) keeps them
             self._set_devices(r)
         self._set_memory(r, warnings)
         self._set_cpu(r)
@@ -177,7 +177,7 @@ class V1Manager:
         for hp in r.hugepage_limits:
             d = self._need("hugetlb", f"hugepageLimits ({hp.page_size})")
             _set(d, conv.hugetlb_file(hp.page_size, v2=False), str(hp.limit))
-        if r.net_class_id is not None:
+        if r.net_class_id:  # 0 is "no class" (runc writes nothing either)
             _set(self._need("net_cls", "network.classID"), "net_cls.classid", str(r.net_class_id))
         for name, prio in r.net_priorities:
             _set(self._need("net_prio", "network.priorities"), "net_prio.ifpriomap", f"{name} {prio}")
@@ -199,7 +199,13 @@ class V1Manager:
             current = devrules.from_devices_list(read(os.path.join(d, "devices.list")))
         except OSError as exc:
             raise SystemError_.from_oserror(f"cannot read {d}/devices.list", exc) from None
-        for rule in current.transition(target):
+        if current.default_allow and not current.exceptions:
+            # A fresh cgroup: write the rules as listed (the kernel keeps exceptions in write
+            # order, and the spec says entries apply in the listed order), then the defaults.
+            rules = (devrules.DENY_ALL,) + tuple(r.devices or ()) + devrules.DEFAULT_ALLOWED
+        else:
+            rules = tuple(current.transition(target))  # a live container: no deny-all window
+        for rule in rules:
             _set(d, "devices.allow" if rule.allow else "devices.deny", conv.rule_text(rule))
 
     def _set_memory(self, r: Resources, warnings: list[str]) -> None:
@@ -345,7 +351,8 @@ class V1Manager:
             self._leaf(d, "blkio.leaf_weight", str(r.blkio_leaf_weight), warnings)
         for wd in r.blkio_weight_device:
             if wd.weight:
-                _set(d, weight_file("weight_device"), f"{wd.major}:{wd.minor} {wd.weight}")
+                _set(d, weight_file("weight_device"), f"{wd.major}:{wd.minor} {wd.weight}",
+                     hint=f"device {wd.major}:{wd.minor} must use the bfq I/O scheduler")
             if wd.leaf_weight:
                 self._leaf(d, "blkio.leaf_weight_device", f"{wd.major}:{wd.minor} {wd.leaf_weight}",
                            warnings)
@@ -465,7 +472,8 @@ def _set(d: str, name: str, value: str, hint: str = "") -> None:
     try:
         write(os.path.join(d, name), value)
     except OSError as exc:
-        extra = f" ({hint})" if hint and exc.errno in (errno.EINVAL, errno.EBUSY) else ""
+        extra = f" ({hint})" if hint and exc.errno in (errno.EINVAL, errno.EBUSY,
+                                                        errno.EOPNOTSUPP) else ""
         raise SystemError_.from_oserror(f"cannot set {name} to {value!r}{extra}", exc) from None
 
 

@@ -76,11 +76,12 @@ class V2Manager:
                                    f"available in cgroup {self.path} (cgroup.controllers: "
                                    f"{' '.join(ctrls) or 'none'})")
 
-    def _write(self, name: str, value: str) -> None:
+    def _write(self, name: str, value: str, hint: str = "") -> None:
         try:
             write(os.path.join(self.dir, name), value)
         except OSError as exc:
-            raise SystemError_.from_oserror(f"cannot set {name} to {value!r}", exc) from None
+            extra = f" ({hint})" if hint and exc.errno in (errno.EINVAL, errno.EOPNOTSUPP) else ""
+            raise SystemError_.from_oserror(f"cannot set {name} to {value!r}{extra}", exc) from None
 
     def _read(self, name: str) -> str | None:
         try:
@@ -103,7 +104,7 @@ class V2Manager:
         self._set_memory(r, ctrls, update, warnings)
         self._set_io(r, ctrls, warnings)
         self._set_cpu(r, ctrls, update)
-        if not update or r.devices is not None:
+        if not update or r.devices:  # an update without rules (or with none) keeps them
             self._set_devices(r.devices or ())
         if r.cpu_cpus or r.cpu_mems:
             self._need(ctrls, "cpuset", "cpu.cpus/cpu.mems")
@@ -117,13 +118,13 @@ class V2Manager:
             self._write(name, str(hp.limit))
             rsvd = name.replace(".max", ".rsvd.max")
             if os.path.exists(os.path.join(self.dir, rsvd)):
-                self._write(rsvd, str(hp.limit))  # reservations count too (runc does the same)
+                self._write(rsvd, str(hp.limit))  # or a mmap could reserve past the limit
         for lim in r.rdma:
             line = conv.rdma_line(lim.device, lim.hca_handles, lim.hca_objects)
             if line is not None:
                 self._need(ctrls, "rdma", "rdma")
                 self._write("rdma.max", line)
-        if r.net_class_id is not None or r.net_priorities:
+        if r.net_class_id or r.net_priorities:
             warnings.append("network.classID/priorities need the cgroup v1 net_cls/net_prio "
                             "controllers; ignored on cgroup v2")
         self._set_unified(r.unified, ctrls)
@@ -189,10 +190,12 @@ class V2Manager:
         for wd in r.blkio_weight_device:
             if wd.weight:
                 if bfq:
-                    self._write("io.bfq.weight", f"{wd.major}:{wd.minor} {wd.weight}")
+                    self._write("io.bfq.weight", f"{wd.major}:{wd.minor} {wd.weight}",
+                                hint=f"device {wd.major}:{wd.minor} must use the bfq scheduler")
                 else:
                     self._write("io.weight", f"{wd.major}:{wd.minor} "
-                                f"{conv.blkio_weight_to_io_weight(wd.weight)}")
+                                f"{conv.blkio_weight_to_io_weight(wd.weight)}",
+                                hint=f"device {wd.major}:{wd.minor} needs io.cost enabled")
         for line in lines:
             self._write("io.max", line)
 
