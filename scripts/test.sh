@@ -27,6 +27,11 @@ if [[ -x conformance/run.sh && ${PYRUNC_SKIP_CONFORMANCE:-0} != 1 ]]; then
     RUNTIME="$PYRUNC_BIN" conformance/run.sh || failed+=(conformance)
 fi
 
+if [[ -x tests/vm/run-v2.sh && ${PYRUNC_SKIP_VM:-0} != 1 ]]; then
+    echo "== cgroup v2: the cgroup_v2 tests in a pure cgroup v2 QEMU guest"
+    PYRUNC_PYTHON="$py" tests/vm/run-v2.sh || failed+=(cgroup-v2)
+fi
+
 if ((${#failed[@]})); then
     echo "FAILED: ${failed[*]}" >&2
     exit 1

@@ -183,6 +183,10 @@ def test_created_init_exe_is_out_of_reach(sandbox: Sandbox, rt: Runtime) -> None
     assert lines[:-1] == [], f"the container reached the init's host interpreter: {lines[:-1]}"
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap (SECURITY.md): until `start`, the waiting init is the host's python; a container "
+    "GRANTED CAP_SYS_PTRACE passes ptrace_may_access and can open /proc/1/exe (read-only: it is "
+    "executing). runc hides its binary behind a sealed memfd copy; pyrunc has no equivalent yet"))
 def test_created_init_exe_is_out_of_reach_with_cap_sys_ptrace(sandbox: Sandbox, rt: Runtime) -> None:
     """The same with CAP_SYS_PTRACE in the container (a debugging container, or any
     container whose config grants it): being non-dumpable no longer protects the init, so
