@@ -50,7 +50,7 @@ cat > "$prefix/bin/pyrunc.tmp" <<LAUNCHER
 # pyrunc's entry point, written by scripts/setup.sh (see there for why it is not pip's).
 import sys
 sys.path.extend($paths)
-from pyrunc.cli.main import main
+from pyrunc.cli.entry import main
 main()
 LAUNCHER
 chmod 755 "$prefix/bin/pyrunc.tmp"

@@ -16,9 +16,10 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from pyrunc.spec.config import Resources as Resources
+if TYPE_CHECKING:  # only annotations use it: `state` and `kill` need not load the spec model
+    from pyrunc.spec.config import Resources as Resources
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 

@@ -15,6 +15,7 @@ import click
 
 from pyrunc import OCI_VERSION, __version__
 from pyrunc.errors import PyruncError, UnsupportedError, UsageError
+from pyrunc.cli.edge import fail, leave, logger_from_argv
 from pyrunc.log import Logger
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -267,28 +268,13 @@ from pyrunc.cli import cgroupcmds  # noqa: E402 - update, events
 cgroupcmds.register(cli)
 
 
-def _fail(logger: Logger | None, msg: str) -> NoReturn:
-    msg = " ".join(msg.split()) or "unknown error"
-    if logger is not None:
-        logger.error(msg)
-    sys.stderr.write(msg + "\n")
-    sys.exit(1)
-
-
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Run one command and leave at once: interpreter teardown (freeing every imported
-    module) costs more than some commands, and there is nothing left to clean up."""
+    """The click CLI (pyrunc.cli.entry tries the fast path first)."""
     try:
         _main(argv)
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except OSError:
-            code = code or 1
-        os._exit(code)
-    os._exit(0)
+        leave(exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1))
+    leave(0)
 
 
 def _main(argv: list[str] | None) -> NoReturn:
@@ -309,30 +295,12 @@ def _main(argv: list[str] | None) -> NoReturn:
             msg = exc.msg
         else:
             msg = "interrupted"
-        _fail(logger or _logger_from_argv(args), msg)
+        fail(logger or logger_from_argv(args), msg)
     except OSError as exc:
         # A host operation nobody wrapped with context: still one line, with the errno's text.
         logger = ctx.meta.get("logger") if ctx is not None else None
         where = f" ({exc.filename})" if exc.filename else ""
-        _fail(logger or _logger_from_argv(args), f"{exc.strerror or exc}{where}")
+        fail(logger or logger_from_argv(args), f"{exc.strerror or exc}{where}")
     except Exception as exc:  # noqa: BLE001 - the edge: a bug still gets one line, not a traceback
         logger = ctx.meta.get("logger") if ctx is not None else None
-        _fail(logger or _logger_from_argv(args), f"internal error: {type(exc).__name__}: {exc}")
-
-
-def _logger_from_argv(args: list[str]) -> Logger | None:
-    """Usage errors happen before the group ran: find --log/--log-format by hand."""
-    path, fmt = None, "text"
-    for i, a in enumerate(args):
-        for flag in ("--log", "--log-format"):
-            value = None
-            if a == flag and i + 1 < len(args):
-                value = args[i + 1]
-            elif a.startswith(flag + "="):
-                value = a.split("=", 1)[1]
-            if value is not None:
-                if flag == "--log":
-                    path = value
-                else:
-                    fmt = value
-    return Logger(path, fmt) if path else None
+        fail(logger or logger_from_argv(args), f"internal error: {type(exc).__name__}: {exc}")
