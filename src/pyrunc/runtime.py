@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import fcntl
 import json
@@ -12,7 +11,6 @@ import signal
 import struct
 import termios
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from typing import TYPE_CHECKING
@@ -31,23 +29,19 @@ from pyrunc.status import Status
 from pyrunc import cgroups  # noqa: E402 (the cgroup commands below use it at module level)
 
 if TYPE_CHECKING:
+    from pyrunc.options import CreateOptions
     from pyrunc.spec.config import Config, Process
-
-
-@dataclass(frozen=True)
-class CreateOptions:
-    bundle: str
-    pid_file: str | None = None
-    console_socket: str | None = None
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    preserve_fds: int = 0
-    console_fd: int = -1  # internal: our own console socket, when we proxy the terminal
 
 
 def _rfc3339_now() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def _replace(obj: Any, **changes: Any) -> Any:
+    """dataclasses.replace, imported only on the paths that change configs or options."""
+    import dataclasses
+    return dataclasses.replace(obj, **changes)
 
 
 def _socket_activation(cfg: Config) -> tuple[Config, int]:
@@ -62,8 +56,8 @@ def _socket_activation(cfg: Config) -> tuple[Config, int]:
     if count <= 0 or pid != os.getpid() or cfg.process is None:
         return cfg, 0
     env = tuple(e for e in cfg.process.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID=")))
-    proc = dataclasses.replace(cfg.process, env=env + (f"LISTEN_FDS={count}", "LISTEN_PID=1"))
-    return dataclasses.replace(cfg, process=proc), count
+    proc = _replace(cfg.process, env=env + (f"LISTEN_FDS={count}", "LISTEN_PID=1"))
+    return _replace(cfg, process=proc), count
 
 
 def _check_cgroup_unused(cg: Any) -> None:
@@ -134,7 +128,7 @@ class Runtime:
         for name in capabilities.unraisable_ambient(caps):
             self.log.warning(f"ambient capability {name} is not both permitted and inheritable; skipped")
         cfg, listen_fds = _socket_activation(cfg)
-        opts = dataclasses.replace(opts, preserve_fds=opts.preserve_fds + listen_fds)
+        opts = _replace(opts, preserve_fds=opts.preserve_fds + listen_fds)
         compiled = None
         if cfg.linux.seccomp is not None:
             from pyrunc.linux import seccomp
@@ -315,7 +309,7 @@ class Runtime:
             if fg is not None and self._wants_proxy(opts):
                 ours, theirs = fg.console_pair()
                 with theirs:
-                    c = self.create(container_id, dataclasses.replace(opts, console_fd=theirs.fileno()))
+                    c = self.create(container_id, _replace(opts, console_fd=theirs.fileno()))
                 fg.take_master(ours)
             else:
                 c = self.create(container_id, opts)

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 from pyrunc.errors import ExistsError, NotExistError, SystemError_, UsageError
@@ -22,21 +21,35 @@ EXEC_FIFO = "exec.fifo"
 _ID_RE = re.compile(r"^[\w+\-.]+$")
 
 
-@dataclass
 class Record:
-    id: str
-    pid: int
-    start_time: int  # /proc/PID/stat field 22, to tell our init from a reused pid
-    bundle: str
-    rootfs: str
-    created: str
-    cgroup_path: str
-    annotations: dict[str, str] = field(default_factory=dict)
-    owner: str = ""
-    oci_version: str = ""
-    new_pid_ns: bool = True
-    has_process: bool = True
-    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # poststart, poststop
+    """What cannot be derived about a container. A plain class, not a dataclass: `state` and
+    `kill` run on every engine call and importing dataclasses (and inspect) costs more than
+    reading the record."""
+
+    __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "cgroup_path",
+                 "annotations", "owner", "oci_version", "new_pid_ns", "has_process", "hooks")
+
+    def __init__(self, id: str, pid: int, start_time: int, bundle: str, rootfs: str,
+                 created: str, cgroup_path: str, annotations: dict[str, str] | None = None,
+                 owner: str = "", oci_version: str = "", new_pid_ns: bool = True,
+                 has_process: bool = True,
+                 hooks: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        self.id = id
+        self.pid = pid
+        self.start_time = start_time  # /proc/PID/stat field 22: tells our init from a reused pid
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.created = created
+        self.cgroup_path = cgroup_path
+        self.annotations = annotations or {}
+        self.owner = owner
+        self.oci_version = oci_version
+        self.new_pid_ns = new_pid_ns
+        self.has_process = has_process
+        self.hooks = hooks or {}  # poststart, poststop
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def validate_id(container_id: str) -> None:
@@ -137,7 +150,7 @@ class StateStore:
 
     def save(self, record: Record) -> None:
         path = os.path.join(self.dir(record.id), STATE_FILE)
-        atomic_write(path, json.dumps(asdict(record)).encode())
+        atomic_write(path, json.dumps(record.to_dict()).encode())
 
     def load(self, container_id: str) -> Record:
         path = os.path.join(self.dir(container_id), STATE_FILE)

@@ -64,7 +64,7 @@ def cli(ctx: click.Context, root: str, log_path: str | None, log_format: str, de
 
 def _create_opts(bundle: str, pid_file: str | None, console_socket: str | None, no_pivot: bool,
                  no_new_keyring: bool, preserve_fds: int) -> Any:
-    from pyrunc.runtime import CreateOptions
+    from pyrunc.options import CreateOptions
     return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
                          no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
 

@@ -1,0 +1,17 @@
+"""Options of `create` and `run` (kept out of runtime.py: `state` and `kill` do not need
+dataclasses, and importing it costs more than they do)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    bundle: str
+    pid_file: str | None = None
+    console_socket: str | None = None
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+    console_fd: int = -1  # internal: our own console socket, when we proxy the terminal
