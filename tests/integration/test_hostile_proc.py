@@ -15,6 +15,7 @@ means to, never on the host.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -154,3 +155,21 @@ def test_masked_path_source_is_the_real_dev_null(sandbox: Sandbox, rt: Runtime) 
     assert _files_under(fake_dev) == before
     if res.returncode == 1:
         assert "null" in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_net_sysctl_refused_in_a_joined_host_netns(sandbox: Sandbox, rt: Runtime) -> None:
+    """linux.namespaces joins a network namespace by a path that is the host's under another
+    name than /proc/1/ns/net (here the test process's own /proc/PID/ns/net): a net.* sysctl
+    would set the host's value. runc compares the namespace's inode with the host's and
+    refuses ("not allowed in host network namespace"); so must pyrunc."""
+    key = "net.core.somaxconn"
+    value = _host_sysctl(key)
+    b = sandbox.bundle(["true"], linux={"sysctl": {key: value}})
+    for ns in b.config["linux"]["namespaces"]:
+        if ns["type"] == "network":
+            ns["path"] = f"/proc/{os.getpid()}/ns/net"
+    b.write()
+    res = rt.run(b, sandbox.new_id())
+    assert _host_sysctl(key) == value
+    assert res.returncode == 1, "a net.* sysctl was accepted for a joined host network namespace"
+    assert key in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
