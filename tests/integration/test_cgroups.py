@@ -371,6 +371,7 @@ def test_device_allowlist_and_update_v1(sandbox: Sandbox, rt: Runtime) -> None:
     a = start_agent(sandbox, linux={"devices": [
         {"path": "/dev/blk", "type": "b", "major": major, "minor": minor}]})
     listed = v1file(a.cgroup, "devices", "devices.list").splitlines()
+    assert listed[0] == "c *:* m" and listed[-1] == "c 10:200 rwm"  # the defaults, in order
     assert "a *:* rwm" not in listed
     assert {"c 1:7 rwm", "c 1:3 rwm", "c 136:* rwm", "c *:* m", "b *:* m"} <= set(listed)
     assert a.ok("head -c1 /dev/full | od -An -tx1").split() == ["00"]
@@ -391,6 +392,20 @@ def test_no_resources_still_get_the_default_device_list_v1(sandbox: Sandbox) -> 
         pytest.skip("needs the v1 devices controller")
     out = sandbox.sh_ok("cat /sys/fs/cgroup/devices/devices.list", linux={"resources": None})
     assert "a *:* rwm" not in out.splitlines() and "c 1:5 rwm" in out.splitlines()
+
+
+@pytest.mark.cgroup_v1
+def test_device_rules_apply_in_the_listed_order_v1(sandbox: Sandbox) -> None:
+    """The spec's rules first, in its order, then the defaults (what runtime-tools checks)."""
+    if "devices" not in V1_CONTROLLERS:
+        pytest.skip("needs the v1 devices controller")
+    rules = [{"allow": False, "access": "rwm"},
+             {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+             {"allow": True, "type": "b", "major": 8, "minor": 20, "access": "rw"},
+             {"allow": True, "type": "b", "major": 10, "minor": 200, "access": "r"}]
+    out = sandbox.sh_ok("cat /sys/fs/cgroup/devices/devices.list",
+                        linux={"resources": {"devices": rules}})
+    assert out.splitlines()[:5] == ["c 10:229 rwm", "b 8:20 rw", "b 10:200 r", "c *:* m", "b *:* m"]
 
 
 # -- update, v1 -----------------------------------------------------------------------------

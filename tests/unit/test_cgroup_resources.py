@@ -286,6 +286,17 @@ def test_v1_transition_from_allow_all_host_default() -> None:
     assert "b 8:0 r +" in writes and "c 1:3 rwm +" in writes and "c *:* m +" in writes
 
 
+def test_v1_rules_are_written_in_spec_order_then_defaults() -> None:
+    """devices.list lists exceptions in the order they were added; the runtime-spec says
+    entries apply in the listed order, and runtime-tools checks exactly that."""
+    spec = (DENY_ALL, DeviceRule(True, "c", 10, 229, "rwm"), DeviceRule(True, "b", 8, 20, "rw"),
+            DeviceRule(True, "b", 10, 200, "r"))
+    writes = [conv.rule_text(r) for r in
+              dv.from_devices_list("a *:* rwm").transition(dv.DeviceState.from_rules(spec))]
+    assert writes[:4] == ["a", "c 10:229 rwm", "b 8:20 rw", "b 10:200 r"]
+    assert writes[4:6] == ["c *:* m", "b *:* m"]
+
+
 def test_v1_transition_update_is_minimal() -> None:
     old = dv.DeviceState.from_rules((DENY_ALL, DeviceRule(True, "b", 8, 0, "rw")))
     listed = dv.from_devices_list("\n".join(

@@ -96,11 +96,9 @@ class DeviceState:
             self.exceptions.pop(key, None)
 
     def ordered(self) -> list[tuple[Key, frozenset[str]]]:
-        """Exceptions in a stable order (major, minor, type; '*' first)."""
-        def sort_key(item: tuple[Key, frozenset[str]]) -> tuple[int, int, str]:
-            (t, ma, mi), _ = item
-            return (-1 if ma is None else ma, -1 if mi is None else mi, t)
-        return sorted(self.exceptions.items(), key=sort_key)
+        """Exceptions in the order they were first added, as the kernel lists them: a spec's
+        rules are written (and so show in devices.list) in the spec's order, defaults last."""
+        return list(self.exceptions.items())
 
     def transition(self, target: "DeviceState") -> list[DeviceRule]:
         """The fewest v1 writes that turn this cgroup into `target`.
