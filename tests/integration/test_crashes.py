@@ -16,9 +16,12 @@ then checks:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
+import struct
+import termios
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -380,3 +383,43 @@ def test_kill_run_foreground(sandbox: Sandbox, rt: Runtime) -> None:
     assert_state_truthful(rt, cid, b)
     assert_force_delete_cleans(sandbox, rt, cid, b)
 
+
+
+def test_kill_start_after_the_init_took_the_go_byte(sandbox: Sandbox, rt: Runtime) -> None:
+    """The one window of `start` a timed kill rarely hits, made deterministic: the runtime
+    has written the go byte into the exec fifo, the init has read it and exec'd the
+    container's process, and the runtime dies before it removes the fifo. The init is held
+    with SIGSTOP until the byte is written, then the runtime is held while the init goes.
+    `state` must then say running (the container's process runs), not created."""
+    b, cid = _created(sandbox, rt)
+    init = rt.state(cid)["pid"]
+    fifo = rt.root / cid / "exec.fifo"
+    probe = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a second reader, to see the byte
+
+    def pending() -> int:
+        return int(struct.unpack("i", fcntl.ioctl(probe, termios.FIONREAD, b"\0" * 4))[0])
+
+    starter = None
+    try:
+        os.kill(init, signal.SIGSTOP)
+        out = sandbox.tmp / "kill"
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "start.out", "w") as so, open(out / "start.err", "w") as se:
+            starter = rt.popen("start", cid, stdout=so, stderr=se)
+        assert wait_for(lambda: pending() > 0 or starter.poll() is not None, timeout=20)
+        os.kill(starter.pid, signal.SIGSTOP)
+        os.kill(init, signal.SIGCONT)
+        assert wait_for(lambda: _cmdline(init) == ARGS, timeout=20), _cmdline(init)
+        os.kill(starter.pid, signal.SIGKILL)
+        starter.wait(timeout=20)
+    finally:
+        os.close(probe)
+        os.kill(init, signal.SIGCONT)
+        if starter is not None and starter.poll() is None:
+            os.kill(starter.pid, signal.SIGKILL)
+            starter.wait(timeout=20)
+    settle(b)
+    assert assert_state_truthful(rt, cid, b) == "running"
+    res = rt.run_cmd("start", cid, timeout=15)
+    assert res.returncode == 1 and "running" in res.stderr, res
+    assert_force_delete_cleans(sandbox, rt, cid, b)
