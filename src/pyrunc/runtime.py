@@ -11,9 +11,8 @@ import signal
 import struct
 import termios
 import time
-from typing import Any
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing is for the type checker only (it costs hot commands ~5 ms)
 
 from pyrunc.container import Container
 from pyrunc.errors import (InvalidStateError, NotExistError, NotRunningError,
@@ -29,6 +28,8 @@ from pyrunc.status import Status
 from pyrunc import cgroups  # noqa: E402 (the cgroup commands below use it at module level)
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyrunc.options import CreateOptions
     from pyrunc.spec.config import Config, Process
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
 
 from pyrunc.log import Logger
+
+# typing is only for the type checker here: importing it costs the hot commands ~5 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 
 def fail(logger: Logger | None, msg: str) -> NoReturn:
