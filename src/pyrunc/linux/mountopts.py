@@ -30,6 +30,7 @@ MS_RELATIME = 1 << 21
 MS_I_VERSION = 1 << 23
 MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
+MS_MOVE = 8192
 
 # option -> (clear?, flag): clear=True means the option removes the flag.
 _FLAGS: dict[str, tuple[bool, int]] = {

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
@@ -53,15 +54,7 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
 
     `at_hooks(init_pid)` runs the runtime's hooks when the init reaches that point and
     returns the state JSON the init's own hooks get."""
-    psock, csock = sync.socketpair()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    stage = os.fork()
-    if stage == 0:
-        execute.reset_signals_after_fork()
-        psock.close()
-        stage_main(csock, cfg, opts)
-    csock.close()
+    stage, psock = _fork_stage(lambda csock: stage_main(csock, cfg, opts))
     init_pid = 0
     try:
         cgroup.apply(stage)
@@ -100,6 +93,21 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         psock.close()
 
 
+def _fork_stage(child: Callable[[socket.socket], NoReturn]) -> tuple[int, socket.socket]:
+    """Fork the container-side stage, connected by a fresh sync socketpair; returns its pid
+    and our end. The child never returns (it runs `child` on its end)."""
+    psock, csock = sync.socketpair()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    stage = os.fork()
+    if stage == 0:
+        execute.reset_signals_after_fork()
+        psock.close()
+        child(csock)
+    csock.close()
+    return stage, psock
+
+
 def _cleanup(stage: int, init_pid: int) -> None:
     for pid in (stage, init_pid):
         if pid:
@@ -113,15 +121,8 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
                on_listener: Callable[[int, int], None] | None = None) -> int:
     """Start a process inside a running container; returns its host pid once it has exec'd."""
     from pyrunc.process import setns_init
-    psock, csock = sync.socketpair()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    stage = os.fork()
-    if stage == 0:
-        execute.reset_signals_after_fork()
-        psock.close()
-        setns_init.stage_main(csock, init_pid, proc, preserve_fds, console_fd, seccomp)
-    csock.close()
+    stage, psock = _fork_stage(lambda csock: setns_init.stage_main(
+        csock, init_pid, proc, preserve_fds, console_fd, seccomp))
     pid = 0
     try:
         cgroup.apply(stage)
@@ -132,11 +133,7 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
         sync.wait_exec(psock, None if on_listener is None else lambda fd: on_listener(pid, fd))
         return pid
     except BaseException:
-        for p in (stage, pid):
-            if p:
-                _kill(p)
-        if stage:
-            os.waitpid(stage, 0)
+        _cleanup(stage, pid)
         raise
     finally:
         psock.close()
