@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Sandbox
-from .helpers import CMD_TIMEOUT, Runtime, wait_for
+from .helpers import CMD_TIMEOUT, Runtime, reap_children, wait_for
 
 O_CLOEXEC = 0o2000000
 
@@ -248,3 +248,39 @@ def test_exec_window_exe_is_out_of_reach(sandbox: Sandbox, rt: Runtime) -> None:
         f"the probe never saw an exec'd process before its execve in {execs} execs: "
         "the test did not test anything")
     del res
+
+
+# CVE-2024-21626 class: a cwd of /proc/self/fd/N lands in whatever directory the runtime's
+# process still holds as fd N -- a host directory if one leaked. From inside, a relative
+# path then walks the host. The probe reads a file only the rootfs has, and one only the
+# host has (next to the runtime's state dir), relative to the cwd.
+_CWD_PROBE = ("cat ../../../../../../../../etc/rootfs-marker 2>/dev/null; "
+              "cat ../host-sentinel ../../host-sentinel ../../../host-sentinel 2>/dev/null; "
+              "echo done")
+
+
+@pytest.mark.parametrize("fd", range(3, 10))
+def test_cwd_through_proc_self_fd_stays_in_the_container(sandbox: Sandbox, rt: Runtime, fd: int) -> None:
+    (sandbox.tmp / "host-sentinel").write_text("HOST-FILE-REACHED\n")
+    res = sandbox.run(["sh", "-c", _CWD_PROBE], process={"cwd": f"/proc/self/fd/{fd}"})
+    assert "HOST-FILE-REACHED" not in res.stdout, f"cwd /proc/self/fd/{fd} reached the host"
+    if res.returncode == 0:
+        assert "pyrunc-test-rootfs" in res.stdout, res.stdout
+    else:
+        assert len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_exec_cwd_through_proc_self_fd_stays_in_the_container(sandbox: Sandbox, rt: Runtime) -> None:
+    (sandbox.tmp / "host-sentinel").write_text("HOST-FILE-REACHED\n")
+    b = sandbox.bundle(["sleep", "60"])
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    for fd in range(3, 10):
+        res = rt.run_cmd("exec", "--cwd", f"/proc/self/fd/{fd}", cid, "sh", "-c", _CWD_PROBE)
+        assert "HOST-FILE-REACHED" not in res.stdout, f"exec --cwd /proc/self/fd/{fd} reached the host"
+        if res.returncode == 0:
+            assert "pyrunc-test-rootfs" in res.stdout, (fd, res.stdout)
+        # a refused exec may leave its killed child to us (see test_hostile_input's
+        # test_failed_exec_leaves_no_zombie): reap it so the container can be deleted
+        reap_children()

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from .conftest import Sandbox
-from .helpers import Bundle, Runtime, cgroup_dirs, mounts_under, new_id
+from .helpers import Bundle, Runtime, cgroup_dirs, mounts_under, new_id, reap_children
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 
@@ -236,3 +237,44 @@ def test_bad_input_is_refused_cleanly(sandbox: Sandbox, rt: Runtime, case_path: 
         after = rt.state(cid)
         assert (after["status"], after["pid"]) == (before["status"], before["pid"])
         rt.run_cmd("delete", "--force", cid, check=True)
+
+
+def _zombies_in_pid_namespaces_of_ours() -> list[int]:
+    """Zombie children of this process that live in a nested pid namespace (a container's)."""
+    me = str(os.getpid())
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if (fields.get("State", "").strip().startswith("Z") and fields.get("PPid", "").strip() == me
+                and len(fields.get("NSpid", "").split()) > 1):
+            out.append(int(entry))
+    return out
+
+
+@pytest.mark.parametrize("argv", [
+    pytest.param(["exec", "{id}", "/no/such/binary"], id="missing-binary"),
+    pytest.param(["exec", "--cwd", "/no/such/dir", "{id}", "true"], id="missing-cwd"),
+])
+def test_failed_exec_leaves_no_zombie(sandbox: Sandbox, rt: Runtime, argv: list[str]) -> None:
+    """A refused foreground `exec` must reap the process it forked into the container. Left
+    as a zombie (reparented to the caller), it is a process of the container's pid
+    namespace that nobody waits for: the namespace cannot finish dying, and `delete
+    --force` then waits on the init and fails to remove the cgroup unless the caller
+    happens to reap it."""
+    b = sandbox.bundle(["sleep", "60"])
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    before = _zombies_in_pid_namespaces_of_ours()
+    res = rt.run_cmd(*_subst(argv, {"id": cid}))
+    assert res.returncode != 0 and len(res.stderr.splitlines()) == 1, res
+    time.sleep(0.3)
+    left = sorted(set(_zombies_in_pid_namespaces_of_ours()) - set(before))
+    reap_children()  # whatever the verdict, let teardown's delete --force work
+    assert not left, f"the failed exec left zombie(s) {left} of the container's pid namespace"
