@@ -549,10 +549,12 @@ def v2box(tmp_path_factory: pytest.TempPathFactory, runtime_bin: str,
         blk = block_device()
         _name, major, minor = blk
         res = {
-            "memory": {"limit": 64 * MiB, "swap": 96 * MiB, "reservation": 16 * MiB},
-            "cpu": {"shares": 1024, "quota": 50000, "period": 100000},
+            "memory": {"limit": 64 * MiB, "swap": 96 * MiB, "reservation": 16 * MiB,
+                       "swappiness": 10, "kernel": 32 * MiB},          # these two: warnings
+            "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "burst": 1000, "idle": 0},
             "pids": {"limit": 64},
-            "blockIO": {"weight": 500,
+            "network": {"classID": 42},                                 # v1 only: a warning
+            "blockIO": {"weight": 500, "leafWeight": 100,               # leaf: a warning
                         "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": MiB}],
                         "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]},
             "hugepageLimits": [{"pageSize": "2MB", "limit": 4 * MiB}],
@@ -595,6 +597,8 @@ class TestCgroupV2:
         assert v2file(cg, "cgroup.max.descendants") == "5"
         assert v2file(cg, "cpu.weight") == "39"                  # shares 1024, runc's formula
         assert v2file(cg, "cpu.max") == "50000 100000"
+        assert v2file(cg, "cpu.max.burst") == "1000"
+        assert v2file(cg, "cpu.idle") == "0"
         assert v2file(cg, "pids.max") == "64"
         io_max = v2file(cg, "io.max")
         assert f"{major}:{minor} rbps={MiB} wbps=max riops=max wiops=100" in io_max
@@ -604,6 +608,13 @@ class TestCgroupV2:
             assert "default 4950" in v2file(cg, "io.weight")     # blkio 500 -> io.weight
         if (CG / cg.lstrip("/") / "hugetlb.2MB.max").exists():
             assert v2file(cg, "hugetlb.2MB.max") == str(4 * MiB)
+
+    def test_v1_only_knobs_are_warnings(self, v2box: tuple[Agent, tuple[str, int, int]]) -> None:
+        """What v2 has no file for is logged as a warning; create still succeeded."""
+        warned = "\n".join(warnings_in(v2box[0].sandbox.rt))
+        for what in ("memory.kernel/kernelTCP", "memory.swappiness", "blockIO leaf weights",
+                     "network.classID/priorities"):
+            assert what in warned, warned
 
     def test_limits_from_inside(self, v2box: tuple[Agent, tuple[str, int, int]]) -> None:
         a, _ = v2box
