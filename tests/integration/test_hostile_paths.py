@@ -237,3 +237,27 @@ def test_directory_flipping_to_symlink_during_setup(sandbox: Sandbox, rt: Runtim
                 f"(after {len(outcomes)} runs, {flipper.flips} flips)")
     assert flipper.flips > 100, "the flipper did not run"
     assert len(outcomes) >= 3
+
+
+@pytest.mark.parametrize("via", ["config", "image-symlink"])
+@pytest.mark.parametrize("fd", range(3, 7))
+def test_magic_link_destination_discloses_no_host_path(sandbox: Sandbox, rt: Runtime, fd: int,
+                                                       via: str) -> None:
+    """A mount destination that leads through /proc/self/fd/N -- written so in the config,
+    or through an image symlink `/mnt/vol -> /proc/self/fd/N` under an innocent volume path
+    -- is a magic link to one of the runtime's own fds while it builds the rootfs. It must
+    be refused, or at least not followed by its text: that creates, inside the container,
+    directories named after the host path behind the runtime's fd (its state dir, the
+    bundle), disclosing it to the image."""
+    dest = f"/proc/self/fd/{fd}/x" if via == "config" else "/mnt/vol/x"
+    b = sandbox.bundle(["sh", "-c", "ls -R /dev/shm /tmp /mnt"],
+                       extra_mounts=[_mnt(dest, type="tmpfs", source="tmpfs")])
+    if via == "image-symlink":
+        _plant(b.rootfs, "mnt/vol", f"/proc/self/fd/{fd}")
+    res = rt.run(b, sandbox.new_id())
+    if res.returncode == 1:
+        assert len(res.stderr.splitlines()) == 1, res.stderr
+    assert sandbox.tmp.name not in res.stdout, (
+        f"/proc/self/fd/{fd} was followed by its text: the container sees host path "
+        f"{sandbox.tmp} recreated inside it")
+    assert not (b.rootfs / str(sandbox.tmp).lstrip("/")).exists()
