@@ -122,16 +122,6 @@ def warnings_in(rt: Runtime) -> list[str]:
     return [e["msg"] for e in rt.log_entries() if e.get("level") == "warning"]
 
 
-def own_cgroups() -> dict[str, str]:
-    """This test process's cgroup per v1 controller ("" for v2); the runtime inherits them."""
-    out: dict[str, str] = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, ctrls, path = line.split(":", 2)
-        for c in ctrls.split(",") if ctrls else [""]:
-            out[c] = path
-    return out
-
-
 def events_lines(path: Path) -> list[dict[str, Any]]:
     out = []
     for line in path.read_text().splitlines():
@@ -141,6 +131,17 @@ def events_lines(path: Path) -> list[dict[str, Any]]:
 
 
 # -- placement (v1) -------------------------------------------------------------------------
+
+def own_hierarchies() -> dict[str, str]:
+    """v1 hierarchy mount dir name ("cpu", "systemd") -> this test process's cgroup there."""
+    out: dict[str, str] = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, ctrls, path = line.split(":", 2)
+        name = ctrls.replace("name=", "")
+        if ctrls and (CG / name).is_dir() and name in V1_CONTROLLERS:
+            out[name] = path
+    return out
+
 
 @pytest.mark.parametrize("kind", ["absolute", "relative", "absent"])
 def test_cgroups_path_placement_and_removal_v1(sandbox: Sandbox, kind: str) -> None:
@@ -158,9 +159,10 @@ def test_cgroups_path_placement_and_removal_v1(sandbox: Sandbox, kind: str) -> N
     elif kind == "absent":
         linux["cgroupsPath"] = None
     b = sandbox.bundle(["cat", "/proc/self/cgroup"], linux=linux)
-    own = own_cgroups()
-    expect_inner = {"absolute": b.cgroups_path, "relative": f"{top}/ctr", "absent": cid}[kind]
-    made: list[Path] = []
+    own = own_hierarchies()
+    inner = {"absolute": b.cgroups_path, "relative": f"{top}/ctr", "absent": cid}[kind]
+    want = {h: inner if kind == "absolute" else os.path.normpath(os.path.join(path, inner))
+            for h, path in own.items()}
     try:
         res = sandbox.rt.run(b, cid)
         assert res.returncode == 0, res.stderr
@@ -168,25 +170,21 @@ def test_cgroups_path_placement_and_removal_v1(sandbox: Sandbox, kind: str) -> N
         for line in res.stdout.splitlines():
             _, ctrls, path = line.split(":", 2)
             if ctrls:
-                seen[ctrls] = path
-        for ctrls, path in seen.items():
-            ctrl = ctrls.split(",")[0]
-            if ctrl not in V1_CONTROLLERS and not ctrls.startswith("name="):
-                continue
-            want = (expect_inner if kind == "absolute"
-                    else os.path.normpath(os.path.join(own[ctrl], expect_inner)))
-            assert path == want, f"{ctrls}: in {path}, expected {want}"
-            mount = next((CG / m for m in V1_CONTROLLERS if ctrl in m.split(",")), None)
-            if mount is not None:
-                made.append(mount / want.lstrip("/"))
-        assert made, res.stdout
-        for d in made:
-            assert not d.exists(), f"{d} left behind by run"
+                seen[ctrls.replace("name=", "")] = path
+        for h, path in want.items():
+            assert seen.get(h) == path, f"{h}: in {seen.get(h)}, expected {path}"
+            assert not (CG / h / path.lstrip("/")).exists(), f"{h}:{path} left behind by run"
     finally:
-        for d in made:
-            for p in (d, d.parent):
-                if p.name.startswith(("pyrunc-test-rel-", "pt-", "ctr")) and p.exists():
-                    force_rmdir_cgroup(p)
+        # The container's own dirs are the runtime's to remove (checked above); the relative
+        # case's parent stays behind, as with runc: it is this test's to remove.
+        for h, path in want.items():
+            d = CG / h / path.lstrip("/")
+            if kind != "absolute" and d.exists():
+                force_rmdir_cgroup(d)
+            if kind == "relative":
+                parent = CG / h / os.path.dirname(path).lstrip("/")
+                if parent.name == top and parent.exists():
+                    force_rmdir_cgroup(parent)
 
 
 def test_failed_create_removes_its_cgroups_v1(sandbox: Sandbox, rt: Runtime) -> None:
