@@ -16,6 +16,7 @@ from __future__ import annotations
 import ctypes
 import os
 import stat
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -261,3 +262,34 @@ def test_magic_link_destination_discloses_no_host_path(sandbox: Sandbox, rt: Run
         f"/proc/self/fd/{fd} was followed by its text: the container sees host path "
         f"{sandbox.tmp} recreated inside it")
     assert not (b.rootfs / str(sandbox.tmp).lstrip("/")).exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir", "endless-line"])
+def test_hostile_etc_passwd_does_not_hang_create(sandbox: Sandbox, rt: Runtime, kind: str) -> None:
+    """The init reads the image's /etc/passwd to find HOME when the config sets none. An
+    image whose /etc/passwd is a FIFO, a directory, or a 256 MiB line (a sparse file; a
+    symlink to /dev/zero would be endless) must not hang `create` -- which holds the id's
+    lock meanwhile -- nor make the runtime read without bound (here the container's 48 MiB
+    memory limit keeps that from hurting the host): it is refused, or HOME falls back."""
+    b = sandbox.bundle(["sh", "-c", "echo HOME=$HOME"],
+                       linux={"resources": {"memory": {"limit": 48 << 20}}})
+    passwd = b.rootfs / "etc" / "passwd"
+    passwd.unlink()
+    if kind == "fifo":
+        os.mkfifo(passwd)
+    elif kind == "dir":
+        passwd.mkdir()
+    else:
+        with open(passwd, "wb") as f:
+            f.truncate(256 << 20)
+    cid = sandbox.new_id()
+    try:
+        res = rt.create(b, cid, out_dir=sandbox.tmp / "out", check=False, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"create hung reading an /etc/passwd that is a {kind}")
+    if res.returncode == 0:
+        rt.run_cmd("start", cid, check=True)
+        rt.wait_status(cid, "stopped")
+        assert "HOME=/" in (sandbox.tmp / "out" / f"{cid}.out").read_text()
+    else:
+        assert len(res.stderr.splitlines()) == 1 and "passwd" in res.stderr, res.stderr
