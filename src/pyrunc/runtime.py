@@ -61,6 +61,22 @@ def _socket_activation(cfg: Config) -> tuple[Config, int]:
     return _replace(cfg, process=proc), count
 
 
+def _check_host_netns(cfg: Config) -> None:
+    """net.* sysctls in a joined network namespace that is in fact the host's (compared by
+    device and inode, whatever path names it) would change the host: refused, as runc does."""
+    ns = cfg.linux.namespace("network")
+    keys = [k for k, _ in cfg.linux.sysctl if k.startswith("net.")]
+    if ns is None or ns.path is None or not keys:
+        return
+    try:
+        theirs, ours = os.stat(ns.path), os.stat("/proc/self/ns/net")
+    except OSError:
+        return  # the namespace join reports a bad path with its own error
+    if (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino):
+        raise UsageError(f"config.json: linux.sysctl[{keys[0]!r}]: refused: {ns.path} is the "
+                         f"host's network namespace")
+
+
 def _check_cgroup_unused(cg: Any) -> None:
     """A cgroup that already holds processes (another container's, or anything else) or is
     frozen is refused: joining it would share limits, and our cleanup would kill its tasks."""
@@ -217,6 +233,7 @@ class Runtime:
             lock.release()
 
     def _check_supported(self, cfg: Config, opts: CreateOptions) -> None:
+        _check_host_netns(cfg)
         if cfg.process is None:
             return
         if cfg.process.terminal and not opts.console_socket and opts.console_fd < 0:
