@@ -261,7 +261,6 @@ def _zombies_in_pid_namespaces_of_ours() -> list[int]:
     pytest.param(["exec", "{id}", "/no/such/binary"], id="missing-binary"),
     pytest.param(["exec", "--cwd", "/no/such/dir", "{id}", "true"], id="missing-cwd"),
 ])
-@pytest.mark.xfail(strict=False, reason="known bug (SECURITY.md): a failed exec's killed child is not reaped")
 def test_failed_exec_leaves_no_zombie(sandbox: Sandbox, rt: Runtime, argv: list[str]) -> None:
     """A refused foreground `exec` must reap the process it forked into the container. Left
     as a zombie (reparented to the caller), it is a process of the container's pid

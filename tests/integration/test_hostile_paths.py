@@ -265,7 +265,6 @@ def test_magic_link_destination_discloses_no_host_path(sandbox: Sandbox, rt: Run
     assert not (b.rootfs / str(sandbox.tmp).lstrip("/")).exists()
 
 
-@pytest.mark.xfail(strict=False, reason='known bug (SECURITY.md): execute.home_of reads /etc/passwd unchecked')
 @pytest.mark.parametrize("kind", ["fifo", "dir", "endless-line"])
 def test_hostile_etc_passwd_does_not_hang_create(sandbox: Sandbox, rt: Runtime, kind: str) -> None:
     """The init reads the image's /etc/passwd to find HOME when the config sets none. An

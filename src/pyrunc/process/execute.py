@@ -90,14 +90,25 @@ def environ(proc: Process) -> dict[str, str]:
 
 
 def home_of(uid: int) -> str:
+    """HOME from the image's /etc/passwd -- read defensively: the image is hostile, and a FIFO
+    or an endless file there must not hang or bloat the init."""
+    import stat
     try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) >= 6 and fields[2] == str(uid):
-                    return fields[5] or "/"
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError:
-        pass
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        data = os.read(fd, 1 << 20).decode(errors="replace")
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    for line in data.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 6 and fields[2] == str(uid):
+            return fields[5] or "/"
     return "/"
 
 

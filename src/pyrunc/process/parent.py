@@ -114,6 +114,13 @@ def _cleanup(stage: int, init_pid: int) -> None:
             _kill(pid)
     if stage:
         os.waitpid(stage, 0)
+    if init_pid:
+        # As a subreaper (foreground run/exec) the killed child is ours to reap; a zombie
+        # would keep its pid namespace, and so the container's cgroup, from going away.
+        try:
+            os.waitpid(init_pid, 0)
+        except ChildProcessError:
+            pass
 
 
 def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
