@@ -52,10 +52,18 @@ def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: 
         for fd, ns_type, path in fds:
             namespaces.join(fd, ns_type, path)
             os.close(fd)
+        # The child may fail at once; its error must not reach the runtime before its pid
+        # does, or the runtime could not reap it. It waits for this pipe to close.
+        hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
         pid = os.fork()
         if pid == 0:
+            os.close(hold_w)
+            os.read(hold_r, 1)
+            os.close(hold_r)
             _child(sock, proc, console_fd, seccomp)
+        os.close(hold_r)
         sync.send(sock, sync.INIT_PID, pid=pid)
+        os.close(hold_w)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - reported to the runtime
         report(sock, exc)
