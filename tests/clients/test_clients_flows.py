@@ -72,12 +72,14 @@ def test_exit_code(engine: Engine, status: int) -> None:
     assert res.returncode == status, res.describe()
 
 
-@pytest.mark.xfail(strict=False, reason='podman run -t failed in CI (not yet diagnosed); containerd and docker pass')
 def test_run_tty(engine: Engine) -> None:
     """run -t: the runtime hands the engine a pty master over the console socket; the process sees a
-    terminal on stdin and stdout, and its exit status still comes back."""
-    res = engine.run(engine.new_name("tty"), ["sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; exit 5"],
-                     tty=True)
+    terminal on stdin and stdout, and its exit status still comes back.
+
+    The process lingers after its output: podman 4.3 (Debian 12) sometimes loses what a tty
+    container printed just before it exited (seen with runc too, about 1 run in 15)."""
+    script = "test -t 0 && test -t 1 && echo is-a-tty; sleep 0.5; exit 5"
+    res = engine.run(engine.new_name("tty"), ["sh", "-c", script], tty=True)
     out = tty_text(res.stdout)
     assert "is-a-tty" in out, res.describe()
     assert res.returncode == 5, res.describe()
