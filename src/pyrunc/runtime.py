@@ -518,7 +518,13 @@ class Runtime:
             if force:
                 return
             raise NotExistError(f"container {container_id} does not exist")
-        with self.store.lock(container_id):
+        try:
+            lock = self.store.lock(container_id)
+        except NotExistError:
+            if force:  # another delete got there first
+                return
+            raise
+        with lock:
             try:
                 c = self.container(container_id)
             except NotExistError:

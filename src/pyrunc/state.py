@@ -98,6 +98,16 @@ class Lock:
         self.release()
 
 
+def _still_at(fd: int, path: str) -> bool:
+    """Whether the directory open as `fd` is still the one named `path`."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
 class StateStore:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
@@ -122,23 +132,34 @@ class StateStore:
             raise ExistsError(f"container with id exists: {container_id}") from None
         except OSError as exc:
             raise SystemError_.from_oserror(f"cannot create state directory {path}", exc) from None
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        if not _still_at(fd, path):  # a delete got in between mkdir and flock and removed it
+            os.close(fd)
+            raise SystemError_(f"container {container_id}: its state directory was removed "
+                               "while being created (a concurrent delete); try again")
         return Lock(fd)
 
     def lock(self, container_id: str, blocking: bool = True) -> Lock:
-        """Lock an existing container's directory for a mutation."""
+        """Lock an existing container's directory for a mutation.
+
+        While we waited, the holder may have removed the directory and a new `create` may
+        have made another one under the same name: a lock on the old one guards nothing,
+        so it is taken again on whatever the name now holds."""
         path = self.dir(container_id)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise NotExistError(f"container {container_id} does not exist") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except OSError:
+        while True:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise NotExistError(f"container {container_id} does not exist") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                if _still_at(fd, path):
+                    return Lock(fd)
+            except OSError:
+                os.close(fd)
+                raise
             os.close(fd)
-            raise
-        return Lock(fd)
 
     def is_locked(self, container_id: str) -> bool:
         """True while some pyrunc process holds the lock (e.g. a create in progress)."""

@@ -173,7 +173,6 @@ def _blocked_on_flock(pid: int) -> bool:
         return any("-> FLOCK" in line and f" {pid} " in line for line in f)
 
 
-@pytest.mark.xfail(strict=False, reason='known bug (SECURITY.md): the state-dir lock is not checked against a replaced directory')
 def test_delete_waiting_on_a_replaced_state_dir_respects_the_new_create(sandbox: Sandbox,
                                                                         rt: Runtime) -> None:
     """A `delete --force` that queued on the lock of a create which then failed (and removed
