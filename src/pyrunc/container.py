@@ -41,12 +41,12 @@ class Container:
         return procfs.is_same_process(self.record.pid, self.record.start_time)
 
     def status(self) -> Status:
-        """Derived: same init alive? exec fifo still there? cgroup frozen?"""
+        """Derived: same init alive? still waiting on the exec fifo? cgroup frozen?"""
         if self.record.pid == 0:
             return Status.CREATING if self.store.is_locked(self.id) else Status.STOPPED
         if not self.alive():
             return Status.STOPPED
-        if os.path.exists(self.store.fifo(self.id)):
+        if _init_waits_on(self.store.fifo(self.id)):
             return Status.CREATED
         if self.cgroup().is_frozen():
             return Status.PAUSED
@@ -69,3 +69,17 @@ class Container:
         if r.annotations:
             out["annotations"] = r.annotations
         return out
+
+
+def _init_waits_on(fifo: str) -> bool:
+    """Whether an init still holds the exec fifo, waiting for its go byte.
+
+    The fifo existing is not enough: a `start` killed after the init took the byte (and
+    closed the fifo) but before unlinking it leaves one behind with nobody reading it. A
+    non-blocking open for writing tells: it fails with ENXIO when there is no reader."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # ENOENT: started; ENXIO: the init has taken the byte
+        return False
+    os.close(fd)
+    return True

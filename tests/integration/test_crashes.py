@@ -385,7 +385,6 @@ def test_kill_run_foreground(sandbox: Sandbox, rt: Runtime) -> None:
 
 
 
-@pytest.mark.xfail(strict=False, reason='known bug (SECURITY.md): status says created between the go byte and the fifo unlink')
 def test_kill_start_after_the_init_took_the_go_byte(sandbox: Sandbox, rt: Runtime) -> None:
     """The one window of `start` a timed kill rarely hits, made deterministic: the runtime
     has written the go byte into the exec fifo, the init has read it and exec'd the
