@@ -240,7 +240,6 @@ def test_directory_flipping_to_symlink_during_setup(sandbox: Sandbox, rt: Runtim
     assert len(outcomes) >= 3
 
 
-@pytest.mark.xfail(strict=False, reason='known bug (SECURITY.md): paths._resolve follows /proc magic links by their text')
 @pytest.mark.parametrize("via", ["config", "image-symlink"])
 @pytest.mark.parametrize("fd", range(3, 7))
 def test_magic_link_destination_discloses_no_host_path(sandbox: Sandbox, rt: Runtime, fd: int,

@@ -13,6 +13,7 @@ import os
 import posixpath
 
 from pyrunc.linux import syscalls as sc
+from pyrunc.linux.procfs import PROC_SUPER_MAGIC
 
 _RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
 
@@ -47,8 +48,9 @@ def _resolve(rootfd: int, path: str) -> str:
                 done.pop()
             continue
         parent = "/".join(done) or "."
+        dirfd = open_fd_cache(rootfd, parent)
         try:
-            target = os.readlink(part, dir_fd=open_fd_cache(rootfd, parent))
+            target = os.readlink(part, dir_fd=dirfd)
         except OSError as exc:
             if exc.errno in (errno.EINVAL, errno.ENOENT, errno.ENOTDIR):
                 done.append(part)  # not a symlink, or missing: created later if need be
@@ -57,6 +59,12 @@ def _resolve(rootfd: int, path: str) -> str:
                     return "/" + "/".join(done)
                 continue
             raise
+        if _is_magic_link(dirfd, part):
+            # Its text is a path in the runtime's world (a host path behind one of our fds,
+            # "pipe:[N]"), not in the container's: following it would recreate host paths
+            # inside the rootfs, telling the image where they are.
+            link = "/" + "/".join(done + [part])
+            raise OSError(errno.ELOOP, f"{link} is a /proc magic link, not followed", link)
         links += 1
         if links > 40:
             raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
@@ -64,6 +72,18 @@ def _resolve(rootfd: int, path: str) -> str:
             done = []
         todo = [p for p in target.split("/") if p and p != "."] + todo
     return "/" + "/".join(done)
+
+
+def _is_magic_link(dirfd: int, name: str) -> bool:
+    """Whether the symlink `name` in `dirfd` is one of procfs's magic links (fd/N, exe,
+    cwd, root, ns/*), as opposed to an ordinary one such as /proc/self."""
+    if sc.fstatfs_type(dirfd) != PROC_SUPER_MAGIC:
+        return False
+    try:
+        os.close(sc.openat2(dirfd, name, os.O_PATH | os.O_CLOEXEC, 0, _RESOLVE))
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
 
 
 _dir_fds: dict[tuple[int, str], int] = {}
