@@ -304,8 +304,10 @@ class Runtime:
                 raise
             try:
                 os.write(fd, b"0")
-                while struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]:
-                    if select.select([pidfd], [], [], 0.001)[0]:
+                while _unread(fd):
+                    # A short-lived process may take the byte and exit between two looks:
+                    # only a byte still unread when the init is gone means it never started.
+                    if select.select([pidfd], [], [], 0.001)[0] and _unread(fd):
                         raise NotRunningError("cannot start container: its init process exited")
             finally:
                 os.close(fd)
@@ -624,3 +626,8 @@ class Runtime:
         finally:
             watcher.close()
     # -- end cgroups -------------------------------------------------------------------------
+
+
+def _unread(fifo_fd: int) -> int:
+    """Bytes written to the exec fifo that no reader has taken yet."""
+    return int(struct.unpack("i", fcntl.ioctl(fifo_fd, termios.FIONREAD, b"\0" * 4))[0])

@@ -102,7 +102,6 @@ def test_fifty_containers_running_at_once(sandbox: Sandbox, rt: Runtime) -> None
     assert t_up < 90 and t_down < 60, (t_up, t_down)
 
 
-@pytest.mark.xfail(strict=False, reason='known flaky failure: start occasionally reports the init exited (not yet diagnosed)')
 def test_two_hundred_sequential_lifecycles(sandbox: Sandbox, rt: Runtime) -> None:
     """`run` (create, start, wait, delete) 200 times over one bundle; every 25 lifecycles,
     and at the end, nothing of the finished ones may remain."""
