@@ -27,7 +27,10 @@ pytestmark = pytest.mark.clients
 # Init processes that stay up until killed. As pid 1 of its pid namespace, sh ignores SIGTERM unless
 # it traps it, which is what the stop/kill tests rely on.
 SLEEPER = ["sleep", "1000"]
-COUNTER = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.05; done"]
+# The count is renamed into place: frozen between truncate and write, a plain `echo >` would
+# leave the file empty for as long as the container stays paused.
+COUNTER = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; "
+           "mv /tmp/count.new /tmp/count; sleep 0.05; done"]
 TERM_TRAP = ["sh", "-c", "trap 'exit 7' TERM; touch /tmp/ready; while :; do sleep 0.05; done"]
 
 
