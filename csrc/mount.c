@@ -1,4 +1,5 @@
-/* Mounts: mount(2), umount2(2) and pivot_root(2). */
+/* Mounts: mount(2), umount2(2), pivot_root(2) and the new mount API (mount_setattr(2),
+ * open_tree(2), move_mount(2)). */
 #define _GNU_SOURCE
 #include <sys/mount.h>
 #include <sys/syscall.h>
@@ -30,4 +31,15 @@ int pr_mount_setattr(int dirfd, const char *path, unsigned int flags,
     } attr = { attr_set, attr_clr, propagation, userns_fd };
 
     return (int)syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof(attr));
+}
+
+int pr_open_tree(int dirfd, const char *path, unsigned int flags)
+{
+    return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+
+int pr_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
+                  unsigned int flags)
+{
+    return (int)syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
 }

@@ -16,6 +16,9 @@ int pr_pivot_root(const char *new_root, const char *put_old);
 int pr_mount_setattr(int dirfd, const char *path, unsigned int flags,
                      unsigned long long attr_set, unsigned long long attr_clr,
                      unsigned long long propagation, unsigned long long userns_fd);
+int pr_open_tree(int dirfd, const char *path, unsigned int flags);
+int pr_move_mount(int from_dirfd, const char *from_path, int to_dirfd, const char *to_path,
+                  unsigned int flags);
 
 /* uts.c */
 int pr_sethostname(const char *name, int len);

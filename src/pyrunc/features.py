@@ -9,7 +9,8 @@ from pyrunc import OCI_VERSION, __version__
 
 def features() -> dict[str, Any]:
     from pyrunc.linux import capabilities, mountopts, seccomp
-    options = sorted(set(mountopts._FLAGS) | set(mountopts._PROPAGATION) | set(mountopts._RECURSIVE))
+    options = sorted(set(mountopts._FLAGS) | set(mountopts._PROPAGATION) | set(mountopts._RECURSIVE)
+                     | set(mountopts.IDMAP_OPTIONS))
     top = capabilities.last_cap()
     return {
         "ociVersionMin": "1.0.0",
@@ -26,7 +27,7 @@ def features() -> dict[str, Any]:
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {"org.opencontainers.runtime.name": "pyrunc",
                         "org.opencontainers.runtime.version": __version__,

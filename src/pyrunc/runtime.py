@@ -91,14 +91,6 @@ def _check_cgroup_unused(cg: Any) -> None:
                                 f"linux.cgroupsPath, or thaw it")
 
 
-def _host_ids_of_root(cfg: Config) -> tuple[int, int] | None:
-    """The host uid and gid that the container's root maps to, if it has a user namespace."""
-    def host_of(maps: tuple[Any, ...]) -> int | None:
-        return next((m.host_id for m in maps if m.container_id == 0), None)
-    uid, gid = host_of(cfg.linux.uid_mappings), host_of(cfg.linux.gid_mappings)
-    return None if uid is None or gid is None else (uid, gid)
-
-
 def _owner_of(path: str) -> str:
     """`list` shows who owns the state directory, by name as runc does."""
     import pwd
@@ -188,22 +180,26 @@ class Runtime:
                 return st
 
             fifo = self.store.fifo(container_id)
-            # Whoever can write the fifo can start the container: only the init's user may.
+            # Root's alone (0600): whoever can write it can start the container. The stage
+            # opens it before it joins any namespace, so the init needs no access of its own.
             os.mkfifo(fifo, 0o600)
-            owner = _host_ids_of_root(cfg)
-            if owner is not None:
-                os.chown(fifo, *owner)
             cgroup.create()
             if cfg.linux.resources is not None:
                 for warning in cgroup.set(cfg.linux.resources):
                     self.log.warning(warning)
             console = terminal.connect(opts.console_socket) if opts.console_socket else None
             console_fd = console.fileno() if console else opts.console_fd
+            idmapped: dict[int, int] = {}
             try:
+                if any(m.idmap for m in cfg.mounts):
+                    from pyrunc.linux import idmap
+                    idmapped = idmap.prepare(cfg.mounts)
                 init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds, console_fd,
-                                        compiled)
+                                        compiled, idmapped)
                 handle = parent.spawn(cfg, init_opts, cgroup, at_hooks, at_listener)
             finally:
+                for fd in idmapped.values():
+                    os.close(fd)
                 if console is not None:
                     console.close()
             init_pid = handle.pid

@@ -108,8 +108,8 @@ _RECURSIVE: dict[str, tuple[int, int]] = {
     "rnosymfollow": (MOUNT_ATTR_NOSYMFOLLOW, 0), "rsymfollow": (0, MOUNT_ATTR_NOSYMFOLLOW),
 }
 
-# Idmapped mounts: not supported yet.
-_UNSUPPORTED = {"idmap", "ridmap"}
+# Idmapped mounts: the top mount only, or the whole tree.
+IDMAP_OPTIONS = ("idmap", "ridmap")
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +120,7 @@ class ParsedOptions:
     data: str
     rec_set: int = 0
     rec_clear: int = 0
+    idmap: str = ""  # "idmap", "ridmap" or ""
 
 
 def propagation_flags(name: str) -> int:
@@ -137,6 +138,7 @@ def parse(options: tuple[str, ...] | list[str]) -> ParsedOptions:
     data: list[str] = []
     rec_set = 0
     rec_clear = 0
+    idmap = ""
     for opt in options:
         if opt in _FLAGS:
             is_clear, flag = _FLAGS[opt]
@@ -152,10 +154,12 @@ def parse(options: tuple[str, ...] | list[str]) -> ParsedOptions:
             add, remove = _RECURSIVE[opt]
             rec_clear = (rec_clear | remove) & ~add
             rec_set = (rec_set & ~remove) | add
-        elif opt in _UNSUPPORTED:
-            raise ValueError(f"mount option {opt!r} is not supported by pyrunc yet")
+        elif opt in IDMAP_OPTIONS:
+            if idmap and idmap != opt:
+                raise ValueError("mount options 'idmap' and 'ridmap' exclude each other")
+            idmap = opt
         elif opt == "tmpcopyup":
             raise ValueError("mount option 'tmpcopyup' is not supported by pyrunc yet")
         else:
             data.append(opt)
-    return ParsedOptions(flags, clear, tuple(prop), ",".join(data), rec_set, rec_clear)
+    return ParsedOptions(flags, clear, tuple(prop), ",".join(data), rec_set, rec_clear, idmap)

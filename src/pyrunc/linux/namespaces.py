@@ -7,7 +7,7 @@ import os
 
 from pyrunc.errors import SpecError, SystemError_
 from pyrunc.linux import syscalls as sc
-from pyrunc.spec.config import Namespace
+from pyrunc.spec.config import IDMapping, Namespace
 
 FLAGS = {
     "pid": sc.CLONE_NEWPID,
@@ -52,3 +52,17 @@ def join(fd: int, ns_type: str, path: str) -> None:
         sc.setns(fd, FLAGS[ns_type])
     except OSError as exc:
         raise SystemError_.from_oserror(f"cannot join {ns_type} namespace {path}", exc) from None
+
+
+def write_id_maps(pid: int, uid_maps: tuple[IDMapping, ...],
+                  gid_maps: tuple[IDMapping, ...]) -> None:
+    """Write a new user namespace's maps; each file takes a single write, once."""
+    for name, maps in (("uid_map", uid_maps), ("gid_map", gid_maps)):
+        if not maps:
+            continue
+        text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
+        fd = os.open(f"/proc/{pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)

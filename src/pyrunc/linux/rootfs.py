@@ -64,6 +64,11 @@ def _mount_bind(rootfd: int, m: Mount) -> None:
         sc.mount(m.source, paths.fd_path(dest), None, sc.MS_BIND | (m.flags & sc.MS_REC))
     finally:
         os.close(dest)
+    _bind_options(rootfd, m)
+
+
+def _bind_options(rootfd: int, m: Mount) -> None:
+    """A bind's flags (ro, nosuid, ...) need a remount; then its propagation."""
     extra = m.flags & _SETTABLE
     if extra or m.propagation:
         top = paths.open_in_root(rootfd, m.destination)
@@ -74,6 +79,32 @@ def _mount_bind(rootfd: int, m: Mount) -> None:
                 sc.mount(None, paths.fd_path(top), None, prop)
         finally:
             os.close(top)
+
+
+def _recursive_attrs(rootfd: int, m: Mount) -> None:
+    """rro, rnosuid, ...: set on the whole tree at once (mount_setattr AT_RECURSIVE)."""
+    if m.rec_set or m.rec_clear:
+        top = paths.open_in_root(rootfd, m.destination)
+        try:
+            sc.mount_setattr(top, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, m.rec_set, m.rec_clear)
+        finally:
+            os.close(top)
+
+
+def _attach_tree(rootfd: int, m: Mount, tree: int) -> None:
+    """Put a detached mount tree (an idmapped bind made by the runtime) at its destination,
+    then apply the mount's other options as for any bind."""
+    try:
+        dest = paths.ensure(rootfd, m.destination, stat.S_ISDIR(os.fstat(tree).st_mode))
+        try:
+            sc.move_mount(tree, "", dest, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+        finally:
+            os.close(dest)
+        os.close(tree)
+        _bind_options(rootfd, m)
+        _recursive_attrs(rootfd, m)
+    except OSError as exc:
+        raise _fail(m, exc) from None
 
 
 def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
@@ -175,12 +206,7 @@ def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
                         sc.mount(None, paths.fd_path(top), None, prop)
                 finally:
                     os.close(top)
-        if m.rec_set or m.rec_clear:
-            top = paths.open_in_root(rootfd, m.destination)
-            try:
-                sc.mount_setattr(top, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, m.rec_set, m.rec_clear)
-            finally:
-                os.close(top)
+        _recursive_attrs(rootfd, m)
     except SystemError_:
         raise
     except OSError as exc:
@@ -192,10 +218,12 @@ def _needs_dev(cfg: Config) -> bool:
 
 
 def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
-            before_pivot: Callable[[], None] = lambda: None) -> None:
+            before_pivot: Callable[[], None] = lambda: None,
+            idmapped: dict[int, int] | None = None) -> None:
     """Everything up to and including the pivot; the process ends up chrooted in the rootfs.
 
-    `before_pivot` runs once the mounts exist and paths still resolve on the host (hooks)."""
+    `before_pivot` runs once the mounts exist and paths still resolve on the host (hooks).
+    `idmapped` gives, by index in cfg.mounts, the detached trees the runtime idmapped."""
     rootfs = cfg.root.path
     try:
         sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
@@ -205,8 +233,12 @@ def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         cgroupns = cfg.linux.namespace("cgroup") is not None
-        for m in cfg.mounts:
-            mount_entry(rootfd, m, cgroupns)
+        for i, m in enumerate(cfg.mounts):
+            tree = (idmapped or {}).get(i)
+            if tree is not None:
+                _attach_tree(rootfd, m, tree)
+            else:
+                mount_entry(rootfd, m, cgroupns)
         if _needs_dev(cfg):
             devices.setup_dev(rootfd, cfg.linux.devices, in_userns)
         else:

@@ -96,6 +96,11 @@ def pivot_root(new_root: str, put_old: str) -> None:
 
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = os.O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x04
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+MOUNT_ATTR_IDMAP = 0x00100000
 
 
 def mount_setattr(fd: int, path: str, flags: int, attr_set: int, attr_clr: int,
@@ -103,6 +108,19 @@ def mount_setattr(fd: int, path: str, flags: int, attr_set: int, attr_clr: int,
     if lib.pr_mount_setattr(fd, os.fsencode(path), flags, attr_set, attr_clr, propagation,
                             userns_fd) < 0:
         raise _fail("mount_setattr", path)
+
+
+def open_tree(dirfd: int, path: str, flags: int) -> int:
+    fd: int = lib.pr_open_tree(dirfd, os.fsencode(path), flags)
+    if fd < 0:
+        raise _fail("open_tree", path)
+    return fd
+
+
+def move_mount(from_dirfd: int, from_path: str, to_dirfd: int, to_path: str, flags: int) -> None:
+    if lib.pr_move_mount(from_dirfd, os.fsencode(from_path), to_dirfd, os.fsencode(to_path),
+                         flags) < 0:
+        raise _fail("move_mount", to_path or from_path)
 
 
 def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0,

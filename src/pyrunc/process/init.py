@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import prctl
@@ -32,13 +32,17 @@ class InitOptions:
     preserve_fds: int = 0
     console_fd: int = -1  # connected console socket, when process.terminal
     seccomp: Any = None  # a seccomp.CompiledFilter, compiled by the runtime before the fork
+    idmapped: dict[int, int] = field(default_factory=dict)  # mounts[i] -> its idmapped tree
 
 
 def report(sock: socket.socket, exc: BaseException) -> None:
     if isinstance(exc, PyruncError):
         sync.send_error(sock, exc.msg, exc.errno)
     elif isinstance(exc, OSError):
-        sync.send_error(sock, str(exc.strerror or exc), exc.errno or errno.EIO)
+        msg = str(exc.strerror or exc)
+        if exc.filename is not None:  # a bare "Permission denied" would leave one guessing
+            msg = f"{os.fsdecode(exc.filename)}: {msg}"
+        sync.send_error(sock, msg, exc.errno or errno.EIO)
     else:
         sync.send_error(sock, f"internal error: {type(exc).__name__}: {exc}", errno.EIO)
 
@@ -68,8 +72,18 @@ def close_inherited(keep: set[int], first: int) -> None:
 def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
     prctl.set_dumpable(False)
-    close_inherited({sock.fileno(), opts.console_fd}, 3 + opts.preserve_fds)
+    close_inherited({sock.fileno(), opts.console_fd, *opts.idmapped.values()}, 3 + opts.preserve_fds)
     sync.recv(sock, sync.GO)
+    # The exec fifo, opened while we are still host root in the host's mount namespace (the
+    # init inherits it), for reading AND writing, so this neither blocks nor ever sees EOF:
+    # `start` writes one byte and the init's read of it is the go. Only the fifo itself is
+    # held, never a directory of the host that a process with CAP_SYS_PTRACE could walk
+    # through /proc/1/fd; it stays root's, mode 0600, whatever user namespace the init joins.
+    global _fifo_fd
+    try:
+        _fifo_fd = os.open(opts.fifo_path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot open the exec fifo", exc) from None
     linux = cfg.linux
     to_join = {ns.type: (namespaces.open_checked(ns), ns.path) for ns in linux.namespaces if ns.path}
     new_flags = 0
@@ -88,6 +102,16 @@ def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
             fd, path = to_join.pop(ns_type)
             namespaces.join(fd, ns_type, str(path))
             os.close(fd)
+            if ns_type == "user":
+                # Our host ids mean nothing in there: files we create (mount points, /dev)
+                # would fail with EOVERFLOW. Become the namespace's root, as a new one does.
+                try:
+                    os.setresgid(0, 0, 0)
+                    os.setresuid(0, 0, 0)
+                except OSError as exc:
+                    raise SystemError_.from_oserror(
+                        f"cannot become root in the user namespace {path} (is id 0 mapped?)",
+                        exc) from None
     try:
         sc.unshare(new_flags)
     except OSError as exc:
@@ -119,7 +143,6 @@ _hook_state = ""
 
 
 def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, dict[str, str]]:
-    global _fifo_fd
     # Speak only after the stage has told the runtime our pid: the runtime says go.
     sync.recv(sock, sync.GO)
     # Without a process the container can still be created (the spec requires one only at
@@ -127,11 +150,6 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
     proc = cfg.process or Process(args=(), cwd="/")
     os.setsid()
     os.umask(0)
-    # The exec fifo, opened now (before the pivot hides the host's state directory) for
-    # reading AND writing, so this neither blocks nor ever sees EOF: `start` writes one byte
-    # and our read of it is the go. Only the fifo itself is held, never a directory of the
-    # host that a process with CAP_SYS_PTRACE could walk through /proc/1/fd.
-    _fifo_fd = os.open(opts.fifo_path, os.O_RDWR | os.O_CLOEXEC)
     linux = cfg.linux
     netns = linux.namespace("network")
     if netns is not None and netns.path is None:
@@ -148,7 +166,7 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
             hooks.run("createContainer", h.create_container, _hook_state)
 
     if linux.namespace("mount") is not None:
-        rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd, hook_point)
+        rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd, hook_point, opts.idmapped)
     else:
         hook_point()
         os.chroot(cfg.root.path)

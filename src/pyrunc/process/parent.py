@@ -17,7 +17,7 @@ from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
 from pyrunc.process import execute, sync
 from pyrunc.process.init import InitOptions, stage_main
-from pyrunc.spec.config import Config, IDMapping, Process
+from pyrunc.spec.config import Config, Process
 
 
 @dataclass
@@ -26,16 +26,9 @@ class InitHandle:
 
 
 def _write_maps(pid: int, cfg: Config) -> None:
-    def fmt(maps: tuple[IDMapping, ...]) -> str:
-        return "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in maps)
-
+    from pyrunc.linux.namespaces import write_id_maps
     try:
-        if cfg.linux.uid_mappings:
-            with open(f"/proc/{pid}/uid_map", "w") as f:
-                f.write(fmt(cfg.linux.uid_mappings))
-        if cfg.linux.gid_mappings:
-            with open(f"/proc/{pid}/gid_map", "w") as f:
-                f.write(fmt(cfg.linux.gid_mappings))
+        write_id_maps(pid, cfg.linux.uid_mappings, cfg.linux.gid_mappings)
     except OSError as exc:
         raise SystemError_.from_oserror("cannot write the user namespace id mappings", exc) from None
 

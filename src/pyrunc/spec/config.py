@@ -91,6 +91,9 @@ class Mount:
     data: str             # options the kernel filesystem parses itself
     rec_set: int = 0      # MOUNT_ATTR_* set on the whole tree (rro, rnosuid, ...)
     rec_clear: int = 0
+    idmap: str = ""       # "idmap" (the top mount) or "ridmap" (the tree): an idmapped bind
+    uid_mappings: tuple[IDMapping, ...] = ()  # the idmap's (the container's when not given)
+    gid_mappings: tuple[IDMapping, ...] = ()
 
     @property
     def is_bind(self) -> bool:
@@ -374,7 +377,7 @@ def _affinity(raw: Mapping[str, Any], which: str) -> frozenset[int] | None:
     return None if not text else parse_cpu_list(text, f"process.execCPUAffinity.{which}")
 
 
-def _mounts(raw: list[Mapping[str, Any]], bundle: str) -> tuple[Mount, ...]:
+def _mounts(raw: list[Mapping[str, Any]], bundle: str, linux: Linux) -> tuple[Mount, ...]:
     out: list[Mount] = []
     for i, m in enumerate(raw):
         dest = m["destination"]
@@ -396,6 +399,19 @@ def _mounts(raw: list[Mapping[str, Any]], bundle: str) -> tuple[Mount, ...]:
                 source = posixpath.join(bundle, source)
         else:
             flags = parsed.flags
+        uid_maps, gid_maps = _mappings(m.get("uidMappings")), _mappings(m.get("gidMappings"))
+        idmap = parsed.idmap or ("idmap" if uid_maps or gid_maps else "")
+        if idmap:
+            if not flags & mountopts.MS_BIND:
+                raise _err(f"mounts[{i}]", f"{idmap!r}: only bind mounts can be idmapped")
+            if not uid_maps and not gid_maps:
+                # runc's rule: an idmap option alone takes the container's own mappings.
+                if not linux.uid_mappings or not linux.gid_mappings:
+                    raise _err(f"mounts[{i}]", f"{idmap!r} without uidMappings and gidMappings "
+                               "needs those of the container's user namespace in linux")
+                uid_maps, gid_maps = linux.uid_mappings, linux.gid_mappings
+            elif not uid_maps or not gid_maps:
+                raise _err(f"mounts[{i}]", "an idmapped mount needs both uidMappings and gidMappings")
         out.append(Mount(
             destination=posixpath.normpath(dest),
             type=mtype,
@@ -407,6 +423,9 @@ def _mounts(raw: list[Mapping[str, Any]], bundle: str) -> tuple[Mount, ...]:
             data=parsed.data,
             rec_set=parsed.rec_set,
             rec_clear=parsed.rec_clear,
+            idmap=idmap,
+            uid_mappings=uid_maps,
+            gid_mappings=gid_maps,
         ))
     return tuple(out)
 
@@ -605,7 +624,7 @@ def convert(raw: Mapping[str, Any], bundle: str) -> Config:
         process=_process(raw.get("process")),
         hostname=hostname,
         domainname=raw.get("domainname"),
-        mounts=_mounts(raw.get("mounts") or [], bundle),
+        mounts=_mounts(raw.get("mounts") or [], bundle, linux),
         hooks=_hooks(raw.get("hooks")),
         annotations=tuple(sorted((raw.get("annotations") or {}).items())),
         linux=linux,
