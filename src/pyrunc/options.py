@@ -1,13 +1,12 @@
 """Options of `create` and `run` (kept out of runtime.py: `state` and `kill` do not need
-dataclasses, and importing it costs more than they do)."""
+them)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class CreateOptions:
+class CreateOptions(NamedTuple):
     bundle: str
     pid_file: str | None = None
     console_socket: str | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pyrunc.errors import SpecError
 from pyrunc.spec.config import DeviceRule
@@ -52,12 +52,21 @@ def _text(perms: frozenset[str]) -> str:
     return "".join(c for c in "rwm" if c in perms)
 
 
-@dataclass
 class DeviceState:
-    """A devices cgroup as the v1 kernel holds it: a default and exceptions to it."""
+    """A devices cgroup as the v1 kernel holds it: a default and exceptions to it.
+    (A plain class: dataclasses cost every `create` an import.)"""
 
-    default_allow: bool = False
-    exceptions: dict[Key, frozenset[str]] = field(default_factory=dict)
+    def __init__(self, default_allow: bool = False,
+                 exceptions: dict[Key, frozenset[str]] | None = None) -> None:
+        self.default_allow = default_allow
+        self.exceptions: dict[Key, frozenset[str]] = {} if exceptions is None else exceptions
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, DeviceState) and other.default_allow == self.default_allow
+                and other.exceptions == self.exceptions)
+
+    def __repr__(self) -> str:
+        return f"DeviceState({self.default_allow!r}, {self.exceptions!r})"
 
     @classmethod
     def from_rules(cls, rules: tuple[DeviceRule, ...], defaults: bool = True) -> "DeviceState":
@@ -170,8 +179,7 @@ R0, R1, R2, R3, R4, R5 = range(6)
 LICENSE = "Apache"
 
 
-@dataclass(frozen=True)
-class Insn:
+class Insn(NamedTuple):
     code: int
     dst: int = 0
     src: int = 0

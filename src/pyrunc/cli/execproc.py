@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from pyrunc.errors import UnsupportedError, UsageError
@@ -32,7 +31,7 @@ def build_process(rt: Any, container_id: str, process_file: str | None, command:
         if not command:
             raise UsageError("exec: give a command to run, or --process FILE")
         base = rt.base_process(container_id)
-        proc = dataclasses.replace(base, args=command, terminal=tty)
+        proc = base._replace(args=command, terminal=tty)
     changes: dict[str, Any] = {}
     if cwd and not cwd.startswith("/"):
         raise UsageError(f"--cwd {cwd!r}: the working directory must be an absolute path")
@@ -45,8 +44,7 @@ def build_process(rt: Any, container_id: str, process_file: str | None, command:
         changes["user"] = _user(user or f"{proc.user.uid}:{proc.user.gid}", proc.user, additional_gids)
     if cap:
         caps = proc.capabilities or Capabilities((), (), (), (), ())
-        changes["capabilities"] = dataclasses.replace(
-            caps,
+        changes["capabilities"] = caps._replace(
             bounding=tuple(caps.bounding or ()) + cap,
             effective=tuple(caps.effective or ()) + cap,
             permitted=tuple(caps.permitted or ()) + cap)
@@ -54,4 +52,4 @@ def build_process(rt: Any, container_id: str, process_file: str | None, command:
         changes["no_new_privileges"] = True
     if tty:
         changes["terminal"] = True
-    return dataclasses.replace(proc, **changes) if changes else proc
+    return proc._replace(**changes) if changes else proc

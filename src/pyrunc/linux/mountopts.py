@@ -6,7 +6,7 @@ is passed to the filesystem as data, as runc and crun do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -112,8 +112,7 @@ _RECURSIVE: dict[str, tuple[int, int]] = {
 IDMAP_OPTIONS = ("idmap", "ridmap")
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedOptions:
+class ParsedOptions(NamedTuple):
     flags: int
     clear_flags: int
     propagation: tuple[int, ...]

@@ -12,7 +12,7 @@ import errno
 import os
 import posixpath
 import stat
-from typing import Callable
+from typing import Callable, Mapping
 
 from pyrunc.errors import SystemError_
 from pyrunc.linux import devices, paths
@@ -219,7 +219,7 @@ def _needs_dev(cfg: Config) -> bool:
 
 def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
             before_pivot: Callable[[], None] = lambda: None,
-            idmapped: dict[int, int] | None = None) -> None:
+            idmapped: Mapping[int, int] | None = None) -> None:
     """Everything up to and including the pivot; the process ends up chrooted in the rootfs.
 
     `before_pivot` runs once the mounts exist and paths still resolve on the host (hooks).

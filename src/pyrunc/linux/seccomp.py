@@ -26,10 +26,9 @@ import errno
 import json
 import os
 import socket
-from dataclasses import dataclass
-from functools import lru_cache
 from collections.abc import Mapping
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from pyrunc import OCI_VERSION
 from pyrunc.errors import SpecError, SystemError_, UnsupportedError
@@ -100,8 +99,7 @@ NOTIFY_FORBIDDEN = ("write", "sendmsg")
 SECCOMP_FD_NAME = "seccompFd"
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledFilter:
+class CompiledFilter(NamedTuple):
     """A profile ready for seccomp(2): the BPF program (struct sock_filter array), the
     filter flags to load it with, whether it notifies (the load then returns a listener
     fd to send to `listener_path`), and the warnings met while compiling."""

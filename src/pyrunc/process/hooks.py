@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import asdict
 from typing import Any, Sequence
 
 from pyrunc.errors import PyruncError
@@ -44,7 +43,7 @@ def run(phase: str, hooks: Sequence[Hook], state: str, first_index: int = 0) -> 
 
 
 def to_records(hooks: Sequence[Hook]) -> list[dict[str, Any]]:
-    return [asdict(h) for h in hooks]
+    return [h._asdict() for h in hooks]
 
 
 def from_records(raw: Sequence[dict[str, Any]]) -> tuple[Hook, ...]:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, Mapping, NamedTuple, NoReturn
 
 import prctl
 
@@ -25,14 +24,13 @@ from pyrunc.process import execute, hooks, sync
 from pyrunc.spec.config import Config, Hooks, Process
 
 
-@dataclass(frozen=True)
-class InitOptions:
+class InitOptions(NamedTuple):
     fifo_path: str
     no_pivot: bool = False
     preserve_fds: int = 0
     console_fd: int = -1  # connected console socket, when process.terminal
     seccomp: Any = None  # a seccomp.CompiledFilter, compiled by the runtime before the fork
-    idmapped: dict[int, int] = field(default_factory=dict)  # mounts[i] -> its idmapped tree
+    idmapped: Mapping[int, int] = {}  # mounts[i] -> its idmapped tree (never mutated)
 
 
 def report(sock: socket.socket, exc: BaseException) -> None:

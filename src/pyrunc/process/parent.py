@@ -10,8 +10,7 @@ import os
 import signal
 import socket
 import sys
-from dataclasses import dataclass
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, NamedTuple, NoReturn
 
 from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
@@ -20,8 +19,7 @@ from pyrunc.process.init import InitOptions, stage_main
 from pyrunc.spec.config import Config, Process
 
 
-@dataclass
-class InitHandle:
+class InitHandle(NamedTuple):
     pid: int
 
 

@@ -1,4 +1,5 @@
-"""The internal config: config.json converted once into frozen dataclasses.
+"""The internal config: config.json converted once into immutable records (NamedTuple:
+cheaper to define at import than frozen dataclasses, which every create pays for).
 
 Nothing after `convert()` reads the raw dict. Conversion also does the checks a
 schema cannot express (duplicates, cross-field rules), so a Config that exists is
@@ -9,8 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import resource
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from pyrunc.errors import SpecError
 from pyrunc.linux import mountopts
@@ -18,16 +18,14 @@ from pyrunc.linux import mountopts
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
 
-@dataclass(frozen=True, slots=True)
-class User:
+class User(NamedTuple):
     uid: int = 0
     gid: int = 0
     umask: int | None = None
     additional_gids: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Capabilities:
+class Capabilities(NamedTuple):
     bounding: tuple[str, ...] | None = None
     effective: tuple[str, ...] | None = None
     inheritable: tuple[str, ...] | None = None
@@ -35,15 +33,13 @@ class Capabilities:
     ambient: tuple[str, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Rlimit:
+class Rlimit(NamedTuple):
     type: str
     soft: int
     hard: int
 
 
-@dataclass(frozen=True, slots=True)
-class Scheduler:
+class Scheduler(NamedTuple):
     policy: int
     nice: int = 0
     priority: int = 0
@@ -53,14 +49,13 @@ class Scheduler:
     period: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Process:
+class Process(NamedTuple):
     args: tuple[str, ...]
     cwd: str
     env: tuple[str, ...] = ()
     terminal: bool = False
     console_size: tuple[int, int] | None = None  # (height, width)
-    user: User = field(default_factory=User)
+    user: User = User()
     capabilities: Capabilities | None = None
     rlimits: tuple[Rlimit, ...] = ()
     no_new_privileges: bool = False
@@ -73,14 +68,12 @@ class Process:
     cpu_affinity_final: frozenset[int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Root:
+class Root(NamedTuple):
     path: str  # absolute, bundle-relative paths already joined
     readonly: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Mount:
+class Mount(NamedTuple):
     destination: str
     type: str | None
     source: str | None
@@ -100,16 +93,14 @@ class Mount:
         return bool(self.flags & mountopts.MS_BIND)
 
 
-@dataclass(frozen=True, slots=True)
-class Hook:
+class Hook(NamedTuple):
     path: str
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     timeout: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Hooks:
+class Hooks(NamedTuple):
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
     create_container: tuple[Hook, ...] = ()
@@ -118,21 +109,18 @@ class Hooks:
     poststop: tuple[Hook, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Namespace:
+class Namespace(NamedTuple):
     type: str
     path: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IDMapping:
+class IDMapping(NamedTuple):
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class Device:
+class Device(NamedTuple):
     path: str
     type: str  # c, b, u or p
     major: int
@@ -142,8 +130,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceRule:
+class DeviceRule(NamedTuple):
     allow: bool
     type: str  # a, c or b
     major: int | None  # None means any ('*')
@@ -151,36 +138,31 @@ class DeviceRule:
     access: str  # some of "rwm"
 
 
-@dataclass(frozen=True, slots=True)
-class WeightDevice:
+class WeightDevice(NamedTuple):
     major: int
     minor: int
     weight: int | None = None
     leaf_weight: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ThrottleDevice:
+class ThrottleDevice(NamedTuple):
     major: int
     minor: int
     rate: int
 
 
-@dataclass(frozen=True, slots=True)
-class HugepageLimit:
+class HugepageLimit(NamedTuple):
     page_size: str  # as in the spec: "2MB", "1GB", "64KB"
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
-class RdmaLimit:
+class RdmaLimit(NamedTuple):
     device: str
     hca_handles: int | None = None
     hca_objects: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Resources:
+class Resources(NamedTuple):
     """linux.resources (or an `update` request), values as given; None means "not given".
 
     Kept unconverted so that one Resources serves both cgroup versions and `update`:
@@ -222,8 +204,7 @@ class Resources:
     unified: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Linux:
+class Linux(NamedTuple):
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMapping, ...] = ()
     gid_mappings: tuple[IDMapping, ...] = ()
@@ -246,8 +227,7 @@ class Linux:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(NamedTuple):
     oci_version: str
     root: Root
     process: Process | None
