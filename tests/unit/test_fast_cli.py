@@ -22,7 +22,7 @@ COMMANDS = [
 # Shapes the fast path must leave to click (it returns None for them).
 DECLINED = [
     ["state"], ["state", "a", "b"], ["kill", "--all", "c1", "9"], ["kill", "-a", "c1"],
-    ["--help"], ["state", "--help"], ["list"], ["create", "c1"], ["--log-format", "xml", "state", "c"],
+    ["--help"], ["state", "--help"], ["list"], ["--log-format", "xml", "state", "c"],
     ["--root"], ["--version"], ["state", "--", "c1"], ["--unknown", "state", "c1"],
     ["kill", "c1", "9", "extra"], ["delete", "--force"],
 ]
@@ -47,6 +47,59 @@ def test_fast_path_reads_like_click(argv: list[str]) -> None:
     assert {"command": p.command, "root": p.root, "log": p.log, "log_format": p.log_format,
             "debug": p.debug, "id": p.container_id, "signal": p.signal,
             "force": p.force} == _click_reading(argv)
+
+
+CREATES = [
+    ["create", "c1"], ["create", "--bundle", "/b", "c1"], ["create", "-b", "/b", "c1"],
+    ["create", "--bundle=/b", "--pid-file", "/p", "c1"], ["create", "c1", "--bundle", "/b"],
+    ["create", "--bundle", "/b", "--pid-file=/p", "--console-socket", "/s", "--no-pivot",
+     "--no-new-keyring", "--preserve-fds", "2", "c1"],
+    ["create", "--bundle", "/a", "--bundle", "/b", "c1"], ["create", "--preserve-fds=0", "c1"],
+    ["run", "c1"], ["run", "-d", "--bundle", "/b", "c1"], ["run", "--detach", "--keep", "c1"],
+    ["run", "--keep", "-b", "/b", "--pid-file", "/p", "c1"], ["run", "c1", "-d"],
+]
+CREATE_GLOBALS = [[], ["--root", "/r"], ["--log=/l", "--log-format", "json", "--debug"],
+                  ["--rootless", "false"]]
+# create/run shapes left to click: its errors, refusals and unusual spellings.
+DECLINED_CREATES = [
+    ["create"], ["create", "a", "b"], ["create", "--bundle"], ["create", "-b/b", "c1"],
+    ["create", "-b=/b", "c1"], ["create", "--preserve-fds", "x", "c1"],
+    ["create", "--preserve-fds", "-1", "c1"], ["create", "--no-pivot=1", "c1"],
+    ["create", "--", "c1"], ["create", "--help"], ["create", "-d", "c1"],
+    ["run", "-dk", "c1"], ["--systemd-cgroup", "create", "c1"], ["--rootless", "true", "run", "c1"],
+    ["create", "--unknown", "c1"], ["run", "--detach=true", "c1"],
+]
+
+
+def _click_create_reading(argv: list[str]) -> dict[str, object]:
+    ctx = cli.make_context("pyrunc", list(argv))
+    name, cmd, rest = cli.resolve_command(ctx, ctx.protected_args + ctx.args)
+    assert cmd is not None and name is not None
+    sub = cmd.make_context(name, rest, parent=ctx)
+    return {"command": name, "root": ctx.params["root"], "log": ctx.params["log_path"],
+            "log_format": ctx.params["log_format"], "debug": ctx.params["debug"],
+            "id": sub.params["container_id"], "bundle": sub.params["bundle"],
+            "pid_file": sub.params["pid_file"], "console_socket": sub.params["console_socket"],
+            "no_pivot": sub.params["no_pivot"], "no_new_keyring": sub.params["no_new_keyring"],
+            "preserve_fds": sub.params["preserve_fds"],
+            "detach": sub.params.get("detach", False), "keep": sub.params.get("keep", False)}
+
+
+@pytest.mark.parametrize("argv", [g + c for g, c in itertools.product(CREATE_GLOBALS, CREATES)],
+                         ids=lambda a: " ".join(a))
+def test_fast_create_and_run_read_like_click(argv: list[str]) -> None:
+    p = fast.parse(argv)
+    assert p is not None, "a plain engine call must take the fast path"
+    defaults: dict[str, object] = {"bundle": ".", "pid_file": None, "console_socket": None,
+                                   "no_pivot": False, "no_new_keyring": False, "preserve_fds": 0}
+    assert {"command": p.command, "root": p.root, "log": p.log, "log_format": p.log_format,
+            "debug": p.debug, "id": p.container_id, **defaults, **p.options,
+            "detach": p.detach, "keep": p.keep} == _click_create_reading(argv)
+
+
+@pytest.mark.parametrize("argv", DECLINED_CREATES, ids=lambda a: " ".join(a))
+def test_fast_create_declines_the_rest(argv: list[str]) -> None:
+    assert fast.parse(argv) is None
 
 
 @pytest.mark.parametrize("argv", DECLINED, ids=lambda a: " ".join(a) or "empty")
