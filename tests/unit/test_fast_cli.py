@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import pytest
 
@@ -28,11 +29,16 @@ DECLINED = [
 ]
 
 
-def _click_reading(argv: list[str]) -> dict[str, object]:
+def _click_parse(argv: list[str]) -> tuple[Any, str, Any]:
+    """click's contexts for argv: the global one, the command's name, the command's."""
     ctx = cli.make_context("pyrunc", list(argv))
     name, cmd, rest = cli.resolve_command(ctx, ctx.protected_args + ctx.args)
     assert cmd is not None and name is not None
-    sub = cmd.make_context(name, rest, parent=ctx)
+    return ctx, name, cmd.make_context(name, rest, parent=ctx)
+
+
+def _click_reading(argv: list[str]) -> dict[str, object]:
+    ctx, name, sub = _click_parse(argv)
     return {"command": name, "root": ctx.params["root"], "log": ctx.params["log_path"],
             "log_format": ctx.params["log_format"], "debug": ctx.params["debug"],
             "id": sub.params["container_id"], "signal": sub.params.get("signal", "SIGTERM"),
@@ -72,10 +78,7 @@ DECLINED_CREATES = [
 
 
 def _click_create_reading(argv: list[str]) -> dict[str, object]:
-    ctx = cli.make_context("pyrunc", list(argv))
-    name, cmd, rest = cli.resolve_command(ctx, ctx.protected_args + ctx.args)
-    assert cmd is not None and name is not None
-    sub = cmd.make_context(name, rest, parent=ctx)
+    ctx, name, sub = _click_parse(argv)
     return {"command": name, "root": ctx.params["root"], "log": ctx.params["log_path"],
             "log_format": ctx.params["log_format"], "debug": ctx.params["debug"],
             "id": sub.params["container_id"], "bundle": sub.params["bundle"],
