@@ -40,7 +40,7 @@ class Container:
     def alive(self) -> bool:
         return procfs.is_same_process(self.record.pid, self.record.start_time)
 
-    def status(self) -> Status:
+    def status(self) -> str:
         """Derived: same init alive? still waiting on the exec fifo? cgroup frozen?"""
         if self.record.pid == 0:
             return Status.CREATING if self.store.is_locked(self.id) else Status.STOPPED
@@ -60,7 +60,7 @@ class Container:
             "ociVersion": OCI_VERSION,
             "id": r.id,
             "pid": r.pid if status not in (Status.STOPPED, Status.CREATING) else 0,
-            "status": status.value,
+            "status": status,
             "bundle": r.bundle,
             "rootfs": r.rootfs,
             "created": r.created,

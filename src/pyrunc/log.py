@@ -6,10 +6,11 @@ every error the CLI reports goes here once, besides stderr.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from pyrunc import jsonio
 
 
 def _now() -> str:
@@ -27,8 +28,8 @@ class Logger:
 
     def _line(self, level: str, msg: str) -> str:
         if self.fmt == "json":
-            return json.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
-        return f'time="{_now()}" level={level} msg={json.dumps(msg)}\n'
+            return jsonio.dumps({"level": level, "msg": msg, "time": _now()}) + "\n"
+        return f'time="{_now()}" level={level} msg={jsonio.dumps(msg)}\n'
 
     def write(self, level: str, msg: str) -> None:
         line = self._line(level, msg)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import select
-import signal
 import struct
 import termios
 import time
 
 TYPE_CHECKING = False  # typing is for the type checker only (it costs hot commands ~5 ms)
 
+import _signal as signal  # `signal` without its enums (see pyrunc/cli/signals.py)
+
+from pyrunc import jsonio
 from pyrunc.container import Container
 from pyrunc.errors import (InvalidStateError, NotExistError, NotRunningError,
                            PyruncError, SystemError_, UnsupportedError, UsageError)
@@ -166,7 +167,7 @@ class Runtime:
 
             def at_listener(pid: int, fd: int) -> None:
                 assert compiled is not None and compiled.listener_path
-                st = json.dumps({**Container(self.store, record).state(), "pid": pid,
+                st = jsonio.dumps({**Container(self.store, record).state(), "pid": pid,
                                  "status": "creating"}).encode()
                 seccomp.send_listener(compiled.listener_path, fd, st, compiled.listener_metadata)
 
@@ -257,7 +258,7 @@ class Runtime:
             if status == Status.STOPPED:
                 raise InvalidStateError("cannot start a container that has stopped")
             if status != Status.CREATED:
-                raise InvalidStateError(f"cannot start an already {status.value} container")
+                raise InvalidStateError(f"cannot start an already {status} container")
             if not c.record.has_process:
                 # Nothing will ever run: the init goes, so the container is stopped, not stuck.
                 self._signal_init(c, signal.SIGKILL)
@@ -424,7 +425,7 @@ class Runtime:
             return compiled, None
 
         def on_listener(pid: int, fd: int) -> None:
-            st = json.dumps({**c.state(), "pid": pid}).encode()
+            st = jsonio.dumps({**c.state(), "pid": pid}).encode()
             seccomp.send_listener(path, fd, st, compiled.listener_metadata)
         return compiled, on_listener
 
@@ -464,7 +465,7 @@ class Runtime:
             c = self.container(container_id)
             status = c.status()
             if status != Status.RUNNING:
-                raise InvalidStateError(f"cannot pause a container that is {status.value}, not running")
+                raise InvalidStateError(f"cannot pause a container that is {status}, not running")
             c.cgroup().freeze(True)
 
     def resume(self, container_id: str) -> None:
@@ -472,7 +473,7 @@ class Runtime:
             c = self.container(container_id)
             status = c.status()
             if status != Status.PAUSED:
-                raise InvalidStateError(f"cannot resume a container that is {status.value}, not paused")
+                raise InvalidStateError(f"cannot resume a container that is {status}, not paused")
             c.cgroup().freeze(False)
 
     # -- kill / delete -------------------------------------------------------------------------
@@ -533,7 +534,7 @@ class Runtime:
             status = c.status()
             if status in (Status.CREATED, Status.RUNNING, Status.PAUSED) and not force:
                 raise InvalidStateError(
-                    f"cannot delete container {container_id} that is not stopped: {status.value}")
+                    f"cannot delete container {container_id} that is not stopped: {status}")
             self._destroy(c)
 
     def _destroy(self, c: Container) -> None:

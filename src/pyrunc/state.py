@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
-import re
 
+from pyrunc import jsonio
 from pyrunc.errors import ExistsError, NotExistError, SystemError_, UsageError
 
 # typing is only for the type checker here: importing it costs the hot commands ~5 ms.
@@ -21,7 +20,12 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+# runc's id alphabet (Go's \w is ASCII): letters, digits and _ + - .
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-.")
+
+
+def _is_id(name: str) -> bool:
+    return bool(name) and _ID_CHARS.issuperset(name) and name not in (".", "..")
 
 
 class Record:
@@ -58,7 +62,7 @@ class Record:
 def validate_id(container_id: str) -> None:
     if not container_id:
         raise UsageError("container id cannot be empty")
-    if not _ID_RE.fullmatch(container_id) or container_id in (".", ".."):
+    if not _is_id(container_id):
         raise UsageError(f"invalid container id format: {container_id!r}")
 
 
@@ -174,13 +178,13 @@ class StateStore:
 
     def save(self, record: Record) -> None:
         path = os.path.join(self.dir(record.id), STATE_FILE)
-        atomic_write(path, json.dumps(record.to_dict()).encode())
+        atomic_write(path, jsonio.dumps(record.to_dict()).encode())
 
     def load(self, container_id: str) -> Record:
         path = os.path.join(self.dir(container_id), STATE_FILE)
         try:
             with open(path, "rb") as f:
-                raw: dict[str, Any] = json.loads(f.read())
+                raw: dict[str, Any] = jsonio.loads(f.read())
         except FileNotFoundError:
             raise NotExistError(f"container {container_id} does not exist") from None
         except (ValueError, OSError) as exc:
@@ -200,5 +204,5 @@ class StateStore:
         except FileNotFoundError:
             return
         for name in names:
-            if os.path.isdir(os.path.join(self.root, name)) and _ID_RE.fullmatch(name):
+            if os.path.isdir(os.path.join(self.root, name)) and _is_id(name):
                 yield name

@@ -1,16 +1,13 @@
-"""Container status values (the runtime-spec's strings, plus runc's "paused")."""
+"""Container status values (the runtime-spec's strings, plus runc's "paused").
+
+Plain strings, not an Enum: `enum` (with what it imports) costs the hot commands ~7 ms."""
 
 from __future__ import annotations
 
-import enum
 
-
-class Status(str, enum.Enum):
+class Status:
     CREATING = "creating"
     CREATED = "created"
     RUNNING = "running"
     PAUSED = "paused"
     STOPPED = "stopped"
-
-    def __str__(self) -> str:
-        return self.value

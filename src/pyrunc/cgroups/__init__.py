@@ -15,16 +15,23 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:  # only annotations use it: `state` and `kill` need not load the spec model
+# Typing is for the type checker only: `state` and `kill` come through here, and typing (with
+# the spec model) would cost them more than their own work. At run time the Protocols below
+# are plain classes.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, Protocol
+
     from pyrunc.spec.config import Resources as Resources
 
-CGROUP_ROOT = "/sys/fs/cgroup"
+    Event = dict[str, Any]             # one `events` line: {"type": "stats"|"oom", "id", "data"?}
+    EventStream = Iterator[Event]
+else:
+    Protocol = object
 
-Event = dict[str, Any]             # one `events` line: {"type": "stats"|"oom", "id", "data"?}
-EventStream = Iterator[Event]
+CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 class OomWatcher(Protocol):

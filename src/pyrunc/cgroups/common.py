@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
+import _signal as signal  # `signal` without its enums: `delete` comes through here
 import time
 from typing import TYPE_CHECKING
 

@@ -11,21 +11,20 @@ outright, are warnings.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import select
 import time
-from typing import Any
 
 from pyrunc.cgroups import CGROUP_ROOT, count_in, inner_path, mountinfo, own_cgroup, read, write
-from pyrunc.cgroups import devices as devrules
-from pyrunc.cgroups import resources as conv
-from pyrunc.cgroups import stats as statsmod
 from pyrunc.errors import SpecError, SystemError_, UnsupportedError
-from pyrunc.spec.config import Resources
 
-DEFAULT_ALLOWED = devrules.DEFAULT_ALLOWED  # kept for callers of the old name
-rule_text = conv.rule_text
+# The resource model and its converters load only when limits are set or read: `state`
+# and `kill` reach this module just to look at the freezer.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyrunc.spec.config import Resources
 
 
 def hierarchies() -> dict[str, str]:
@@ -77,7 +76,8 @@ class V1Manager:
         """From the recorded `path`: one path for all controllers, or a JSON map of them."""
         mounts = hierarchies()
         if path.startswith("{"):
-            paths: dict[str, str] = json.loads(path)
+            from pyrunc import jsonio
+            paths: dict[str, str] = jsonio.loads(path)
         else:
             paths = {ctrl: path for ctrl in mounts}
         return cls(paths, mounts)
@@ -87,6 +87,7 @@ class V1Manager:
         distinct = set(self._paths.values())
         if len(distinct) == 1:
             return distinct.pop()
+        import json  # only create writes this form
         return json.dumps(self._paths, sort_keys=True, separators=(",", ":"))
 
     def _dirs(self) -> list[str]:
@@ -155,6 +156,7 @@ class V1Manager:
         """Write the limits; returns warnings for what this kernel cannot enforce.
 
         `update`: only what `resources` gives is changed (device rules included)."""
+        from pyrunc.cgroups import resources as conv
         r = resources
         warnings: list[str] = []
         if r.unified:
@@ -188,6 +190,8 @@ class V1Manager:
         return warnings
 
     def _set_devices(self, r: Resources) -> None:
+        from pyrunc.cgroups import devices as devrules
+        from pyrunc.cgroups import resources as conv
         d = self._dir("devices")
         if d is None:
             if r.devices:
@@ -209,6 +213,7 @@ class V1Manager:
             _set(d, "devices.allow" if rule.allow else "devices.deny", conv.rule_text(rule))
 
     def _set_memory(self, r: Resources, warnings: list[str]) -> None:
+        from pyrunc.cgroups import resources as conv
         wanted = (r.memory_limit, r.memory_swap, r.memory_reservation, r.memory_kernel,
                   r.memory_kernel_tcp, r.memory_swappiness, r.memory_disable_oom_killer,
                   r.memory_use_hierarchy)
@@ -333,6 +338,7 @@ class V1Manager:
             _set(d, "cpu.idle", str(r.cpu_idle))
 
     def _set_blkio(self, r: Resources, warnings: list[str]) -> None:
+        from pyrunc.cgroups import resources as conv
         throttles = conv.throttle_v1(r)
         if not (r.blkio_weight or r.blkio_leaf_weight or r.blkio_weight_device or throttles):
             return
@@ -411,6 +417,7 @@ class V1Manager:
         return any(os.path.isdir(d) for d in self._dirs())
 
     def stats(self) -> dict[str, Any]:
+        from pyrunc.cgroups import stats as statsmod
         def reader(ctrl: str, name: str) -> str | None:
             d = self._dir(ctrl)
             if d is None:

@@ -14,14 +14,17 @@ import errno
 import os
 import select
 import time
-from typing import Any
 
 from pyrunc.cgroups import CGROUP_ROOT, count_in, read, write
-from pyrunc.cgroups import devices as devrules
-from pyrunc.cgroups import resources as conv
-from pyrunc.cgroups import stats as statsmod
 from pyrunc.errors import SpecError, SystemError_, UnsupportedError
-from pyrunc.spec.config import DeviceRule, Resources
+
+# The resource model and its converters load only when limits are set or read: `state`
+# and `kill` reach this module just to look at the freezer.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyrunc.spec.config import DeviceRule, Resources
 
 PROG_NAME = "pyrunc_devices"  # shows in bpftool; 15 characters at most
 
@@ -94,6 +97,7 @@ class V2Manager:
 
         `update`: only what `resources` gives is changed, and values that v2 keeps in
         one file with others (cpu.max, memory.swap.max) keep their other half."""
+        from pyrunc.cgroups import resources as conv
         r = resources
         warnings: list[str] = []
         ctrls = self._controllers()
@@ -132,6 +136,7 @@ class V2Manager:
 
     def _set_memory(self, r: Resources, ctrls: list[str], update: bool,
                     warnings: list[str]) -> None:
+        from pyrunc.cgroups import resources as conv
         if r.memory_kernel or r.memory_kernel_tcp:
             warnings.append("memory.kernel/kernelTCP have no cgroup v2 equivalent; ignored")
         if conv.check_swappiness(r.memory_swappiness) is not None:
@@ -175,6 +180,7 @@ class V2Manager:
             self._write("memory.low", conv.limit_v2(r.memory_reservation))
 
     def _set_io(self, r: Resources, ctrls: list[str], warnings: list[str]) -> None:
+        from pyrunc.cgroups import resources as conv
         lines = conv.io_max_v2(r)
         if r.blkio_leaf_weight or any(wd.leaf_weight for wd in r.blkio_weight_device):
             warnings.append("blockIO leaf weights have no cgroup v2 equivalent; ignored")
@@ -200,6 +206,7 @@ class V2Manager:
             self._write("io.max", line)
 
     def _set_cpu(self, r: Resources, ctrls: list[str], update: bool) -> None:
+        from pyrunc.cgroups import resources as conv
         if r.cpu_realtime_runtime or r.cpu_realtime_period:
             raise UnsupportedError("cpu.realtimeRuntime/realtimePeriod: cgroup v2 has no "
                                    "real-time group scheduling")
@@ -250,6 +257,7 @@ class V2Manager:
         With exactly one old program (ours, from create) it is swapped atomically
         (BPF_F_REPLACE); otherwise the new one is attached first and the old ones
         detached after, so there is never a moment without a filter."""
+        from pyrunc.cgroups import devices as devrules
         from pyrunc.linux import syscalls as sc
         state = devrules.DeviceState.from_rules(rules)
         code = devrules.assemble(devrules.program(state))
@@ -327,6 +335,7 @@ class V2Manager:
         return os.path.isdir(self.dir)
 
     def stats(self) -> dict[str, Any]:
+        from pyrunc.cgroups import stats as statsmod
         def reader(name: str) -> str | None:
             try:
                 return read(os.path.join(self.dir, name))
@@ -358,6 +367,7 @@ class V2OomWatcher:
 
     def _counts(self) -> tuple[int, bool]:
         """(oom count, populated); reading also re-arms POLLPRI."""
+        from pyrunc.cgroups import stats as statsmod
         try:
             mem = statsmod.flat_keyed(os.pread(self.fds[0], 4096, 0).decode())
             cg = statsmod.flat_keyed(os.pread(self.fds[1], 4096, 0).decode())

@@ -9,8 +9,9 @@ that for every argv taken here, click parses the same values.
 
 from __future__ import annotations
 
-import json
 import sys
+
+from pyrunc import jsonio
 
 GLOBAL_VALUES = ("--root", "--log", "--log-format", "--rootless", "--criu")
 GLOBAL_FLAGS = ("--debug", "--systemd-cgroup")
@@ -152,7 +153,7 @@ def run(argv: list[str]) -> int | None:
             else:
                 code = rt.run(p.container_id, opts, p.detach, p.keep)
         elif p.command == "state":
-            sys.stdout.write(json.dumps(rt.state(p.container_id), indent=2) + "\n")
+            sys.stdout.write(jsonio.dumps(rt.state(p.container_id), indent=2) + "\n")
         elif p.command == "start":
             rt.start(p.container_id)
         elif p.command == "kill":
