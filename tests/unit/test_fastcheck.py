@@ -49,7 +49,7 @@ from test_schema import CASES, MAXIMAL, RUNC_DEFAULT, mutated
 Json = Any
 Path_ = tuple[str | int, ...]
 
-DOC: dict[str, Json] = json.loads(schema_path(CONFIG_SCHEMA).read_text())
+DOC: dict[str, Json] = json.loads(Path(schema_path(CONFIG_SCHEMA)).read_text())
 DEFS: dict[str, Json] = DOC["$defs"]
 # schema.py's jsonschema validator class: Draft 2020-12 with "integer" meaning a real int.
 STRICT = type(schema._validator(CONFIG_SCHEMA))
@@ -111,7 +111,7 @@ def test_every_pattern_compiles() -> None:
             for item in node:
                 yield from patterns(item)
 
-    found = list(patterns(DOC)) + list(patterns(json.loads(schema_path(STATE_SCHEMA).read_text())))
+    found = list(patterns(DOC)) + list(patterns(json.loads(Path(schema_path(STATE_SCHEMA)).read_text())))
     assert len(found) >= 8
     for pattern in found:
         re.compile(pattern)

@@ -288,7 +288,7 @@ def reject(config: object, source: str = "config.json") -> str:
 def test_schema_files_are_valid_2020_12(name: str) -> None:
     from jsonschema import Draft202012Validator
 
-    document = json.loads(schema_path(name).read_text())
+    document = json.loads(Path(schema_path(name)).read_text())
     assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(document)
 
@@ -316,7 +316,7 @@ def _used_keys(node: Json) -> Iterator[str]:
 
 def test_maximal_config_uses_every_declared_property() -> None:
     """Guards the 'every field' claim: a property added to the schema must be exercised here too."""
-    document = json.loads(schema_path(schema.CONFIG_SCHEMA).read_text())
+    document = json.loads(Path(schema_path(schema.CONFIG_SCHEMA)).read_text())
     declared = set(_declared_properties(document)) - {"$defs"}
     # `type: p` under `if` is a declared property name as well; all are plain field names.
     missing = declared - set(_used_keys(MAXIMAL))
@@ -324,10 +324,10 @@ def test_maximal_config_uses_every_declared_property() -> None:
 
 
 def test_schema_path_prefers_package_then_checkout() -> None:
-    installed, checkout = schema._schema_dirs()
+    installed, checkout = (Path(d) for d in schema._schema_dirs())
     assert installed.parts[-2:] == ("pyrunc", "schemas")
     assert (checkout / schema.CONFIG_SCHEMA).is_file() or (installed / schema.CONFIG_SCHEMA).is_file()
-    assert schema_path(schema.CONFIG_SCHEMA).name == schema.CONFIG_SCHEMA
+    assert Path(schema_path(schema.CONFIG_SCHEMA)).name == schema.CONFIG_SCHEMA
 
 
 # --- valid configs ----------------------------------------------------------------------
