@@ -195,8 +195,21 @@ class StateStore:
         return os.path.isdir(self.dir(container_id))
 
     def remove(self, container_id: str) -> None:
-        import shutil  # only delete needs it
-        shutil.rmtree(self.dir(container_id), ignore_errors=True)
+        """Remove the state directory. It is flat (state.json, exec.fifo, temp files), so no
+        shutil (whose imports, re among them, cost `delete` ~10 ms) unless it is not."""
+        path = self.dir(container_id)
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        raise IsADirectoryError(entry.path)
+                    os.unlink(entry.path)
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            import shutil
+            shutil.rmtree(path, ignore_errors=True)
 
     def ids(self) -> Iterator[str]:
         try:

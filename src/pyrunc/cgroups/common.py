@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import errno
 import os
-import _signal as signal  # `signal` without its enums: `delete` comes through here
 import time
-from typing import TYPE_CHECKING
+
+import _signal as signal  # `signal` without its enums: `delete` comes through here
+
+TYPE_CHECKING = False  # typing costs `delete` ~20 ms; only the type checker needs it
 
 from pyrunc.errors import SystemError_
 

@@ -1,0 +1,33 @@
+"""The commands engines call per container must stay light: a module that creeps back onto
+their path (json, re, enum, typing, click, the spec model) costs every call milliseconds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("json", "re", "enum", "typing", "click", "dataclasses", "shutil", "subprocess",
+         "pyrunc.spec.config", "pyrunc.spec.schema", "pyrunc._native")
+
+PROBE = """
+import sys
+from pyrunc.cli import fast
+try:
+    fast.run(sys.argv[1:])
+except SystemExit:
+    pass
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("argv", [["state", "c1"], ["start", "c1"], ["kill", "c1", "KILL"],
+                                  ["delete", "c1"], ["delete", "--force", "c1"]],
+                         ids=lambda a: " ".join(a))
+def test_hot_commands_import_nothing_heavy(tmp_path: object, argv: list[str]) -> None:
+    res = subprocess.run([sys.executable, "-I", "-c", PROBE, "--root", str(tmp_path), *argv],
+                         capture_output=True, text=True, timeout=60)
+    loaded = set(res.stdout.split())
+    assert "pyrunc.runtime" in loaded, res  # the probe did reach the command
+    assert sorted(loaded.intersection(HEAVY)) == []
