@@ -46,6 +46,10 @@ class Container:
             return Status.CREATING if self.store.is_locked(self.id) else Status.STOPPED
         if not self.alive():
             return Status.STOPPED
+        if not self.record.ready and self.store.is_locked(self.id):
+            return Status.CREATING
+        # (Not ready and not locked: the create died, but its init lives on, waiting on the
+        # fifo or about to notice and exit: created in all but name, and deletable as such.)
         if _init_waits_on(self.store.fifo(self.id)):
             return Status.CREATED
         if self.cgroup().is_frozen():

@@ -179,6 +179,12 @@ class Runtime:
                 hooks.run("createRuntime", cfg.hooks.create_runtime, st)
                 return st
 
+            def at_pid(pid: int) -> None:
+                start = procfs.start_time(pid)
+                if start is not None:
+                    record.pid, record.start_time, record.ready = pid, start, False
+                    self.store.save(record)
+
             fifo = self.store.fifo(container_id)
             # Root's alone (0600): whoever can write it can start the container. The stage
             # opens it before it joins any namespace, so the init needs no access of its own.
@@ -196,7 +202,7 @@ class Runtime:
                     idmapped = idmap.prepare(cfg.mounts)
                 init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds, console_fd,
                                         compiled, idmapped)
-                handle = parent.spawn(cfg, init_opts, cgroup, at_hooks, at_listener)
+                handle = parent.spawn(cfg, init_opts, cgroup, at_hooks, at_listener, at_pid)
             finally:
                 for fd in idmapped.values():
                     os.close(fd)
@@ -208,6 +214,7 @@ class Runtime:
                 raise SystemError_("container init exited during create")
             record.pid = init_pid
             record.start_time = start
+            record.ready = True
             self.store.save(record)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, init_pid)

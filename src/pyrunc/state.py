@@ -34,13 +34,15 @@ class Record:
     reading the record."""
 
     __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "cgroup_path",
-                 "annotations", "owner", "oci_version", "new_pid_ns", "has_process", "hooks")
+                 "annotations", "owner", "oci_version", "new_pid_ns", "has_process", "hooks",
+                 "ready")
 
     def __init__(self, id: str, pid: int, start_time: int, bundle: str, rootfs: str,
                  created: str, cgroup_path: str, annotations: dict[str, str] | None = None,
                  owner: str = "", oci_version: str = "", new_pid_ns: bool = True,
                  has_process: bool = True,
-                 hooks: dict[str, list[dict[str, Any]]] | None = None) -> None:
+                 hooks: dict[str, list[dict[str, Any]]] | None = None,
+                 ready: bool = True) -> None:
         self.id = id
         self.pid = pid
         self.start_time = start_time  # /proc/PID/stat field 22: tells our init from a reused pid
@@ -54,6 +56,9 @@ class Record:
         self.new_pid_ns = new_pid_ns
         self.has_process = has_process
         self.hooks = hooks or {}  # poststart, poststop
+        # False from the moment the init exists (pid recorded) until it reported READY: a
+        # create killed in between leaves an init that `state` and `delete` must still find.
+        self.ready = ready
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

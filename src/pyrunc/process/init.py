@@ -154,6 +154,10 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
         network.loopback_up()
     in_userns = linux.namespace("user") is not None
     h = cfg.hooks
+    if h.start_container:
+        # startContainer runs after the pivot, where the host's Python library is out of
+        # reach: what running a hook imports must be loaded now.
+        import subprocess  # noqa: F401
 
     def hook_point() -> None:
         """Let the runtime run prestart/createRuntime, then run createContainer here."""
@@ -226,4 +230,6 @@ def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[
         os.write(2, f"pyrunc: {exc.msg}\n".encode())
     except OSError as exc:
         os.write(2, f"pyrunc: exec {path}: {exc.strerror}\n".encode())
+    except BaseException as exc:  # noqa: BLE001 - never unwind into the stage's code
+        os.write(2, f"pyrunc: internal error: {type(exc).__name__}: {exc}\n".encode())
     os._exit(127)

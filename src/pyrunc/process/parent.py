@@ -40,10 +40,12 @@ def _kill(pid: int) -> None:
 
 def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
           at_hooks: Callable[[int], str] | None = None,
-          at_listener: Callable[[int, int], None] | None = None) -> InitHandle:
+          at_listener: Callable[[int, int], None] | None = None,
+          at_pid: Callable[[int], None] | None = None) -> InitHandle:
     """Start the init and return once it is READY (blocked on the exec fifo).
 
-    `at_hooks(init_pid)` runs the runtime's hooks when the init reaches that point and
+    `at_pid(init_pid)` runs as soon as the init exists, before it does anything (to record
+    it); `at_hooks(init_pid)` runs the runtime's hooks when the init reaches that point and
     returns the state JSON the init's own hooks get."""
     stage, psock = _fork_stage(lambda csock: stage_main(csock, cfg, opts))
     init_pid = 0
@@ -58,6 +60,8 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         init_pid = int(sync.recv(psock, sync.INIT_PID)["pid"])
         os.waitpid(stage, 0)
         stage = 0
+        if at_pid is not None:
+            at_pid(init_pid)
         sync.send(psock, sync.GO)
         msg = sync.recv(psock, sync.READY, sync.HOOKS)
         if msg["type"] == sync.HOOKS:
