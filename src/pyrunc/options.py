@@ -3,7 +3,7 @@ them)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from pyrunc.records import NamedTuple
 
 
 class CreateOptions(NamedTuple):

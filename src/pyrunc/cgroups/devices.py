@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import struct
-from typing import NamedTuple
+from pyrunc.records import NamedTuple
 
 from pyrunc.errors import SpecError
 from pyrunc.spec.config import DeviceRule

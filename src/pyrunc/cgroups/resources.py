@@ -9,10 +9,14 @@ and so the unit tests can pin each one down without a cgroup filesystem.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
 
 from pyrunc.errors import SpecError, UsageError
 from pyrunc.spec.config import DeviceRule, Resources, ThrottleDevice
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any
 
 MIN_SHARES, MAX_SHARES = 2, 262144  # kernel's cpu.shares range (MAX_SHARES = 1 << 18)
 UNLIMITED_SWAPPINESS = (1 << 64) - 1  # how runc reads a uint64 -1: "not set"

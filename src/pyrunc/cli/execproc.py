@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 from pyrunc.errors import UnsupportedError, UsageError
 from pyrunc.spec.config import Capabilities, Process, User, process_from_json
 from pyrunc.spec.load import read_json
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _user(text: str, base: User, gids: tuple[int, ...]) -> User:

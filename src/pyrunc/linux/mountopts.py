@@ -6,7 +6,7 @@ is passed to the filesystem as data, as runc and crun do.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from pyrunc.records import NamedTuple
 
 MS_RDONLY = 1
 MS_NOSUID = 2

@@ -12,12 +12,15 @@ import errno
 import os
 import posixpath
 import stat
-from typing import Callable, Mapping
 
 from pyrunc.errors import SystemError_
 from pyrunc.linux import devices, paths
 from pyrunc.linux import syscalls as sc
 from pyrunc.spec.config import Config, Mount
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Callable, Mapping
 
 # Flags that a bind remount must keep or the kernel refuses it when they are locked.
 _LOCKABLE = {

@@ -28,11 +28,15 @@ import os
 import socket
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, NamedTuple
+from pyrunc.records import NamedTuple
 
 from pyrunc import OCI_VERSION
 from pyrunc.errors import SpecError, SystemError_, UnsupportedError
 from pyrunc.linux import syscalls as sc
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The kernel's limit on one filter program (BPF_MAXINSNS).
 BPF_MAXINSNS = 4096

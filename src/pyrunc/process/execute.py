@@ -6,12 +6,15 @@ import errno
 import os
 import resource
 import signal
-from typing import Any, NoReturn
 
 from pyrunc.errors import SystemError_
 from pyrunc.linux import capabilities, procfs
 from pyrunc.linux import syscalls as sc
 from pyrunc.spec.config import Process
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 def reset_signals_after_fork() -> None:

@@ -15,7 +15,10 @@ import socket
 import termios
 import tty
 from types import FrameType
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any
 
 # Signals passed on to the container rather than acted on here.
 FORWARD = {s for s in signal.valid_signals()

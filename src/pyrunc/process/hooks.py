@@ -11,10 +11,13 @@ it is a warning.
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
 
 from pyrunc.errors import PyruncError
 from pyrunc.spec.config import Hook
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any, Sequence
 
 
 def state_json(state: dict[str, Any], status: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from typing import Any, Mapping, NamedTuple, NoReturn
+from pyrunc.records import NamedTuple
 
 import prctl
 
@@ -22,6 +22,10 @@ from pyrunc.linux import namespaces, network, procfs, rootfs, terminal
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, hooks, sync
 from pyrunc.spec.config import Config, Hooks, Process
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any, Mapping, NoReturn
 
 
 class InitOptions(NamedTuple):

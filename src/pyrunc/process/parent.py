@@ -10,13 +10,17 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Callable, NamedTuple, NoReturn
+from pyrunc.records import NamedTuple
 
 from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
 from pyrunc.process import execute, sync
 from pyrunc.process.init import InitOptions, stage_main
 from pyrunc.spec.config import Config, Process
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any, Callable, NoReturn
 
 
 class InitHandle(NamedTuple):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, NoReturn
 
 import prctl
 
@@ -20,6 +19,10 @@ from pyrunc.linux import namespaces, terminal
 from pyrunc.process import execute, sync
 from pyrunc.process.init import close_inherited, report
 from pyrunc.spec.config import Process
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 # /proc/PID/ns names in join order.
 _NS_FILES = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"),

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any, Callable
 
 from pyrunc.errors import PyruncError, SystemError_
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 MAX_MSG = 1 << 20
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import posixpath
 import resource
-from typing import Any, Mapping, NamedTuple
+from pyrunc.records import NamedTuple
 
 from pyrunc.errors import SpecError
 from pyrunc.linux import mountopts
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any, Mapping
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 

@@ -27,11 +27,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any
+
+    Check = Callable[[Any], bool]
 
 __all__ = ["Check", "UnsupportedSchema", "checker", "compile_schema", "is_valid"]
-
-Check = Callable[[Any], bool]
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

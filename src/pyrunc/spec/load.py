@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from pyrunc.errors import SpecError
 from pyrunc.spec.config import Config, convert
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def read_json(path: str, label: str = "config.json") -> Any:

@@ -22,12 +22,14 @@ import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, cast
 
 from pyrunc.errors import PyruncError, SpecError
 from pyrunc.spec import fastcheck
 
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
+    from typing import Any
+
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
@@ -114,6 +116,8 @@ def _check(name: str, raw: object, source: str) -> None:
 
 def _validate(name: str, raw: object, source: str) -> None:
     """The jsonschema path: raise SpecError for the best-matching error, return if there is none."""
+    from typing import Any, cast  # only a config that failed the fast check gets here
+
     from jsonschema.exceptions import best_match
 
     try:
