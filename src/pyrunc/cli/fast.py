@@ -80,12 +80,18 @@ def parse(argv: list[str]) -> Parsed | None:
     shapes = {"state": (1, 1), "start": (1, 1), "delete": (1, 1), "kill": (1, 2)}
     if command not in shapes or not shapes[command][0] <= len(rest) <= shapes[command][1]:
         return None
-    p = Parsed(command, rest[0], root=values.get("--root", "/run/pyrunc"),
-               log=values.get("--log"), log_format=values.get("--log-format", "text"),
-               debug="--debug" in flags, force=force)
+    p = _parsed(command, rest[0], values, flags)
+    p.force = force
     if command == "kill" and len(rest) == 2:
         p.signal = rest[1]
     return p
+
+
+def _parsed(command: str, container_id: str, values: dict[str, str], flags: set[str]) -> Parsed:
+    """A call with the global flags read (the same for every command)."""
+    return Parsed(command, container_id, root=values.get("--root", "/run/pyrunc"),
+                  log=values.get("--log"), log_format=values.get("--log-format", "text"),
+                  debug="--debug" in flags)
 
 
 def _parse_create(command: str, rest: list[str], values: dict[str, str],
@@ -123,9 +129,7 @@ def _parse_create(command: str, rest: list[str], values: dict[str, str],
         i += 1
     if len(ids) != 1:
         return None
-    p = Parsed(command, ids[0], root=values.get("--root", "/run/pyrunc"),
-               log=values.get("--log"), log_format=values.get("--log-format", "text"),
-               debug="--debug" in flags)
+    p = _parsed(command, ids[0], values, flags)
     p.options = options
     p.detach = "detach" in run_flags
     p.keep = "keep" in run_flags

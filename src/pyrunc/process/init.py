@@ -71,6 +71,17 @@ def close_inherited(keep: set[int], first: int) -> None:
     sc.close_range(start)
 
 
+def _become_root(where: str) -> None:
+    """Be uid/gid 0 of the user namespace just entered, new or joined: our host ids mean
+    nothing in there, and files we create (mount points, /dev) would fail with EOVERFLOW."""
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError as exc:
+        raise SystemError_.from_oserror(f"cannot become root in {where} (is id 0 mapped?)",
+                                        exc) from None
+
+
 def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
     prctl.set_dumpable(False)
@@ -98,22 +109,13 @@ def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
             sc.unshare(sc.CLONE_NEWUSER)
             sync.send(sock, sync.USERNS_READY)
             sync.recv(sock, sync.MAPPINGS_DONE)
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            _become_root("the new user namespace")
         elif ns_type in to_join:
             fd, path = to_join.pop(ns_type)
             namespaces.join(fd, ns_type, str(path))
             os.close(fd)
             if ns_type == "user":
-                # Our host ids mean nothing in there: files we create (mount points, /dev)
-                # would fail with EOVERFLOW. Become the namespace's root, as a new one does.
-                try:
-                    os.setresgid(0, 0, 0)
-                    os.setresuid(0, 0, 0)
-                except OSError as exc:
-                    raise SystemError_.from_oserror(
-                        f"cannot become root in the user namespace {path} (is id 0 mapped?)",
-                        exc) from None
+                _become_root(f"the user namespace {path}")
     try:
         sc.unshare(new_flags)
     except OSError as exc:
