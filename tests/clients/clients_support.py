@@ -529,6 +529,64 @@ def cleanup_cgroup_tree(name: str) -> list[str]:
     return remove_cgroup_tree(name)
 
 
+def session_trees(token: str) -> tuple[str, str, str]:
+    """The cgroup trees a client session makes: the engines' parents, one per engine."""
+    return (f"pyrunc-clients-{token}", f"pyrunc-clients-{token}-docker",
+            f"pyrunc-clients-{token}-podman")
+
+
+def process_identity(pid: int | str = "self") -> str | None:
+    """"PID STARTTIME" (survives pid reuse), or None when the process is gone. (The twin of
+    integration.helpers.process_identity: this suite runs without the integration package.)"""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{os.getpid() if pid == 'self' else pid} {stat[stat.rindex(')') + 2:].split()[19]}"
+
+
+def _session_alive(workdirs: list[Path]) -> bool:
+    for d in workdirs:
+        try:
+            owner = (d / "owner").read_text().strip()
+        except OSError:
+            continue  # no owner: a session killed before this file existed, or torn down
+        if process_identity(owner.split()[0]) == owner:
+            return True
+    return False
+
+
+def reap_stale_sessions(token: str, tmp: Path = Path("/tmp")) -> list[str]:
+    """Clean up after client sessions killed before their teardown: empty and remove their
+    cgroup trees and delete their work dirs. A session is alive while the process named in
+    its work dir's `owner` file runs; only trees and dirs named after a token are touched."""
+    tokens: set[str] = set()
+    for mount in _cgroup_mounts():
+        try:
+            names = os.listdir(mount)
+        except OSError:
+            continue
+        tokens.update(m.group(1) for n in names
+                      if (m := re.fullmatch(r"pyrunc-clients-([0-9a-f]{6})(?:-docker|-podman)?", n)))
+    tokens.update(m.group(1) for d in tmp.glob("prc-*-*")
+                  if (m := re.fullmatch(r"prc-([0-9a-f]{6})-\w+", d.name)))
+    cleaned = []
+    for other in sorted(tokens - {token}):
+        workdirs = list(tmp.glob(f"prc-{other}-*"))
+        if _session_alive(workdirs):
+            continue
+        for tree in session_trees(other):
+            if cgroup_dirs(tree) and not cleanup_cgroup_tree(tree):
+                cleaned.append(tree)
+        with open("/proc/self/mountinfo") as f:
+            mounted = [line.split()[4] for line in f]
+        for d in workdirs:
+            if not any(m == str(d) or m.startswith(f"{d}/") for m in mounted):
+                shutil.rmtree(d, ignore_errors=True)
+                cleaned.append(str(d))
+    return cleaned
+
+
 def memory_limit_of(pid: int) -> int:
     """The memory limit of pid's cgroup, read on the host through the cgroup file system.
 

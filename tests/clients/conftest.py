@@ -36,6 +36,9 @@ from clients_support import (  # noqa: E402
     build_rootfs_tar,
     cleanup_cgroup_tree,
     detect_runtime,
+    process_identity,
+    reap_stale_sessions,
+    session_trees,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -96,7 +99,10 @@ def clients_workdir(clients_token: str) -> Iterator[Path]:
     missing = _missing("unshare", "nsenter", "script", "busybox")
     if missing:
         pytest.skip(f"missing tools: {', '.join(missing)} (tests/clients/setup.sh installs them)")
+    reap_stale_sessions(clients_token)
     path = Path(tempfile.mkdtemp(prefix=f"prc-{clients_token}-", dir="/tmp"))
+    # lets a later session clean up if this one is killed before its teardown
+    (path / "owner").write_text(f"{process_identity()}\n")
     yield path
     if os.environ.get("PYRUNC_CLIENTS_KEEP") == "1":
         print(f"\nkept {path}")
@@ -134,8 +140,7 @@ def mount_ns(clients_workdir: Path, clients_token: str) -> Iterator[MountNamespa
         leftovers = ns.stop()
         if leftovers:
             warnings.warn(f"killed processes left in the test mount namespace: {leftovers}")
-        for tree in (f"pyrunc-clients-{clients_token}", f"pyrunc-clients-{clients_token}-docker",
-                     f"pyrunc-clients-{clients_token}-podman"):
+        for tree in session_trees(clients_token):
             left = cleanup_cgroup_tree(tree)
             if left:
                 warnings.warn(f"could not remove cgroups: {left}")

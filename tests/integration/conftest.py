@@ -49,6 +49,8 @@ from .helpers import (
     new_id,
     process_identity,
     reap_children,
+    reap_orphan_cgroups,
+    reap_stale_netns,
     reap_stale_sandboxes,
     sandbox_pids,
     set_child_subreaper,
@@ -89,6 +91,8 @@ def _session_host_state() -> Iterator[None]:
     if os.geteuid() == 0:
         set_child_subreaper()
         reap_stale_sandboxes(work_base())
+        reap_stale_netns(work_base())
+        reap_orphan_cgroups(work_base())
     yield
     reap_children()
     if os.geteuid() == 0:

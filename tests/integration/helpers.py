@@ -682,19 +682,35 @@ def process_identity(pid: int | str = "self") -> str | None:
     return f"{real_pid} {fields[19]}"
 
 
+def _live_sandboxes(base: Path) -> list[Path]:
+    """Sandbox dirs whose owning pytest still runs (or that are being made right now)."""
+    live = []
+    for d in base.glob("pyrunc-test-*"):
+        try:
+            owner = (d / "owner").read_text().strip()
+        except OSError:
+            # The owner is written right after the dir is made: without one, the dir is
+            # being made now -- or was made by a session older than owner files, long dead.
+            try:
+                if time.time() - d.stat().st_mtime < 60:
+                    live.append(d)
+            except OSError:
+                pass
+            continue
+        if process_identity(owner.split()[0]) == owner:
+            live.append(d)
+    return live
+
+
 def reap_stale_sandboxes(base: Path) -> list[str]:
     """Clean up sandboxes whose pytest died before teardown (killed by a timeout, say):
     kill their processes, remove their cgroups and mounts, delete the dir. A sandbox is
     stale when the process named in its `owner` file is gone. Returns the dirs removed."""
     removed = []
+    live = _live_sandboxes(base)
     for d in base.glob("pyrunc-test-*"):
-        try:
-            owner = (d / "owner").read_text().strip()
-        except OSError:
-            continue  # being created right now, or not ours
-        pid = owner.split()[0]
-        if process_identity(pid) == owner:
-            continue  # its session is alive
+        if d in live:
+            continue
         sid = d.name[len("pyrunc-test-"):]
         for p in sandbox_pids(sid, d):
             try:
@@ -713,6 +729,48 @@ def reap_stale_sandboxes(base: Path) -> list[str]:
         if not mounts_under(d):
             shutil.rmtree(d, ignore_errors=True)
             removed.append(str(d))
+    return removed
+
+
+def reap_stale_netns(base: Path) -> list[str]:
+    """`ip netns delete` the test namespaces (`pyrunc-test-<sandbox id>-N`) of sandboxes that
+    are gone or whose session died: teardown deletes them, a killed session cannot."""
+    live = {d.name[len("pyrunc-test-"):] for d in _live_sandboxes(base)}
+    removed: list[str] = []
+    try:
+        names = os.listdir("/run/netns")
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        m = re.fullmatch(r"pyrunc-test-([0-9a-f]{16})-\d+", name)
+        if m and m.group(1) not in live:
+            subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+            removed.append(name)
+    return removed
+
+
+def reap_orphan_cgroups(base: Path) -> list[str]:
+    """Remove `/pyrunc-test/<id>` cgroups that no live sandbox's bundle names (a session
+    killed after its sandbox dir was gone, or before `delete` ran). A live sandbox writes
+    its bundle's config.json before any runtime makes that cgroup, so this cannot race."""
+    wanted = set()
+    for d in _live_sandboxes(base):
+        for cfg in d.glob("bundles/*/config.json"):
+            try:
+                cg = json.loads(cfg.read_text())["linux"]["cgroupsPath"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if isinstance(cg, str):
+                wanted.add(cg.strip("/"))
+    removed = []
+    for h in cgroup_hierarchies():
+        parent = h / CGROUP_PARENT
+        if not parent.is_dir():
+            continue
+        for child in parent.iterdir():
+            if child.is_dir() and f"{CGROUP_PARENT}/{child.name}" not in wanted:
+                force_rmdir_cgroup(child)
+                removed.append(str(child))
     return removed
 
 
