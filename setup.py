@@ -1,10 +1,16 @@
-"""Build glue that pyproject.toml cannot express: the cffi extension and the schemas.
+"""Build glue that pyproject.toml cannot express: the cffi extension, the schemas and the
+trampoline.
 
 The runtime-spec schemas live at the top of the repository (schemas/); they are
 copied into the package at build time so the installed runtime can find them.
+The trampoline (csrc/trampoline/) is a freestanding static program, not part of the
+extension: the container's processes exec it from a sealed memfd (see its source).
 """
 
+import os
+import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 from setuptools import setup
@@ -20,6 +26,21 @@ class BuildPyWithSchemas(build_py):
         target.mkdir(parents=True, exist_ok=True)
         for schema in (ROOT / "schemas").glob("*.json"):
             shutil.copy2(schema, target / schema.name)
+        build_trampoline(Path(self.build_lib) / "pyrunc" / "pyrunc-init")
+
+
+TRAMPOLINE_FLAGS = [
+    "-Os", "-Wall", "-Wextra", "-Werror", "-static", "-nostdlib", "-ffreestanding",
+    "-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fno-pie", "-no-pie",
+    "-s", "-Wl,--build-id=none", "-Wl,-z,noexecstack",
+]
+
+
+def build_trampoline(out: Path) -> None:
+    src = ROOT / "csrc" / "trampoline" / "trampoline.c"
+    cc = shlex.split(os.environ.get("CC", "cc"))
+    subprocess.run([*cc, *TRAMPOLINE_FLAGS, "-o", str(out), str(src)], check=True)
+    out.chmod(0o755)
 
 
 setup(

@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from .conftest import Sandbox
 from .helpers import Runtime, cgroup_dirs, readline, wait_for
 
@@ -127,3 +129,38 @@ def test_state_pid_is_the_user_process(sandbox: Sandbox, rt: Runtime) -> None:
     nspid = [ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
              if ln.startswith("NSpid:")][0].split()
     assert nspid[1] == str(pid) and nspid[-1] == "1"
+
+
+def _running_with_bad_binary(sandbox: Sandbox, rt: Runtime) -> str:
+    b = sandbox.bundle(["sleep", "1000"])
+    bad = b.path / "rootfs" / "bad"
+    bad.write_bytes(b"\x7fELF but not really\n")
+    bad.chmod(0o755)
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    return cid
+
+
+def test_exec_that_the_kernel_refuses_is_one_error(sandbox: Sandbox, rt: Runtime) -> None:
+    """An executable file the kernel cannot run (ENOEXEC) passes every check before the
+    exec itself, which happens in pyrunc-init: its failure must still come back as the
+    exec's one-line error, not as a process that exits 127."""
+    cid = _running_with_bad_binary(sandbox, rt)
+    res = rt.run_cmd("exec", cid, "/bad")
+    assert res.returncode not in (0, 127), res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "exec format error" in lines[0].lower(), res.stderr
+
+
+@pytest.mark.pyrunc_only
+def test_detached_exec_that_the_kernel_refuses_fails(sandbox: Sandbox, rt: Runtime) -> None:
+    """The same with `exec -d`: the caller learns of it from the exit status, not only
+    from the process's stderr (runc 1.1.5 exits 0 here)."""
+    cid = _running_with_bad_binary(sandbox, rt)
+    res = rt.run_cmd("exec", "-d", cid, "/bad")
+    # The failed process was reparented to us (a subreaper), as it would be to a shim:
+    # reap it once it has exited, or the container's pid namespace cannot die.
+    assert wait_for(lambda: os.waitpid(-1, os.WNOHANG)[0] != 0, timeout=10)
+    assert res.returncode == 1, res
+    assert res.stderr.strip().lower().endswith("exec: /bad: exec format error"), res.stderr

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .conftest import Sandbox
-from .helpers import CMD_TIMEOUT, Runtime, reap_children, wait_for
+from .helpers import CMD_TIMEOUT, Bundle, Runtime, reap_children, wait_for
 
 O_CLOEXEC = 0o2000000
 
@@ -41,10 +43,11 @@ while [ ! -e /dev/shm/stop ]; do
     echo $seen > /dev/shm/seen
     if (exec 3>>$d/exe) 2>/dev/null; then echo "HIT-WRITE $p $c"; fi
     # What was opened is read from the opened fd itself: benign when the process had just
-    # exec'd the container's own binary (the kernel switches exe and dumpability a moment
-    # before comm), and by the time /proc/$p/exe is read again the process may be gone.
+    # exec'd the container's own binary or the runtime's sealed pyrunc-init (the kernel
+    # switches exe and dumpability a moment before comm), and by the time /proc/$p/exe is
+    # read again the process may be gone.
     if t=$( (exec 3<$d/exe && readlink /proc/self/fd/3) 2>/dev/null ); then
-      [ "$t" = /bin/busybox ] || echo "HIT-READ $p $c [$t]"
+      case "$t" in /bin/busybox|"/memfd:pyrunc-init (deleted)") ;; *) echo "HIT-READ $p $c [$t]" ;; esac
     fi
   done
 done
@@ -98,8 +101,8 @@ def fd_files(sandbox: Sandbox) -> dict[int, Path]:
 def test_only_stdio_and_preserved_fds_reach_the_init(sandbox: Sandbox, rt: Runtime,
                                                       fd_files: dict[int, Path]) -> None:
     """create --preserve-fds 1 with fds 3 and 5 open: the container process has exactly
-    0, 1, 2 and 3 (the preserved file); before start, every other fd of the waiting init
-    is close-on-exec."""
+    0, 1, 2 and 3 (the preserved file); before start, the waiting init (pyrunc-init) holds
+    those and the exec fifo, which it closes itself before its exec."""
     b = sandbox.bundle(["sleep", "60"])
     cid = sandbox.new_id()
     pid_file = sandbox.tmp / "init.pid"
@@ -110,9 +113,11 @@ def test_only_stdio_and_preserved_fds_reach_the_init(sandbox: Sandbox, rt: Runti
 
     before = _fds(pid)
     assert before.get(3) == str(fd_files[3]), before
+    fifo = str(rt.root / cid / "exec.fifo")
     leaked = {fd: target for fd, target in before.items()
-              if fd > 3 and not _cloexec(pid, fd)}
+              if fd > 3 and not _cloexec(pid, fd) and target != fifo}
     assert not leaked, f"fds of the created init that survive its exec: {leaked}"
+    assert fifo in before.values(), before
     assert str(fd_files[5]) not in before.values(), before
 
     rt.run_cmd("start", cid, check=True)
@@ -167,32 +172,28 @@ def _probe_script() -> str:
             "cat /proc/1/comm")
 
 
+@pytest.mark.pyrunc_only  # runc guards its binary differently (a read-only bind or memfd)
 def test_created_init_exe_is_out_of_reach(sandbox: Sandbox, rt: Runtime) -> None:
-    """Before `start`, pid 1 of the container is the runtime's init, still the host's
-    Python. From an `exec` into the created container, /proc/1/exe can be neither opened
-    (read or write) nor read as a link; its environ and fd links are hidden too."""
+    """Before `start`, pid 1 of the container is the runtime's init, waiting. From an
+    `exec` into the created container, /proc/1/exe can be neither opened (read or write)
+    nor read as a link; its environ and fd links (the exec fifo) are hidden too."""
     b = sandbox.bundle(["sleep", "60"])
     cid = sandbox.new_id()
     rt.create(b, cid, out_dir=sandbox.tmp / "out")
-    init = rt.state(cid)["pid"]
-    assert Path(f"/proc/{init}/exe").resolve().name.startswith("python")  # the premise
     res = rt.run_cmd("exec", cid, "sh", "-c", _probe_script())
     assert res.returncode == 0, res.stderr
     lines = res.stdout.split()
-    assert lines[-1] in ("pyrunc", "python3", "python3.11"), lines  # it was the init we probed
-    assert lines[:-1] == [], f"the container reached the init's host interpreter: {lines[:-1]}"
+    assert lines[-1] != "sleep", lines  # it was the waiting init we probed
+    assert lines[:-1] == [], f"the container reached into the waiting init: {lines[:-1]}"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (SECURITY.md): until `start`, the waiting init is the host's python; a container "
-    "GRANTED CAP_SYS_PTRACE passes ptrace_may_access and can open /proc/1/exe (read-only: it is "
-    "executing). runc hides its binary behind a sealed memfd copy; pyrunc has no equivalent yet"))
+@pytest.mark.pyrunc_only  # runc guards its binary differently (a read-only bind or memfd)
 def test_created_init_exe_is_out_of_reach_with_cap_sys_ptrace(sandbox: Sandbox, rt: Runtime) -> None:
     """The same with CAP_SYS_PTRACE in the container (a debugging container, or any
-    container whose config grants it): being non-dumpable no longer protects the init, so
-    its exe must not be the host's interpreter file at all (runc execs itself from a sealed
-    memfd copy for this). An fd on the host interpreter, once the init has exec'd, can be
-    reopened for writing whenever no Python runs on the host: that is CVE-2019-5736."""
+    container whose config grants it): being non-dumpable no longer protects the waiting
+    init, so what its /proc/1/exe opens must not be the host's interpreter at all, nor be
+    writable; and no fd it holds leads to a host directory. (An fd on the host interpreter,
+    kept until no Python runs on the host, could be reopened for writing: CVE-2019-5736.)"""
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_PTRACE"]
     b = sandbox.bundle(["sleep", "60"], process={"capabilities": {
         "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps}})
@@ -201,19 +202,30 @@ def test_created_init_exe_is_out_of_reach_with_cap_sys_ptrace(sandbox: Sandbox, 
     # A host file next to the runtime's state dir (--root is sandbox.tmp/state): any fd
     # the waiting init holds on a host directory leads there through its magic link.
     (sandbox.tmp / "host-sentinel").write_text("HOST-FILE-REACHED\n")
-    escape = ("for d in /proc/1/fd/*; do cat $d/../host-sentinel $d/../../host-sentinel "
-              "2>/dev/null; done; ")
-    res = rt.run_cmd("exec", cid, "sh", "-c", escape + _probe_script())
+    script = ("for d in /proc/1/fd/*; do cat $d/../host-sentinel $d/../../host-sentinel "
+              "2>/dev/null; done; "
+              "(exec 3>>/proc/1/exe) 2>/dev/null && echo OPEN-WRITE; "
+              "(exec 3</proc/1/exe && echo OPENED $(stat -L -c %d:%i /proc/self/fd/3) "
+              "$(readlink /proc/self/fd/3)) 2>/dev/null; cat /proc/1/comm")
+    res = rt.run_cmd("exec", cid, "sh", "-c", script)
     assert res.returncode == 0, res.stderr
-    found = res.stdout.split()[:-1]
-    host_python = os.path.realpath(f"/proc/{rt.state(cid)['pid']}/exe")
-    assert "HOST-FILE-REACHED" not in found, (
+    lines = res.stdout.splitlines()
+    assert lines[-1] != "sleep", lines  # it was the waiting init we probed
+    assert "HOST-FILE-REACHED" not in lines, (
         "a container with CAP_SYS_PTRACE read a host file through an fd of the waiting init")
-    assert "OPEN-READ" not in found and "OPEN-WRITE" not in found, (
-        f"a container with CAP_SYS_PTRACE opened the host interpreter {host_python} "
-        f"through /proc/1/exe: {found}")
+    assert "OPEN-WRITE" not in lines, "a container opened the waiting init's exe for writing"
+    opened = [line.split()[1:] for line in lines if line.startswith("OPENED")]
+    assert opened, f"CAP_SYS_PTRACE should let the container open /proc/1/exe: {lines}"
+    dev_ino, target = opened[0][0], " ".join(opened[0][1:])
+    for exe in _runtime_executables(rt) | {os.path.realpath(sys.executable)}:
+        st = os.stat(exe)
+        assert dev_ino != f"{st.st_dev}:{st.st_ino}", (
+            f"a container with CAP_SYS_PTRACE opened the host interpreter {exe} through "
+            f"/proc/1/exe of the waiting init ({target})")
+    assert target.startswith("/memfd:"), target
 
 
+@pytest.mark.pyrunc_only  # runc guards its binary differently (a read-only bind or memfd)
 def test_exec_window_exe_is_out_of_reach(sandbox: Sandbox, rt: Runtime) -> None:
     """A container loops over /proc trying to open the exe of every process still running
     the runtime's code (comm pyrunc/python), for writing and reading, while the host runs
@@ -248,6 +260,106 @@ def test_exec_window_exe_is_out_of_reach(sandbox: Sandbox, rt: Runtime) -> None:
         f"the probe never saw an exec'd process before its execve in {execs} execs: "
         "the test did not test anything")
     del res
+
+
+# CVE-2019-5736 itself: an image whose program is "#!/proc/self/exe". The kernel resolves
+# that interpreter in the process that calls execve: if it is the runtime's, the runtime's
+# executable (the host's Python) runs inside the container, dumpable, as code of the image,
+# and can keep an fd on itself to write it later. The image here carries all that the
+# runtime's interpreter needs to run (the host's loader and libraries and the interpreter's
+# prefix, bound read-only), and a control run shows it does run there when asked by name.
+
+_EVIL = ("#!/proc/self/exe\n"
+         "import os\n"
+         "here = os.path.dirname(os.path.abspath(__file__))\n"
+         "with open(os.path.join(here, 'pwned'), 'w') as f:\n"
+         "    f.write(os.readlink('/proc/self/exe'))\n")
+
+
+def _shebang(binary: str) -> str | None:
+    with open(binary, "rb") as f:
+        first = f.readline()
+    return os.path.realpath(first[2:].split()[0].decode()) if first.startswith(b"#!") else None
+
+
+def _runtime_interpreter(rt: Runtime) -> str:
+    interp = _shebang(rt.binary)
+    if interp is None:
+        pytest.skip("the runtime under test is not run by an interpreter")
+    return interp
+
+
+def _runtime_executables(rt: Runtime) -> set[str]:
+    """The files a runtime process may be executing: its binary, or its interpreter."""
+    interp = _shebang(rt.binary)
+    return {os.path.realpath(rt.binary)} | ({interp} if interp else set())
+
+
+def _image_with_the_host_interpreter(sandbox: Sandbox, rt: Runtime, args: list[str],
+                                     **overrides: Any) -> tuple[Bundle, str]:
+    interp = _runtime_interpreter(rt)
+    prefix = subprocess.run([interp, "-I", "-c", "import sys; print(sys.base_prefix)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    dirs = ["/usr", "/lib", "/lib64"] + ([] if prefix.startswith("/usr/") else [prefix])
+    mounts = [{"destination": d, "type": "bind", "source": d, "options": ["rbind", "ro"]}
+              for d in dirs if os.path.isdir(d)]
+    b = sandbox.bundle(args, root={"path": "rootfs", "readonly": False}, extra_mounts=mounts,
+                       **overrides)
+    evil = b.path / "rootfs" / "evil"
+    evil.write_text(_EVIL)
+    evil.chmod(0o755)
+    return b, interp
+
+
+def _assert_not_pwned(b: Bundle, detail: str) -> None:
+    pwned = b.path / "rootfs" / "pwned"
+    assert not pwned.exists(), (
+        f"the runtime's executable ({pwned.read_text()}) ran in the container as the image's "
+        f"interpreter: {detail}")
+
+
+def test_the_image_can_run_the_host_interpreter(sandbox: Sandbox, rt: Runtime) -> None:
+    """The control for the tests below: asked by its path, the runtime's interpreter runs
+    in that image, so only the runtime stands between "#!/proc/self/exe" and it."""
+    b, interp = _image_with_the_host_interpreter(sandbox, rt, [])
+    b.config["process"]["args"] = [interp, "-c", "print('CONTROL-OK')"]
+    b.write()
+    res = rt.run(b, sandbox.new_id())
+    assert res.returncode == 0 and "CONTROL-OK" in res.stdout, res
+
+
+def test_proc_self_exe_as_interpreter_of_the_container_process(sandbox: Sandbox, rt: Runtime) -> None:
+    """The container's process is "#!/proc/self/exe": its exec must not run the runtime."""
+    b, _ = _image_with_the_host_interpreter(sandbox, rt, ["/evil"])
+    res = rt.run(b, sandbox.new_id())
+    _assert_not_pwned(b, f"run exited {res.returncode}: {res.stderr.strip()}")
+    assert res.returncode != 0, res
+
+
+def test_proc_self_exe_as_interpreter_of_an_exec(sandbox: Sandbox, rt: Runtime) -> None:
+    """`exec` of a "#!/proc/self/exe" program in a running container."""
+    b, _ = _image_with_the_host_interpreter(sandbox, rt, ["sleep", "60"])
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    res = rt.run_cmd("exec", cid, "/evil")
+    _assert_not_pwned(b, f"exec exited {res.returncode}: {res.stderr.strip()}")
+    assert res.returncode != 0, res
+    rt.run_cmd("delete", "--force", cid, check=True)
+
+
+@pytest.mark.parametrize("phase", ["createContainer", "startContainer"])
+def test_proc_self_exe_as_interpreter_of_a_container_hook(sandbox: Sandbox, rt: Runtime,
+                                                          phase: str) -> None:
+    """A hook run in the container's namespaces whose program is "#!/proc/self/exe"
+    (createContainer runs before pivot_root, so its path is the host's view of the file)."""
+    b, _ = _image_with_the_host_interpreter(sandbox, rt, ["true"])
+    path = str(b.path / "rootfs" / "evil") if phase == "createContainer" else "/evil"
+    b.config["hooks"] = {phase: [{"path": path}]}
+    b.write()
+    res = rt.run(b, sandbox.new_id())
+    _assert_not_pwned(b, f"run exited {res.returncode}: {res.stderr.strip()}")
+    assert res.returncode != 0 and phase in res.stderr, res
 
 
 # CVE-2024-21626 class: a cwd of /proc/self/fd/N lands in whatever directory the runtime's

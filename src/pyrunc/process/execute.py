@@ -10,6 +10,7 @@ import signal
 from pyrunc.errors import SystemError_
 from pyrunc.linux import capabilities, procfs
 from pyrunc.linux import syscalls as sc
+from pyrunc.process import trampoline
 from pyrunc.spec.config import Process
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
@@ -73,12 +74,18 @@ def set_affinity(cpus: frozenset[int] | None) -> None:
             raise SystemError_.from_oserror(f"cannot set CPU affinity {sorted(cpus)}", exc) from None
 
 
-def exec_process(proc: Process, path: str, env: dict[str, str]) -> NoReturn:
-    """Undo what Python did to signal dispositions (ignored signals survive execve), then exec."""
+def exec_process(proc: Process, path: str, env: dict[str, str], trampoline_fd: int,
+                 wait_fd: int = -1, report_fd: int = -1) -> NoReturn:
+    """Undo what Python did to signal dispositions (ignored signals survive execve), then
+    exec the process through pyrunc-init (process/trampoline.py says why), which first
+    waits for a byte on `wait_fd` and reports a failed exec on `report_fd`, if given."""
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    os.execve(path, list(proc.args), env)
+    for fd in (wait_fd, report_fd):
+        if fd >= 0:
+            os.set_inheritable(fd, True)
+    trampoline.execute(trampoline_fd, trampoline.argv(path, proc.args, wait_fd, report_fd), env)
 
 
 def environ(proc: Process) -> dict[str, str]:

@@ -13,38 +13,60 @@ from __future__ import annotations
 import json
 
 from pyrunc.errors import PyruncError
+from pyrunc.linux import syscalls as sc
+from pyrunc.process import trampoline
 from pyrunc.spec.config import Hook
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
-    from typing import Any, Sequence
+    from typing import Any, Callable, Sequence
 
 
 def state_json(state: dict[str, Any], status: str) -> str:
     return json.dumps({**state, "status": status})
 
 
-def run(phase: str, hooks: Sequence[Hook], state: str, first_index: int = 0) -> None:
-    """Run the hooks in order; the first failure raises (naming the hook by its index)."""
+def run(phase: str, hooks: Sequence[Hook], state: str, *, first_index: int = 0,
+        trampoline_fd: int = -1) -> None:
+    """Run the hooks in order; the first failure raises (naming the hook by its index).
+
+    Hooks run inside the container (createContainer, startContainer) are exec'd through
+    the sealed pyrunc-init `trampoline_fd`, as the container's own process is: their path
+    is the image's, and exec'd straight from here /proc/self/exe would be the interpreter."""
     if not hooks:
         return
     import subprocess  # ~7 ms, and most containers have no hooks
     for i, hook in enumerate(hooks, first_index):
         argv = list(hook.args) or [hook.path]
+        env = dict(e.partition("=")[::2] for e in hook.env)
+        through = None
+        if trampoline_fd >= 0:
+            through = _through_trampoline(trampoline_fd, hook.path, argv, env)
         try:
-            res = subprocess.run(argv, executable=hook.path, input=state.encode(),
-                                 env=dict(e.partition("=")[::2] for e in hook.env),
+            res = subprocess.run(argv, executable=hook.path, input=state.encode(), env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 timeout=hook.timeout, close_fds=True)
+                                 timeout=hook.timeout, close_fds=True, preexec_fn=through)
         except subprocess.TimeoutExpired:
             raise PyruncError(f"{phase} hook #{i} ({hook.path}) timed out after {hook.timeout}s") from None
         except OSError as exc:
             raise PyruncError(f"{phase} hook #{i} ({hook.path}): {exc.strerror}", exc.errno) from None
+        except subprocess.SubprocessError:  # pyrunc-init itself could not be exec'd
+            raise PyruncError(f"{phase} hook #{i} ({hook.path}): cannot exec {trampoline.NAME}") from None
         if res.returncode != 0:
             detail = (res.stderr or res.stdout).decode(errors="replace").strip().splitlines()
             tail = f": {detail[-1]}" if detail else ""
             raise PyruncError(f"{phase} hook #{i} ({hook.path}) failed with exit status "
                               f"{res.returncode}{tail}")
+
+
+def _through_trampoline(fd: int, path: str, argv: list[str],
+                        env: dict[str, str]) -> Callable[[], None]:
+    """A preexec_fn that replaces subprocess's own exec (its stdio pipes are in place by
+    then, its closing of other fds is not: every fd past stdio is marked close-on-exec)."""
+    def become_hook() -> None:
+        sc.close_range(3, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
+        trampoline.execute(fd, trampoline.argv(path, argv), env)
+    return become_hook
 
 
 def to_records(hooks: Sequence[Hook]) -> list[dict[str, Any]]:

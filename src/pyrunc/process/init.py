@@ -20,7 +20,7 @@ import prctl
 from pyrunc.errors import PyruncError, SystemError_
 from pyrunc.linux import namespaces, network, procfs, rootfs, terminal
 from pyrunc.linux import syscalls as sc
-from pyrunc.process import execute, hooks, sync
+from pyrunc.process import execute, hooks, sync, trampoline
 from pyrunc.spec.config import Config, Hooks, Process
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
@@ -35,6 +35,7 @@ class InitOptions(NamedTuple):
     console_fd: int = -1  # connected console socket, when process.terminal
     seccomp: Any = None  # a seccomp.CompiledFilter, compiled by the runtime before the fork
     idmapped: Mapping[int, int] = {}  # mounts[i] -> its idmapped tree (never mutated)
+    trampoline_fd: int = -1  # the sealed pyrunc-init (process/trampoline.py)
 
 
 def report(sock: socket.socket, exc: BaseException) -> None:
@@ -85,7 +86,8 @@ def _become_root(where: str) -> None:
 def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
     prctl.set_dumpable(False)
-    close_inherited({sock.fileno(), opts.console_fd, *opts.idmapped.values()}, 3 + opts.preserve_fds)
+    close_inherited({sock.fileno(), opts.console_fd, opts.trampoline_fd, *opts.idmapped.values()},
+                    3 + opts.preserve_fds)
     sync.recv(sock, sync.GO)
     # The exec fifo, opened while we are still host root in the host's mount namespace (the
     # init inherits it), for reading AND writing, so this neither blocks nor ever sees EOF:
@@ -171,7 +173,8 @@ def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process,
         if h.prestart or h.create_runtime or h.create_container or h.start_container:
             sync.send(sock, sync.HOOKS)
             _hook_state = str(sync.recv(sock, sync.HOOKS_DONE)["state"])
-            hooks.run("createContainer", h.create_container, _hook_state)
+            hooks.run("createContainer", h.create_container, _hook_state,
+                      trampoline_fd=opts.trampoline_fd)
 
     if linux.namespace("mount") is not None:
         rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd, hook_point, opts.idmapped)
@@ -221,21 +224,27 @@ def _write_sysctl(key: str, value: str) -> None:
 
 def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[str, str],
                          cfg_hooks: Hooks) -> NoReturn:
+    """Become pyrunc-init, which waits on the exec fifo for `start` and then execs the
+    process: until `start` the container sees no Python. startContainer hooks must run
+    between the two, so with them we wait here and pyrunc-init only execs."""
+    wait_fd = _fifo_fd
     try:
-        try:
-            if not os.read(_fifo_fd, 1):  # blocks until start
-                raise OSError(errno.EPIPE, "the exec fifo closed")
-            os.close(_fifo_fd)
-        except OSError as exc:
-            raise SystemError_.from_oserror("waiting on the exec fifo", exc) from None
         if cfg_hooks.start_container:
+            try:
+                if not os.read(_fifo_fd, 1):  # blocks until start
+                    raise OSError(errno.EPIPE, "the exec fifo closed")
+                os.close(_fifo_fd)
+                wait_fd = -1
+            except OSError as exc:
+                raise SystemError_.from_oserror("waiting on the exec fifo", exc) from None
             hooks.run("startContainer", cfg_hooks.start_container,
-                      _hook_state.replace('"creating"', '"created"', 1))
-        execute.exec_process(proc, path, env)
+                      _hook_state.replace('"creating"', '"created"', 1),
+                      trampoline_fd=opts.trampoline_fd)
+        execute.exec_process(proc, path, env, opts.trampoline_fd, wait_fd)
     except PyruncError as exc:
         os.write(2, f"pyrunc: {exc.msg}\n".encode())
     except OSError as exc:
-        os.write(2, f"pyrunc: exec {path}: {exc.strerror}\n".encode())
+        os.write(2, f"pyrunc: cannot exec {trampoline.NAME}: {exc.strerror}\n".encode())
     except BaseException as exc:  # noqa: BLE001 - never unwind into the stage's code
         os.write(2, f"pyrunc: internal error: {type(exc).__name__}: {exc}\n".encode())
     os._exit(127)

@@ -14,7 +14,7 @@ from pyrunc.records import NamedTuple
 
 from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
-from pyrunc.process import execute, sync
+from pyrunc.process import execute, sync, trampoline
 from pyrunc.process.init import InitOptions, stage_main
 from pyrunc.spec.config import Config, Process
 
@@ -51,7 +51,12 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
     `at_pid(init_pid)` runs as soon as the init exists, before it does anything (to record
     it); `at_hooks(init_pid)` runs the runtime's hooks when the init reaches that point and
     returns the state JSON the init's own hooks get."""
-    stage, psock = _fork_stage(lambda csock: stage_main(csock, cfg, opts))
+    tfd = trampoline.sealed_copy()
+    try:
+        opts = opts._replace(trampoline_fd=tfd)
+        stage, psock = _fork_stage(lambda csock: stage_main(csock, cfg, opts))
+    finally:
+        os.close(tfd)  # the stage has its own
     init_pid = 0
     try:
         cgroup.apply(stage)
@@ -127,8 +132,12 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
                on_listener: Callable[[int, int], None] | None = None) -> int:
     """Start a process inside a running container; returns its host pid once it has exec'd."""
     from pyrunc.process import setns_init
-    stage, psock = _fork_stage(lambda csock: setns_init.stage_main(
-        csock, init_pid, proc, preserve_fds, console_fd, seccomp))
+    tfd = trampoline.sealed_copy()
+    try:
+        stage, psock = _fork_stage(lambda csock: setns_init.stage_main(
+            csock, init_pid, proc, preserve_fds, console_fd, tfd, seccomp))
+    finally:
+        os.close(tfd)
     pid = 0
     try:
         cgroup.apply(stage)
@@ -136,7 +145,8 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
         pid = int(sync.recv(psock, sync.INIT_PID)["pid"])
         os.waitpid(stage, 0)
         stage = 0
-        sync.wait_exec(psock, None if on_listener is None else lambda fd: on_listener(pid, fd))
+        sync.wait_exec(psock, proc.args[0] if proc.args else "",
+                       None if on_listener is None else lambda fd: on_listener(pid, fd))
         return pid
     except BaseException:
         _cleanup(stage, pid)

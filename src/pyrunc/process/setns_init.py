@@ -37,12 +37,12 @@ def _differs(pid: int, name: str) -> bool:
 
 
 def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: int,
-               console_fd: int, seccomp: Any = None) -> NoReturn:
+               console_fd: int, trampoline_fd: int, seccomp: Any = None) -> NoReturn:
     code = 1
     try:
         prctl.set_dumpable(False)
         execute.set_affinity(proc.cpu_affinity_initial)
-        close_inherited({sock.fileno(), console_fd}, 3 + preserve_fds)
+        close_inherited({sock.fileno(), console_fd, trampoline_fd}, 3 + preserve_fds)
         sync.recv(sock, sync.GO)
         fds = []
         for ns_type, name in _NS_FILES:
@@ -63,7 +63,7 @@ def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: 
             os.close(hold_w)
             os.read(hold_r, 1)
             os.close(hold_r)
-            _child(sock, proc, console_fd, seccomp)
+            _child(sock, proc, console_fd, trampoline_fd, seccomp)
         os.close(hold_r)
         sync.send(sock, sync.INIT_PID, pid=pid)
         os.close(hold_w)
@@ -74,7 +74,8 @@ def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: 
         os._exit(code)
 
 
-def _child(sock: socket.socket, proc: Process, console_fd: int, seccomp: Any) -> NoReturn:
+def _child(sock: socket.socket, proc: Process, console_fd: int, trampoline_fd: int,
+           seccomp: Any) -> NoReturn:
     try:
         if proc.terminal:
             os.setsid()
@@ -92,7 +93,7 @@ def _child(sock: socket.socket, proc: Process, console_fd: int, seccomp: Any) ->
         if listener is not None:
             sync.send_fd(sock, sync.LISTENER, listener)
             os.close(listener)
-        execute.exec_process(proc, path, env)
+        execute.exec_process(proc, path, env, trampoline_fd, report_fd=sock.fileno())
     except BaseException as exc:  # noqa: BLE001
         report(sock, exc)
     os._exit(127)

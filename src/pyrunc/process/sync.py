@@ -29,6 +29,7 @@ HOOKS_DONE = "hooks_done"          # runtime -> init: {"state": state JSON for t
 READY = "ready"                    # init -> runtime: rootfs done, blocking on the exec fifo
 LISTENER = "listener"              # exec'd process -> runtime: {"fd"} seccomp notify listener
 ERROR = "error"
+EXEC_FAILED = "exec_failed"        # pyrunc-init -> runtime: {"errno"} its execve failed
 
 
 class InitDied(SystemError_):
@@ -73,8 +74,10 @@ def recv(sock: socket.socket, expect: str, *also: str) -> dict[str, Any]:
     return msg
 
 
-def wait_exec(sock: socket.socket, on_listener: Callable[[int], None] | None = None) -> None:
-    """The child execs with this socket close-on-exec: EOF means exec succeeded."""
+def wait_exec(sock: socket.socket, program: str,
+              on_listener: Callable[[int], None] | None = None) -> None:
+    """The child's pyrunc-init makes this socket close-on-exec before it execs `program`:
+    EOF means the exec succeeded; an EXEC_FAILED message, that it did not."""
     while True:
         try:
             data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, 1)
@@ -92,4 +95,7 @@ def wait_exec(sock: socket.socket, on_listener: Callable[[int], None] | None = N
             continue
         if msg.get("type") == ERROR:
             raise PyruncError(str(msg.get("msg")), int(msg.get("errno") or 0))
+        if msg.get("type") == EXEC_FAILED:
+            err = int(msg.get("errno") or 0)
+            raise PyruncError(f"exec: {program}: {os.strerror(err).lower()}", err)
         raise SystemError_(f"sync: unexpected {msg.get('type')!r} from the exec'd process")
