@@ -3,8 +3,9 @@ trampoline.
 
 The runtime-spec schemas live at the top of the repository (schemas/); they are
 copied into the package at build time so the installed runtime can find them.
-The trampoline (csrc/trampoline/) is a freestanding static program, not part of the
-extension: the container's processes exec it from a sealed memfd (see its source).
+The trampoline (csrc/freestanding/trampoline.c) is a freestanding static program, not part
+of the extension: the container's processes exec it from a sealed memfd (see its source).
+(The launcher beside it is built by scripts/setup.sh, which knows the install paths.)
 """
 
 import os
@@ -29,17 +30,11 @@ class BuildPyWithSchemas(build_py):
         build_trampoline(Path(self.build_lib) / "pyrunc" / "pyrunc-init")
 
 
-TRAMPOLINE_FLAGS = [
-    "-Os", "-Wall", "-Wextra", "-Werror", "-static", "-nostdlib", "-ffreestanding",
-    "-fno-stack-protector", "-fno-asynchronous-unwind-tables", "-fno-pie", "-no-pie",
-    "-s", "-Wl,--build-id=none", "-Wl,-z,noexecstack",
-]
-
-
 def build_trampoline(out: Path) -> None:
-    src = ROOT / "csrc" / "trampoline" / "trampoline.c"
+    here = ROOT / "csrc" / "freestanding"
     cc = shlex.split(os.environ.get("CC", "cc"))
-    subprocess.run([*cc, *TRAMPOLINE_FLAGS, "-o", str(out), str(src)], check=True)
+    flags = (here / "cflags").read_text().split()
+    subprocess.run([*cc, *flags, "-o", str(out), str(here / "trampoline.c")], check=True)
     out.chmod(0o755)
 
 

@@ -41,19 +41,29 @@ fi
 extras=""
 ((want_test)) && extras="[test]"
 "$prefix/bin/python" -m pip install -q --disable-pip-version-check "$here$extras"
-# Replace pip's entry point with one that starts the interpreter isolated and without the
-# site module (-IS): site's work (and any .pth hooks) is paid on every runtime call otherwise.
-# The package directories are put on sys.path by hand instead.
+# Replace pip's entry point with a native launcher (csrc/freestanding/launcher.c) that runs
+# the interpreter isolated and without the site module (-IS: site's work and any .pth hooks
+# would be paid on every runtime call) on pyrunc's main script, from a read-only private
+# mount of the interpreter's file (launcher.c says why: CVE-2019-5736). The package
+# directories are put on sys.path by hand instead of by site.
 paths=$("$prefix/bin/python" -c 'import sysconfig; p = sysconfig.get_paths(); print(repr(sorted({p["purelib"], p["platlib"]})))')
-cat > "$prefix/bin/pyrunc.tmp" <<LAUNCHER
-#!$prefix/bin/python3 -IS
-# pyrunc's entry point, written by scripts/setup.sh (see there for why it is not pip's).
+python_real=$(readlink -f "$prefix/bin/python3")
+main="$prefix/libexec/pyrunc-main.py"
+case "$python_real$main" in
+    *'"'* | *'\'*) echo "setup.sh: cannot build the launcher for paths with quotes or backslashes: $python_real $main" >&2; exit 1 ;;
+esac
+mkdir -p "$prefix/libexec"
+cat > "$main.tmp" <<MAIN
+# pyrunc's main script, run by the $prefix/bin/pyrunc launcher (written by scripts/setup.sh).
 import sys
 sys.path.extend($paths)
 from pyrunc.cli.entry import main
 main()
-LAUNCHER
-chmod 755 "$prefix/bin/pyrunc.tmp"
-mv "$prefix/bin/pyrunc.tmp" "$prefix/bin/pyrunc"
+MAIN
+mv "$main.tmp" "$main"
+read -r -a cflags < "$here/csrc/freestanding/cflags"
+${CC:-cc} "${cflags[@]}" -DPYRUNC_PYTHON="\"$python_real\"" -DPYRUNC_MAIN="\"$main\"" \
+    -o "$prefix/bin/pyrunc.tmp" "$here/csrc/freestanding/launcher.c"
+mv -f "$prefix/bin/pyrunc.tmp" "$prefix/bin/pyrunc"
 ln -sf "$prefix/bin/pyrunc" /usr/local/bin/pyrunc
 echo "pyrunc installed: $("$prefix/bin/pyrunc" --version | head -1) at $prefix/bin/pyrunc"

@@ -12,6 +12,7 @@ read or to write.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -276,14 +277,16 @@ _EVIL = ("#!/proc/self/exe\n"
          "    f.write(os.readlink('/proc/self/exe'))\n")
 
 
-def _shebang(binary: str) -> str | None:
-    with open(binary, "rb") as f:
-        first = f.readline()
-    return os.path.realpath(first[2:].split()[0].decode()) if first.startswith(b"#!") else None
+def _interpreter_of(binary: str) -> str | None:
+    """The interpreter a runtime runs on, as its `--version` names it (pyrunc's does)."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                         timeout=CMD_TIMEOUT).stdout
+    m = re.search(r"^python: \S+ \((/.*)\)$", out, re.M)
+    return os.path.realpath(m.group(1)) if m else None
 
 
 def _runtime_interpreter(rt: Runtime) -> str:
-    interp = _shebang(rt.binary)
+    interp = _interpreter_of(rt.binary)
     if interp is None:
         pytest.skip("the runtime under test is not run by an interpreter")
     return interp
@@ -291,7 +294,7 @@ def _runtime_interpreter(rt: Runtime) -> str:
 
 def _runtime_executables(rt: Runtime) -> set[str]:
     """The files a runtime process may be executing: its binary, or its interpreter."""
-    interp = _shebang(rt.binary)
+    interp = _interpreter_of(rt.binary)
     return {os.path.realpath(rt.binary)} | ({interp} if interp else set())
 
 
@@ -360,6 +363,65 @@ def test_proc_self_exe_as_interpreter_of_a_container_hook(sandbox: Sandbox, rt: 
     res = rt.run(b, sandbox.new_id())
     _assert_not_pwned(b, f"run exited {res.returncode}: {res.stderr.strip()}")
     assert res.returncode != 0 and phase in res.stderr, res
+
+
+# What remains of the class: a container granted CAP_SYS_PTRACE that wins the race of the
+# few milliseconds in which a runtime process is still Python in its pid namespace opens
+# the host's interpreter through /proc/PID/exe. The launcher runs the interpreter from a
+# private read-only mount of its file, so what such an fd names can never be written.
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+@pytest.mark.pyrunc_only
+def test_runtime_processes_run_a_read_only_interpreter(sandbox: Sandbox, rt: Runtime) -> None:
+    """/proc/PID/exe of a runtime process (here a foreground `run`, and the stage and init
+    it forks) is the interpreter's file on a read-only mount."""
+    interp = os.stat(_runtime_interpreter(rt))
+    b = sandbox.bundle(["sleep", "60"])
+    cid = sandbox.new_id()
+    proc = rt.popen("run", "--bundle", str(b.path), cid)
+
+    def running() -> bool:
+        res = rt.run_cmd("state", cid)
+        return res.returncode == 0 and '"running"' in res.stdout
+
+    assert wait_for(running, timeout=15)
+    exe = f"/proc/{proc.pid}/exe"
+    assert _same_file(os.stat(exe), interp), os.readlink(exe)
+    assert os.statvfs(exe).f_flag & os.ST_RDONLY, f"{exe} is on a writable mount"
+    rt.run_cmd("kill", cid, "KILL", check=True)
+    proc.wait(timeout=15)
+
+
+@pytest.mark.pyrunc_only
+def test_interpreter_opened_from_a_container_stays_unwritable(sandbox: Sandbox, rt: Runtime) -> None:
+    """A container granted CAP_SYS_PTRACE opens /proc/1/exe of an init that is still
+    Python (a created init with startContainer hooks waits in Python) and keeps the fd in
+    a process of its own: the fd is on the host's interpreter (the premise), and on a
+    read-only mount, so reopening it for writing once no Python runs would fail (EROFS)."""
+    interp = os.stat(_runtime_interpreter(rt))
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_SYS_PTRACE"]
+    b = sandbox.bundle(["true"], process={"capabilities": {
+        "bounding": caps, "effective": caps, "permitted": caps, "ambient": caps}},
+        hooks={"startContainer": [{"path": "/bin/true"}]})
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    pid_file = sandbox.tmp / "holder.pid"
+    rt.run_cmd("exec", "-d", "--pid-file", str(pid_file), cid, "sh", "-c",
+               "exec sleep 60 3</proc/1/exe </dev/null >/dev/null 2>&1", check=True)
+    holder = int(pid_file.read_text())
+    held = f"/proc/{holder}/fd/3"
+    try:
+        assert wait_for(lambda: os.path.exists(held)), "the container could not open /proc/1/exe"
+        assert _same_file(os.stat(held), interp), os.readlink(held)
+        assert os.statvfs(held).f_flag & os.ST_RDONLY, (
+            "a container holds an fd on the host's interpreter on a writable mount: once no "
+            "Python runs on the host it can be reopened for writing")
+    finally:
+        os.kill(holder, 9)
+        os.waitpid(holder, 0)  # reparented to us, a subreaper
 
 
 # CVE-2024-21626 class: a cwd of /proc/self/fd/N lands in whatever directory the runtime's

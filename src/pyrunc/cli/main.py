@@ -39,7 +39,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     if value and not ctx.resilient_parsing:
         # The shape of runc's: dockerd parses the "version" and "commit:" lines.
         click.echo(f"pyrunc version {__version__}\ncommit: v{__version__}\nspec: {OCI_VERSION}\n"
-                   f"python: {sys.version.split()[0]}")
+                   f"python: {sys.version.split()[0]} ({sys.executable})")
         ctx.exit(0)
 
 

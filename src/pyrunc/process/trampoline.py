@@ -1,4 +1,4 @@
-"""The sealed copy of pyrunc-init that container-side processes exec (csrc/trampoline/).
+"""The sealed copy of pyrunc-init (csrc/freestanding/trampoline.c) that container processes exec.
 
 Until they exec the container's program, the runtime's container-side processes are the
 host's Python interpreter. An execve made by them resolves /proc/self/exe to that

@@ -77,8 +77,7 @@ static __attribute__((noreturn)) void fail(const char *what, const char *path, l
     say(": ");
     say(describe(err));
     say("\n");
-    for (;;)
-        sys3(__NR_exit_group, 127, 0, 0);
+    sys_exit(127);
 }
 
 /* "-" is -1, a decimal fd is itself, anything else is -2. */
@@ -111,11 +110,10 @@ static __attribute__((noreturn)) void report(long fd, long err)
         msg[n++] = digits[--i];
     msg[n++] = '}';
     sys3(__NR_write, fd, (long)msg, (long)n);
-    for (;;)
-        sys3(__NR_exit_group, 127, 0, 0);
+    sys_exit(127);
 }
 
-__attribute__((noreturn, used)) void trampoline_main(long *sp)
+__attribute__((noreturn, used)) void program_main(long *sp)
 {
     long argc = sp[0];
     char **argv = (char **)(sp + 1);
@@ -137,8 +135,7 @@ __attribute__((noreturn, used)) void trampoline_main(long *sp)
     if (wait_fd == -2 || report_fd == -2) {
         say("pyrunc-init: run by pyrunc only, as: "
             "pyrunc-init WAIT-FD|- REPORT-FD|- PATH ARGV0 [ARG...]\n");
-        for (;;)
-            sys3(__NR_exit_group, 127, 0, 0);
+        sys_exit(127);
     }
     if (wait_fd >= 0) {
         do
