@@ -26,6 +26,7 @@ import platform
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -417,6 +418,17 @@ def baseline(argv: list[str], n: int, timeout: float) -> str:
             f"CPU {fmt_value(statistics.median(cpus), 's')}")
 
 
+def interpreter_of(runtimes: list[Runtime]) -> str | None:
+    """The interpreter pyrunc runs on, as `pyrunc --version` names it ("python: V (PATH)")."""
+    for rt in runtimes:
+        if rt.name == "pyrunc":
+            r = subprocess.run([rt.binary, "--version"], capture_output=True, text=True)
+            for line in r.stdout.splitlines():
+                if line.startswith("python: ") and line.endswith(")") and " (" in line:
+                    return line[:-1].split(" (", 1)[1]
+    return None
+
+
 def first_line(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as f:
@@ -562,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
         n_base = max(3, min(s.runs, 30))
         harness_floor = baseline(["/bin/true"], n_base, s.timeout)
         wrapper_cost = baseline([*wrap, "/bin/true"], n_base, s.timeout)
+        interp = interpreter_of(runtimes)
+        interp_floor = baseline([interp, "-IS", "-c", "pass"], n_base, s.timeout) if interp else ""
         steps: list[tuple[str, str, Callable[[], Bench]]] = [
             ("a", "run /bin/true", lambda: bench_run(ctx)),
             ("b", "create+start+delete", lambda: bench_lifecycle(ctx)),
@@ -614,6 +628,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- Wrapper alone (around /bin/true): {wrapper_cost}. "
         f"Harness floor (spawn + reap /bin/true directly): {harness_floor}.",
     ]
+    if interp_floor:
+        method.append(f"- pyrunc's interpreter alone, started as pyrunc starts it and doing "
+                      f"nothing (`{interp} -IS -c pass`, no wrapper): {interp_floor}.")
     all_notes = list(notes)
     for b in benches:
         all_notes.extend(b.notes)

@@ -36,7 +36,7 @@ static void say(const char *s)
 
     while (s[n])
         n++;
-    sys3(__NR_write, 2, (long)s, (long)n);
+    sys3(__NR_write, 2, (long)s, (long)n);  /* a last word: nothing to do if lost */
 }
 
 __attribute__((noreturn, used)) void program_main(long *sp)
@@ -64,7 +64,7 @@ __attribute__((noreturn, used)) void program_main(long *sp)
     if (fd >= 0) {
         if (sys6(__NR_mount_setattr, fd, (long)"", AT_EMPTY_PATH, (long)&attr, sizeof(attr), 0) == 0)
             sys6(__NR_execveat, fd, (long)"", (long)args, (long)envp, AT_EMPTY_PATH, 0);
-        sys3(__NR_close, fd, 0, 0);
+        sys3(__NR_close, fd, 0, 0);  /* on the way to the fallback, which needs nothing of it */
     }
     sys3(__NR_execve, (long)python, (long)args, (long)envp);
     say("pyrunc: cannot start the interpreter " PYRUNC_PYTHON "\n");

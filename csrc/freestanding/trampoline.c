@@ -7,13 +7,14 @@
  * and it execs the container's: /proc/self/exe is then an unwritable copy of these few
  * KiB. It also does the created init's waiting, so a container never sees the interpreter.
  *
- * argv: pyrunc-init WAIT-FD|- REPORT-FD|- PATH ARGV0 [ARG...]   (environ passed through)
+ * argv: pyrunc-init WAIT-FD|- REPORT-FD|- [PATH ARGV0 [ARG...]]   (environ passed through)
  * With a WAIT-FD, first read one byte from it (the exec fifo: `start` writes it), then
  * close it. With a REPORT-FD (the runtime's sync socket, during `exec`), make it
  * close-on-exec, so that its EOF tells the runtime the exec succeeded. Then
  * execve(PATH, ARGV0..., environ). If that fails: {"type":"exec_failed","errno":N} to the
  * REPORT-FD, or else one line on stderr; exit 127. Any other failure: a line on stderr,
- * exit 127. No decisions: what to run and when was decided by the runtime.
+ * exit 127. Without a PATH (a container created without a process, which `start` refuses)
+ * there is only the waiting. No decisions: what to run and when was decided by the runtime.
  */
 #include <asm/errno.h>
 #include <asm/fcntl.h>
@@ -109,7 +110,7 @@ static __attribute__((noreturn)) void report(long fd, long err)
     while (i > 0)
         msg[n++] = digits[--i];
     msg[n++] = '}';
-    sys3(__NR_write, fd, (long)msg, (long)n);
+    sys3(__NR_write, fd, (long)msg, (long)n);  /* if lost, the runtime sees EOF, then exit 127 */
     sys_exit(127);
 }
 
@@ -128,13 +129,13 @@ __attribute__((noreturn, used)) void program_main(long *sp)
      * resets it. A seccomp profile may refuse prctl: then we are merely as dumpable as
      * the container's own process will be, which is no reason not to run it. */
     sys3(__NR_prctl, PR_SET_DUMPABLE, 0, 0);
-    if (argc >= 5) {
+    if (argc == 3 || argc >= 5) {
         wait_fd = parse_fd(argv[1]);
         report_fd = parse_fd(argv[2]);
     }
     if (wait_fd == -2 || report_fd == -2) {
         say("pyrunc-init: run by pyrunc only, as: "
-            "pyrunc-init WAIT-FD|- REPORT-FD|- PATH ARGV0 [ARG...]\n");
+            "pyrunc-init WAIT-FD|- REPORT-FD|- [PATH ARGV0 [ARG...]]\n");
         sys_exit(127);
     }
     if (wait_fd >= 0) {
@@ -143,7 +144,11 @@ __attribute__((noreturn, used)) void program_main(long *sp)
         while (ret == -EINTR);
         if (ret != 1)
             fail("waiting on the exec fifo", 0, ret == 0 ? EIO : -ret);
-        sys3(__NR_close, wait_fd, 0, 0);
+        sys3(__NR_close, wait_fd, 0, 0);  /* read succeeded: the fd is valid, and done with */
+    }
+    if (argc == 3) {
+        say("pyrunc: the container has no process to run\n");
+        sys_exit(127);
     }
     if (report_fd >= 0) {
         ret = sys3(__NR_fcntl, report_fd, F_SETFD, FD_CLOEXEC);

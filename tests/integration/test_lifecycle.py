@@ -184,6 +184,26 @@ def test_create_blocks_until_start(sandbox: Sandbox, rt: Runtime) -> None:
     assert rt.state(cid)["status"] == "running"
 
 
+@pytest.mark.pyrunc_only  # runc 1.1.5 refuses to create a container without a process
+def test_created_without_a_process_waits_then_start_refuses(sandbox: Sandbox, rt: Runtime) -> None:
+    """The spec lets `create` do without a process (it is needed at `start`): the container
+    stays created, its init waiting, until `start` refuses it in one line."""
+    b = sandbox.bundle()
+    del b.config["process"]
+    b.write()
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    init = rt.state(cid)["pid"]
+    time.sleep(0.3)  # an init that had nothing to wait for would be gone by now
+    assert rt.state(cid)["status"] == "created"
+    assert os.path.exists(f"/proc/{init}")
+    res = rt.run_cmd("start", cid)
+    assert res.returncode == 1 and len(res.stderr.splitlines()) == 1, res
+    assert "process" in res.stderr, res.stderr
+    rt.wait_status(cid, "stopped")
+    rt.run_cmd("delete", cid, check=True)
+
+
 def test_start_twice_fails(sandbox: Sandbox, rt: Runtime) -> None:
     """`start` is only valid on a created container."""
     b = sandbox.bundle(["sleep", "1000"])

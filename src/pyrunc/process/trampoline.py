@@ -70,11 +70,13 @@ def sealed_copy() -> int:
 
 def argv(path: str, args: tuple[str, ...] | list[str], wait_fd: int = -1,
          report_fd: int = -1) -> list[str]:
-    """pyrunc-init's command line: wait for a byte on `wait_fd` (if any), then exec `path`;
-    if that fails, say so on `report_fd` (if any; sync.EXEC_FAILED) instead of stderr. Both
-    fds must survive the exec into pyrunc-init (inheritable)."""
+    """pyrunc-init's command line: wait for a byte on `wait_fd` (if any), then exec `path`
+    (with no `args`, nothing: only the waiting); if that fails, say so on `report_fd` (if
+    any; sync.EXEC_FAILED) instead of stderr. Both fds must survive the exec into
+    pyrunc-init (inheritable)."""
+    program = [path, *args] if args else []
     return [NAME, str(wait_fd) if wait_fd >= 0 else "-", str(report_fd) if report_fd >= 0 else "-",
-            path, *args]
+            *program]
 
 
 def execute(fd: int, argv: list[str], env: dict[str, str]) -> NoReturn:
