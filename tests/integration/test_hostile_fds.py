@@ -396,6 +396,16 @@ def test_runtime_processes_run_a_read_only_interpreter(sandbox: Sandbox, rt: Run
 
 
 @pytest.mark.pyrunc_only
+def test_launcher_without_the_privilege_execs_the_interpreter_plainly(rt: Runtime) -> None:
+    """Without CAP_SYS_ADMIN there is no private mount to make: the launcher falls back to
+    exec'ing the interpreter by its path (commands that need no privilege still work)."""
+    _runtime_interpreter(rt)  # (skips a runtime that has none)
+    res = subprocess.run(["setpriv", "--bounding-set=-sys_admin", rt.binary, "--version"],
+                         capture_output=True, text=True, timeout=CMD_TIMEOUT)
+    assert res.returncode == 0 and res.stdout.startswith("pyrunc version"), res
+
+
+@pytest.mark.pyrunc_only
 def test_interpreter_opened_from_a_container_stays_unwritable(sandbox: Sandbox, rt: Runtime) -> None:
     """A container granted CAP_SYS_PTRACE opens /proc/1/exe of an init that is still
     Python (a created init with startContainer hooks waits in Python) and keeps the fd in
