@@ -331,8 +331,10 @@ class Runtime:
         try:
             if fg is not None and self._wants_proxy(opts):
                 ours, theirs = fg.console_pair()
-                with theirs:
+                try:
                     c = self.create(container_id, _replace(opts, console_fd=theirs.fileno()))
+                finally:
+                    theirs.close()
                 fg.take_master(ours)
             else:
                 c = self.create(container_id, opts)

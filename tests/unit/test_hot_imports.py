@@ -37,14 +37,17 @@ CREATE_PATH = ("pyrunc.cli.fast", "pyrunc.runtime", "pyrunc.options", "pyrunc.sp
                "pyrunc.spec.schema", "pyrunc.spec.fastcheck", "pyrunc.process.parent",
                "pyrunc.process.init", "pyrunc.process.hooks", "pyrunc.process.foreground",
                "pyrunc.linux.rootfs", "pyrunc.linux.capabilities", "pyrunc.linux.seccomp",
-               "pyrunc.linux.terminal", "pyrunc.cgroups.v1", "pyrunc.cgroups.v2",
+               "pyrunc.linux.terminal", "pyrunc.linux.network", "pyrunc.linux.idmap",
+               "pyrunc.process.setns_init", "pyrunc.cgroups.v1", "pyrunc.cgroups.v2",
                "pyrunc.cgroups.resources", "pyrunc.cgroups.devices")
 
 
-def test_create_path_does_not_import_typing() -> None:
+@pytest.mark.parametrize("module", ["typing", "socket"])
+def test_create_path_does_not_import(module: str) -> None:
     """typing (with contextlib behind it) and its NamedTuple checks cost every create ~15 ms:
-    the records come from pyrunc.records, annotations stay unevaluated."""
-    probe = f"import sys\nfor m in {CREATE_PATH!r}:\n    __import__(m)\nprint('typing' in sys.modules)"
+    the records come from pyrunc.records, annotations stay unevaluated. socket (its enums,
+    selectors, array) costs create and exec 6-8 ms: pyrunc.unixsock uses _socket."""
+    probe = f"import sys\nfor m in {CREATE_PATH!r}:\n    __import__(m)\nprint({module!r} in sys.modules)"
     res = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0, res.stderr

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 
+from pyrunc import unixsock
 from pyrunc.errors import SystemError_
 from pyrunc.linux import syscalls as sc
 from pyrunc.linux.namespaces import write_id_maps
@@ -74,7 +74,7 @@ def _userns_with(i: int, uid_maps: tuple[IDMapping, ...], gid_maps: tuple[IDMapp
     """An fd of a new user namespace with these maps, held by nothing else.
 
     A child unshares it and waits; we write its maps, open its namespace, and let it go."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ours, theirs = unixsock.pair(unixsock.SOCK_SEQPACKET)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child only unshares and waits
         try:

@@ -25,12 +25,11 @@ from __future__ import annotations
 import errno
 import json
 import os
-import socket
 from collections.abc import Mapping
 from functools import lru_cache
 from pyrunc.records import NamedTuple
 
-from pyrunc import OCI_VERSION
+from pyrunc import OCI_VERSION, unixsock
 from pyrunc.errors import SpecError, SystemError_, UnsupportedError
 from pyrunc.linux import syscalls as sc
 
@@ -391,20 +390,22 @@ def send_listener(listener_path: str, listener_fd: int, state_json: bytes, metad
     agent's AF_UNIX stream socket at `listener_path`, over one connection closed after.
     `state_json` is the runtime state (runtime.md); `pid` defaults to its "pid"."""
     payload = process_state(state_json, metadata, pid)
+    s = unixsock.Socket(unixsock.AF_UNIX, unixsock.SOCK_STREAM)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-            s.settimeout(timeout)
-            s.connect(listener_path)
-            # The fds travel with the first sendmsg only; the rest is plain payload.
-            sent = socket.send_fds(s, [payload], [listener_fd])
-            if sent < len(payload):
-                s.sendall(payload[sent:])
-    except socket.timeout:
+        s.settimeout(timeout)
+        s.connect(listener_path)
+        # The fds travel with the first sendmsg only; the rest is plain payload.
+        sent = unixsock.send_fds(s, payload, [listener_fd])
+        if sent < len(payload):
+            s.sendall(payload[sent:])
+    except TimeoutError:
         raise SystemError_(f"cannot send the seccomp listener fd to {listener_path}: timed out",
                            errno.ETIMEDOUT) from None
     except OSError as exc:
         raise SystemError_.from_oserror(f"cannot send the seccomp listener fd to {listener_path}",
                                         exc) from None
+    finally:
+        s.close()
 
 
 def features() -> dict[str, Any]:

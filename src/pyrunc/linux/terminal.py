@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import struct
 import termios
 
+from pyrunc import unixsock
 from pyrunc.errors import SystemError_
 from pyrunc.linux import syscalls as sc
+from pyrunc.unixsock import Socket
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
@@ -57,9 +58,9 @@ def bind_console(slave_path: str) -> None:
         raise SystemError_.from_oserror("cannot bind the terminal over /dev/console", exc) from None
 
 
-def send_master(console: socket.socket, master: int, name: str) -> None:
+def send_master(console: Socket, master: int, name: str) -> None:
     try:
-        socket.send_fds(console, [name.encode()], [master])
+        unixsock.send_fds(console, name.encode(), [master])
     except OSError as exc:
         raise SystemError_.from_oserror("cannot send the pty master to the console socket", exc) from None
 
@@ -71,20 +72,20 @@ def setup(console_fd: int, size: tuple[int, int] | None, console_dev: bool) -> N
         set_size(master, size)
         if console_dev:
             bind_console(path)
-        with socket.socket(fileno=console_fd) as console:
+        console = unixsock.adopt(console_fd)
+        try:
             send_master(console, master, path)
+        finally:
+            console.close()
         make_stdio(slave)
     finally:
         os.close(master)
         os.close(slave)
 
 
-def connect(path: str) -> socket.socket:
+def connect(path: str) -> Socket:
     """The runtime side: connect to the caller's console socket before the container starts."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        return unixsock.connect(path)
     except OSError as exc:
-        sock.close()
         raise SystemError_.from_oserror(f"cannot connect to console socket {path}", exc) from None
-    return sock

@@ -11,10 +11,12 @@ import fcntl
 import os
 import select
 import signal
-import socket
 import termios
 import tty
 from types import FrameType
+
+from pyrunc import unixsock
+from pyrunc.unixsock import Socket
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -53,12 +55,12 @@ class Foreground:
 
     # -- terminal --------------------------------------------------------------------------
 
-    def console_pair(self) -> tuple[socket.socket, socket.socket]:
+    def console_pair(self) -> tuple[Socket, Socket]:
         """Our end and the end to hand to the container as its console socket."""
-        return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        return unixsock.pair(unixsock.SOCK_STREAM)
 
-    def take_master(self, ours: socket.socket) -> None:
-        _msg, fds, _flags, _addr = socket.recv_fds(ours, 4096, 1)
+    def take_master(self, ours: Socket) -> None:
+        _msg, fds = unixsock.recv_fds(ours, 4096, 1)
         ours.close()
         if not fds:
             raise OSError(errno.EPROTO, "no pty master received from the container")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 from pyrunc.records import NamedTuple
 
 import prctl
@@ -22,6 +21,7 @@ from pyrunc.linux import namespaces, network, procfs, rootfs, terminal
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, hooks, sync, trampoline
 from pyrunc.spec.config import Config, Hooks, Process
+from pyrunc.unixsock import Socket
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class InitOptions(NamedTuple):
     trampoline_fd: int = -1  # the sealed pyrunc-init (process/trampoline.py)
 
 
-def report(sock: socket.socket, exc: BaseException) -> None:
+def report(sock: Socket, exc: BaseException) -> None:
     if isinstance(exc, PyruncError):
         sync.send_error(sock, exc.msg, exc.errno)
     elif isinstance(exc, OSError):
@@ -50,7 +50,7 @@ def report(sock: socket.socket, exc: BaseException) -> None:
         sync.send_error(sock, f"internal error: {type(exc).__name__}: {exc}", errno.EIO)
 
 
-def stage_main(sock: socket.socket, cfg: Config, opts: InitOptions) -> NoReturn:
+def stage_main(sock: Socket, cfg: Config, opts: InitOptions) -> NoReturn:
     code = 1
     try:
         _stage(sock, cfg, opts)
@@ -83,7 +83,7 @@ def _become_root(where: str) -> None:
                                         exc) from None
 
 
-def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
+def _stage(sock: Socket, cfg: Config, opts: InitOptions) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
     prctl.set_dumpable(False)
     close_inherited({sock.fileno(), opts.console_fd, opts.trampoline_fd, *opts.idmapped.values()},
@@ -135,7 +135,7 @@ def _stage(sock: socket.socket, cfg: Config, opts: InitOptions) -> None:
     sync.send(sock, sync.INIT_PID, pid=pid)
 
 
-def init_main(sock: socket.socket, cfg: Config, opts: InitOptions) -> NoReturn:
+def init_main(sock: Socket, cfg: Config, opts: InitOptions) -> NoReturn:
     try:
         proc, path, env = _init(sock, cfg, opts)
     except BaseException as exc:  # noqa: BLE001
@@ -148,7 +148,7 @@ _fifo_fd = -1
 _hook_state = ""
 
 
-def _init(sock: socket.socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, dict[str, str]]:
+def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, dict[str, str]]:
     # Speak only after the stage has told the runtime our pid: the runtime says go.
     sync.recv(sock, sync.GO)
     # Without a process the container can still be created (the spec requires one only at

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 from pyrunc.records import NamedTuple
 
@@ -17,6 +16,7 @@ from pyrunc.errors import SystemError_
 from pyrunc.process import execute, sync, trampoline
 from pyrunc.process.init import InitOptions, stage_main
 from pyrunc.spec.config import Config, Process
+from pyrunc.unixsock import Socket
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         psock.close()
 
 
-def _fork_stage(child: Callable[[socket.socket], NoReturn]) -> tuple[int, socket.socket]:
+def _fork_stage(child: Callable[[Socket], NoReturn]) -> tuple[int, Socket]:
     """Fork the container-side stage, connected by a fresh sync socketpair; returns its pid
     and our end. The child never returns (it runs `child` on its end)."""
     psock, csock = sync.socketpair()

@@ -10,7 +10,6 @@ an error message with errno.
 from __future__ import annotations
 
 import os
-import socket
 
 import prctl
 
@@ -19,6 +18,7 @@ from pyrunc.linux import namespaces, terminal
 from pyrunc.process import execute, sync
 from pyrunc.process.init import close_inherited, report
 from pyrunc.spec.config import Process
+from pyrunc.unixsock import Socket
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def _differs(pid: int, name: str) -> bool:
         return False
 
 
-def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: int,
+def stage_main(sock: Socket, init_pid: int, proc: Process, preserve_fds: int,
                console_fd: int, trampoline_fd: int, seccomp: Any = None) -> NoReturn:
     code = 1
     try:
@@ -74,7 +74,7 @@ def stage_main(sock: socket.socket, init_pid: int, proc: Process, preserve_fds: 
         os._exit(code)
 
 
-def _child(sock: socket.socket, proc: Process, console_fd: int, trampoline_fd: int,
+def _child(sock: Socket, proc: Process, console_fd: int, trampoline_fd: int,
            seccomp: Any) -> NoReturn:
     try:
         if proc.terminal:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
+from pyrunc import unixsock
 from pyrunc.errors import PyruncError, SystemError_
+from pyrunc.unixsock import Socket
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -36,30 +37,30 @@ class InitDied(SystemError_):
     """The other side vanished without a word (killed, e.g. by the OOM killer)."""
 
 
-def socketpair() -> tuple[socket.socket, socket.socket]:
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+def socketpair() -> tuple[Socket, Socket]:
+    return unixsock.pair(unixsock.SOCK_SEQPACKET)
 
 
-def send(sock: socket.socket, kind: str, **fields: Any) -> None:
+def send(sock: Socket, kind: str, **fields: Any) -> None:
     sock.send(json.dumps({"type": kind, **fields}).encode())
 
 
-def send_fd(sock: socket.socket, kind: str, fd: int, **fields: Any) -> None:
+def send_fd(sock: Socket, kind: str, fd: int, **fields: Any) -> None:
     """A message carrying one fd (SCM_RIGHTS); the receiver finds it under "fd"."""
-    socket.send_fds(sock, [json.dumps({"type": kind, **fields}).encode()], [fd])
+    unixsock.send_fds(sock, json.dumps({"type": kind, **fields}).encode(), [fd])
 
 
-def send_error(sock: socket.socket, msg: str, errno: int) -> None:
+def send_error(sock: Socket, msg: str, errno: int) -> None:
     try:
         send(sock, ERROR, msg=msg, errno=errno)
     except OSError:
         pass  # the runtime is gone; nobody to tell
 
 
-def recv(sock: socket.socket, expect: str, *also: str) -> dict[str, Any]:
+def recv(sock: Socket, expect: str, *also: str) -> dict[str, Any]:
     """Receive one message of type `expect` (or one of `also`); an error message or EOF raises."""
     try:
-        data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, 1)
+        data, fds = unixsock.recv_fds(sock, MAX_MSG, 1)
     except ConnectionResetError:
         data, fds = b"", []
     if not data:
@@ -74,13 +75,13 @@ def recv(sock: socket.socket, expect: str, *also: str) -> dict[str, Any]:
     return msg
 
 
-def wait_exec(sock: socket.socket, program: str,
+def wait_exec(sock: Socket, program: str,
               on_listener: Callable[[int], None] | None = None) -> None:
     """The child's pyrunc-init makes this socket close-on-exec before it execs `program`:
     EOF means the exec succeeded; an EXEC_FAILED message, that it did not."""
     while True:
         try:
-            data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, 1)
+            data, fds = unixsock.recv_fds(sock, MAX_MSG, 1)
         except ConnectionResetError:
             data, fds = b"", []
         if not data:
