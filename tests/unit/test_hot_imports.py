@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HEAVY = ("json", "re", "enum", "typing", "click", "dataclasses", "shutil", "subprocess",
+HEAVY = ("json", "re", "enum", "typing", "click", "dataclasses", "shutil", "subprocess", "socket",
          "pyrunc.spec.config", "pyrunc.spec.schema", "pyrunc._native")
 
 PROBE = """
@@ -47,7 +47,8 @@ def test_create_path_does_not_import(module: str) -> None:
     """typing (with contextlib behind it) and its NamedTuple checks cost every create ~15 ms:
     the records come from pyrunc.records, annotations stay unevaluated. socket (its enums,
     selectors, array) costs create and exec 6-8 ms: pyrunc.unixsock uses _socket."""
-    probe = f"import sys\nfor m in {CREATE_PATH!r}:\n    __import__(m)\nprint({module!r} in sys.modules)"
+    probe = (f"import sys\nfor m in {CREATE_PATH!r}:\n    __import__(m)\n"
+             f"print({module!r} in sys.modules)")
     res = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True,
                          timeout=60)
     assert res.returncode == 0, res.stderr
