@@ -51,12 +51,8 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
     `at_pid(init_pid)` runs as soon as the init exists, before it does anything (to record
     it); `at_hooks(init_pid)` runs the runtime's hooks when the init reaches that point and
     returns the state JSON the init's own hooks get."""
-    tfd = trampoline.sealed_copy()
-    try:
-        opts = opts._replace(trampoline_fd=tfd)
-        stage, psock = _fork_stage(lambda csock: stage_main(csock, cfg, opts))
-    finally:
-        os.close(tfd)  # the stage has its own
+    stage, psock = _fork_stage(
+        lambda csock, tfd: stage_main(csock, cfg, opts._replace(trampoline_fd=tfd)))
     init_pid = 0
     try:
         cgroup.apply(stage)
@@ -97,17 +93,23 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         psock.close()
 
 
-def _fork_stage(child: Callable[[Socket], NoReturn]) -> tuple[int, Socket]:
+def _fork_stage(child: Callable[[Socket, int], NoReturn]) -> tuple[int, Socket]:
     """Fork the container-side stage, connected by a fresh sync socketpair; returns its pid
-    and our end. The child never returns (it runs `child` on its end)."""
-    psock, csock = sync.socketpair()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    stage = os.fork()
-    if stage == 0:
-        execute.reset_signals_after_fork()
-        psock.close()
-        child(csock)
+    and our end. The child never returns: it runs `child` on its end and on the sealed
+    pyrunc-init that everything it starts must exec through (process/trampoline.py), made
+    here, before the fork, so its pages are charged to us and not to the container."""
+    tfd = trampoline.sealed_copy()
+    try:
+        psock, csock = sync.socketpair()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stage = os.fork()
+        if stage == 0:
+            execute.reset_signals_after_fork()
+            psock.close()
+            child(csock, tfd)
+    finally:
+        os.close(tfd)  # the stage has its own
     csock.close()
     return stage, psock
 
@@ -132,12 +134,8 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
                on_listener: Callable[[int, int], None] | None = None) -> int:
     """Start a process inside a running container; returns its host pid once it has exec'd."""
     from pyrunc.process import setns_init
-    tfd = trampoline.sealed_copy()
-    try:
-        stage, psock = _fork_stage(lambda csock: setns_init.stage_main(
-            csock, init_pid, proc, preserve_fds, console_fd, tfd, seccomp))
-    finally:
-        os.close(tfd)
+    stage, psock = _fork_stage(lambda csock, tfd: setns_init.stage_main(
+        csock, init_pid, proc, preserve_fds, console_fd, tfd, seccomp))
     pid = 0
     try:
         cgroup.apply(stage)
