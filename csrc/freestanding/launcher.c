@@ -30,15 +30,6 @@
 static const char python[] = PYRUNC_PYTHON;
 static const char script[] = PYRUNC_MAIN;
 
-static void say(const char *s)
-{
-    unsigned long n = 0;
-
-    while (s[n])
-        n++;
-    sys3(__NR_write, 2, (long)s, (long)n);  /* a last word: nothing to do if lost */
-}
-
 __attribute__((noreturn, used)) void program_main(long *sp)
 {
     long argc = sp[0] <= MAX_ARGS ? sp[0] : 0;

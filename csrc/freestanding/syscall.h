@@ -1,9 +1,10 @@
-/* Raw system calls and the entry point for pyrunc's freestanding programs (no libc: the
- * trampoline is copied into a memfd on every create and exec, and the launcher starts
- * every runtime call, so both are kept to a few KiB and a few system calls). */
+/* Raw system calls, the entry point and a line on stderr for pyrunc's freestanding programs
+ * (no libc: the trampoline is copied into a memfd on every create and exec, and the
+ * launcher starts every runtime call, so both are kept to a few KiB and a few syscalls). */
 #ifndef PYRUNC_FREESTANDING_SYSCALL_H
 #define PYRUNC_FREESTANDING_SYSCALL_H
 
+#include <asm/errno.h>
 #include <asm/unistd.h>
 
 /* Each program defines program_main(sp): sp points at argc, argv..., NULL, envp..., NULL. */
@@ -65,6 +66,32 @@ static inline long sys6(long nr, long a, long b, long c, long d, long e, long f)
 static inline long sys3(long nr, long a, long b, long c)
 {
     return sys6(nr, a, b, c, 0, 0, 0);
+}
+
+static inline unsigned long length(const char *s)
+{
+    unsigned long n = 0;
+
+    while (s[n])
+        n++;
+    return n;
+}
+
+/* A line on stderr, said before exiting: if it cannot be written there is nothing to do. */
+static inline void say(const char *s)
+{
+    unsigned long n = length(s);
+
+    while (n > 0) {
+        long w = sys3(__NR_write, 2, (long)s, (long)n);
+
+        if (w == -EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (unsigned long)w;
+    }
 }
 
 static inline __attribute__((noreturn)) void sys_exit(long code)

@@ -21,31 +21,6 @@
 #include <linux/prctl.h>
 #include "syscall.h"
 
-static unsigned long length(const char *s)
-{
-    unsigned long n = 0;
-
-    while (s[n])
-        n++;
-    return n;
-}
-
-static void say(const char *s)
-{
-    unsigned long n = length(s);
-
-    while (n > 0) {
-        long w = sys3(__NR_write, 2, (long)s, (long)n);
-
-        if (w == -EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        s += w;
-        n -= (unsigned long)w;
-    }
-}
-
 static const char *describe(long err)
 {
     switch (err) {
