@@ -51,6 +51,10 @@ def loads(text: str | bytes) -> Any:
         obj, end = scan(text, start)
     except StopIteration:
         raise ValueError(f"not JSON at character {start}") from None
+    except SystemError:
+        # _json raises its errors as json.decoder.JSONDecodeError, which it looks up in
+        # sys.modules only: with `json` not imported, an error comes out as SystemError.
+        raise ValueError("not valid JSON") from None
     finally:
         _Decoding.memo.clear()
     if text[end:].strip(_WS):

@@ -123,13 +123,15 @@ class Runtime:
 
     # -- create / start / run ------------------------------------------------------------------
 
-    def create(self, container_id: str, opts: CreateOptions) -> Container:
+    def create(self, container_id: str, opts: CreateOptions, cfg: Config | None = None) -> Container:
+        """Create the container from `opts.bundle`, or from `cfg` already loaded from it."""
         from pyrunc.linux import capabilities, terminal
         from pyrunc.process import hooks, parent
         from pyrunc.process.init import InitOptions
-        from pyrunc.spec.load import load_bundle
         validate_id(container_id)
-        cfg = load_bundle(opts.bundle)
+        if cfg is None:
+            from pyrunc.spec.load import load_bundle
+            cfg = load_bundle(opts.bundle)
         self._check_supported(cfg, opts)
         caps = cfg.process.capabilities if cfg.process else None
         for name in capabilities.unknown(caps):
@@ -322,6 +324,9 @@ class Runtime:
         import prctl
 
         from pyrunc.process.foreground import Foreground
+        from pyrunc.spec.load import load_bundle
+        validate_id(container_id)
+        cfg = load_bundle(opts.bundle)
         fg: Foreground | None = None
         ours = None
         if not detach:
@@ -329,15 +334,17 @@ class Runtime:
             prctl.set_child_subreaper(True)
             fg = Foreground()
         try:
-            if fg is not None and self._wants_proxy(opts):
+            # A foreground run of a terminal process with no console socket: we are the console.
+            if fg is not None and cfg.process is not None and cfg.process.terminal \
+                    and not opts.console_socket:
                 ours, theirs = fg.console_pair()
                 try:
-                    c = self.create(container_id, _replace(opts, console_fd=theirs.fileno()))
+                    c = self.create(container_id, _replace(opts, console_fd=theirs.fileno()), cfg)
                 finally:
                     theirs.close()
                 fg.take_master(ours)
             else:
-                c = self.create(container_id, opts)
+                c = self.create(container_id, opts, cfg)
             try:
                 self.start(container_id)
             except BaseException:
@@ -354,18 +361,6 @@ class Runtime:
         if not keep:
             self._destroy(c)
         return code
-
-    @staticmethod
-    def _wants_proxy(opts: CreateOptions) -> bool:
-        """A foreground run of a terminal process with no console socket: we are the console."""
-        from pyrunc.spec.load import load_bundle
-        if opts.console_socket:
-            return False
-        try:
-            proc = load_bundle(opts.bundle).process
-        except PyruncError:
-            return False  # create reports it properly
-        return proc is not None and proc.terminal
 
     # -- exec ----------------------------------------------------------------------------------
 

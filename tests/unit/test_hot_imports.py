@@ -34,7 +34,8 @@ def test_hot_commands_import_nothing_heavy(tmp_path: object, argv: list[str]) ->
 
 
 CREATE_PATH = ("pyrunc.cli.fast", "pyrunc.runtime", "pyrunc.options", "pyrunc.spec.load",
-               "pyrunc.spec.schema", "pyrunc.spec.fastcheck", "pyrunc.process.parent",
+               "pyrunc.spec.schema", "pyrunc.spec.fastcheck", "pyrunc.spec.patterns",
+               "pyrunc.process.parent",
                "pyrunc.process.init", "pyrunc.process.hooks", "pyrunc.process.foreground",
                "pyrunc.linux.rootfs", "pyrunc.linux.capabilities", "pyrunc.linux.seccomp",
                "pyrunc.linux.terminal", "pyrunc.linux.network", "pyrunc.linux.idmap",
@@ -42,11 +43,14 @@ CREATE_PATH = ("pyrunc.cli.fast", "pyrunc.runtime", "pyrunc.options", "pyrunc.sp
                "pyrunc.cgroups.resources", "pyrunc.cgroups.devices")
 
 
-@pytest.mark.parametrize("module", ["typing", "socket"])
+@pytest.mark.parametrize("module", ["typing", "socket", "json", "re", "enum", "signal",
+                                    "collections", "functools"])
 def test_create_path_does_not_import(module: str) -> None:
     """typing (with contextlib behind it) and its NamedTuple checks cost every create ~15 ms:
     the records come from pyrunc.records, annotations stay unevaluated. socket (its enums,
-    selectors, array) costs create and exec 6-8 ms: pyrunc.unixsock uses _socket."""
+    selectors, array) costs create and exec 6-8 ms: pyrunc.unixsock uses _socket. re (with
+    enum, functools and collections) costs ~9 ms, json ~4 ms more: configs are read with
+    pyrunc.jsonio and the schema's patterns tested by pyrunc.spec.patterns."""
     probe = (f"import sys\nfor m in {CREATE_PATH!r}:\n    __import__(m)\n"
              f"print({module!r} in sys.modules)")
     res = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True,

@@ -44,3 +44,17 @@ def test_malformed_is_a_value_error(text: str) -> None:
 def test_unserializable_is_a_type_error() -> None:
     with pytest.raises(TypeError):
         jsonio.dumps({"a": object()})
+
+
+def test_malformed_is_a_value_error_without_json_imported() -> None:
+    """_json words its errors with json.decoder, which it only finds if something imported
+    it; the create path does not (test_hot_imports), and must still get a ValueError."""
+    import subprocess
+    import sys
+    probe = ("import sys\nfrom pyrunc import jsonio\nassert 'json' not in sys.modules\n"
+             "for text in ('{', '[1,]', '{\"a\" 1}', '[1] x', '{\"a\": tru}'):\n"
+             "    try:\n        jsonio.loads(text)\n    except ValueError:\n        pass\n"
+             "    else:\n        raise SystemExit(f'accepted {text!r}')\nprint('ok')")
+    res = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True,
+                         timeout=60)
+    assert res.stdout.strip() == "ok", res.stderr

@@ -8,11 +8,11 @@ and so the unit tests can pin each one down without a cgroup filesystem.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from _collections_abc import Mapping  # collections.abc without importing collections
 
 from pyrunc.errors import SpecError, UsageError
 from pyrunc.spec.config import DeviceRule, Resources, ThrottleDevice
+from pyrunc.spec.patterns import PLAIN
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -118,11 +118,11 @@ def io_max_v2(r: Resources) -> list[str]:
 
 # -- hugetlb, rdma, net ---------------------------------------------------------------------
 
-_PAGE_SIZE = re.compile(r"^[1-9][0-9]*[KMGTPE]B$")
+_PAGE_SIZE = PLAIN["^[1-9][0-9]*[KMGTPE]B$"]  # the schema's own pattern, without re
 
 
 def hugetlb_file(page_size: str, v2: bool) -> str:
-    if not _PAGE_SIZE.match(page_size):
+    if not _PAGE_SIZE(page_size):
         raise SpecError(f"hugepageLimits: invalid page size {page_size!r}")
     return f"hugetlb.{page_size}.max" if v2 else f"hugetlb.{page_size}.limit_in_bytes"
 
@@ -156,7 +156,7 @@ def is_empty(r: Resources) -> bool:
 
 
 _RAM_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_RAM = re.compile(r"^(\d+(?:\.\d+)?) ?([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
+_RAM = r"^(\d+(?:\.\d+)?) ?([kmgtp]?)(?:i?b)?$"
 
 
 def parse_size(text: str, flag: str) -> int:
@@ -164,7 +164,8 @@ def parse_size(text: str, flag: str) -> int:
     text = text.strip()
     if text == "-1":
         return -1
-    m = _RAM.match(text)
+    import re  # only `update` parses sizes
+    m = re.match(_RAM, text, re.IGNORECASE)
     if m is None:
         raise UsageError(f"invalid value for {flag}: {text!r} (a size like 512m, 1g or bytes)")
     return int(float(m.group(1)) * _RAM_UNITS[m.group(2).lower()])

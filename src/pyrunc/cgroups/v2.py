@@ -53,17 +53,11 @@ class V2Manager:
             except OSError as exc:
                 raise SystemError_.from_oserror(f"cannot create cgroup {cur}", exc) from None
 
-    def apply(self, pid: int) -> None:
-        for attempt in range(5):
-            try:
-                write(os.path.join(self.dir, "cgroup.procs"), str(pid))
-                return
-            except OSError as exc:
-                if exc.errno == errno.EINVAL and attempt < 4:
-                    time.sleep(0.03)  # a task still in TASK_NEW
-                    continue
-                raise SystemError_.from_oserror(f"cannot add pid {pid} to cgroup {self.dir}",
-                                                exc) from None
+    def join(self) -> None:
+        try:
+            write(os.path.join(self.dir, "cgroup.procs"), "0")
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot join cgroup {self.dir}", exc) from None
 
     # -- limits ---------------------------------------------------------------------------
 

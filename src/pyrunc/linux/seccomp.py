@@ -23,13 +23,11 @@ libseccomp attributes for LOG and SPEC_ALLOW are set too so that libseccomp chec
 from __future__ import annotations
 
 import errno
-import json
 import os
-from collections.abc import Mapping
-from functools import lru_cache
+from _collections_abc import Mapping  # collections.abc without importing collections
 from pyrunc.records import NamedTuple
 
-from pyrunc import OCI_VERSION, unixsock
+from pyrunc import OCI_VERSION, jsonio, unixsock
 from pyrunc.errors import SpecError, SystemError_, UnsupportedError
 from pyrunc.linux import syscalls as sc
 
@@ -135,12 +133,16 @@ def _uint(value: object, path: str, top: int) -> int:
     return value
 
 
-@lru_cache(maxsize=None)
+_actions_avail: dict[int, bool] = {}
+
+
 def _kernel_has_action(base: int) -> bool:
-    try:
-        return sc.seccomp_action_avail(base)
-    except OSError:  # no SECCOMP_GET_ACTION_AVAIL (before 4.14): let libseccomp judge
-        return True
+    if base not in _actions_avail:
+        try:
+            _actions_avail[base] = sc.seccomp_action_avail(base)
+        except OSError:  # no SECCOMP_GET_ACTION_AVAIL (before 4.14): let libseccomp judge
+            _actions_avail[base] = True
+    return _actions_avail[base]
 
 
 def _action(raw: Mapping[str, Any], key: str, errno_key: str, path: str) -> tuple[str, int]:
@@ -370,7 +372,7 @@ def load(f: CompiledFilter) -> int | None:
 
 def process_state(state_json: bytes, metadata: str = "", pid: int | None = None) -> bytes:
     """The spec's container process state (config-linux.md) for one listener fd."""
-    state = json.loads(state_json)
+    state = jsonio.loads(state_json)
     if not isinstance(state, dict):
         raise ValueError("the container state must be a JSON object")
     doc: dict[str, Any] = {
@@ -381,7 +383,7 @@ def process_state(state_json: bytes, metadata: str = "", pid: int | None = None)
     if metadata:
         doc["metadata"] = metadata
     doc["state"] = state
-    return json.dumps(doc).encode()
+    return jsonio.dumps(doc).encode()
 
 
 def send_listener(listener_path: str, listener_fd: int, state_json: bytes, metadata: str = "",

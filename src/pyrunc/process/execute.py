@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 import os
 import resource
-import signal
+
+import _signal as signal  # `signal` without its enums (see pyrunc/cli/signals.py)
 
 from pyrunc.errors import SystemError_
 from pyrunc.linux import capabilities, procfs

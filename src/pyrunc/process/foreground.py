@@ -10,16 +10,17 @@ import errno
 import fcntl
 import os
 import select
-import signal
 import termios
 import tty
-from types import FrameType
+
+import _signal as signal  # `signal` without its enums (see pyrunc/cli/signals.py)
 
 from pyrunc import unixsock
 from pyrunc.unixsock import Socket
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
+    from types import FrameType
     from typing import Any
 
 # Signals passed on to the container rather than acted on here.

@@ -10,8 +10,8 @@ it is a warning.
 
 from __future__ import annotations
 
-import json
 
+from pyrunc import jsonio
 from pyrunc.errors import PyruncError
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import trampoline
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 def state_json(state: dict[str, Any], status: str) -> str:
-    return json.dumps({**state, "status": status})
+    return jsonio.dumps({**state, "status": status})
 
 
 def run(phase: str, hooks: Sequence[Hook], state: str, *, first_index: int = 0,

@@ -1,7 +1,7 @@
 """The container side: the stage process that sets up namespaces, and the init.
 
-The runtime forks the *stage*; it becomes non-dumpable, waits until the runtime
-has put it in the container's cgroup, joins or creates the namespaces and forks
+The runtime forks the *stage*; it becomes non-dumpable, joins the container's
+cgroup (itself: see cgroups.Manager.join), joins or creates the namespaces and forks
 the *init* (pid 1 of a new pid namespace), then exits. The init builds the rootfs,
 switches to the container's user, reports READY and blocks on the exec fifo
 until `start`, then execs the container process. Every failure before READY is
@@ -27,6 +27,8 @@ TYPE_CHECKING = False  # typing is for the type checker: its import costs every 
 if TYPE_CHECKING:
     from typing import Any, Mapping, NoReturn
 
+    from pyrunc.cgroups import Manager
+
 
 class InitOptions(NamedTuple):
     fifo_path: str
@@ -50,10 +52,10 @@ def report(sock: Socket, exc: BaseException) -> None:
         sync.send_error(sock, f"internal error: {type(exc).__name__}: {exc}", errno.EIO)
 
 
-def stage_main(sock: Socket, cfg: Config, opts: InitOptions) -> NoReturn:
+def stage_main(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> NoReturn:
     code = 1
     try:
-        _stage(sock, cfg, opts)
+        _stage(sock, cfg, opts, cgroup)
         code = 0
     except BaseException as exc:  # noqa: BLE001 - everything is reported to the runtime
         report(sock, exc)
@@ -83,12 +85,12 @@ def _become_root(where: str) -> None:
                                         exc) from None
 
 
-def _stage(sock: Socket, cfg: Config, opts: InitOptions) -> None:
+def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
     prctl.set_dumpable(False)
     close_inherited({sock.fileno(), opts.console_fd, opts.trampoline_fd, *opts.idmapped.values()},
                     3 + opts.preserve_fds)
-    sync.recv(sock, sync.GO)
+    cgroup.join()  # before the namespaces: a new cgroup namespace is rooted where we are
     # The exec fifo, opened while we are still host root in the host's mount namespace (the
     # init inherits it), for reading AND writing, so this neither blocks nor ever sees EOF:
     # `start` writes one byte and the init's read of it is the go. Only the fifo itself is

@@ -1,4 +1,4 @@
-"""The host side of starting a container's init: fork, cgroup, id maps, READY.
+"""The host side of starting a container's init: fork, id maps, hooks, READY.
 
 Forks happen from the single-threaded CLI process; the container side never
 re-executes the interpreter.
@@ -7,14 +7,15 @@ re-executes the interpreter.
 from __future__ import annotations
 
 import os
-import signal
 import sys
-from pyrunc.records import NamedTuple
+
+import _signal as signal  # `signal` without its enums (see pyrunc/cli/signals.py)
 
 from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
 from pyrunc.process import execute, sync, trampoline
 from pyrunc.process.init import InitOptions, stage_main
+from pyrunc.records import NamedTuple
 from pyrunc.spec.config import Config, Process
 from pyrunc.unixsock import Socket
 
@@ -52,11 +53,9 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
     it); `at_hooks(init_pid)` runs the runtime's hooks when the init reaches that point and
     returns the state JSON the init's own hooks get."""
     stage, psock = _fork_stage(
-        lambda csock, tfd: stage_main(csock, cfg, opts._replace(trampoline_fd=tfd)))
+        lambda csock, tfd: stage_main(csock, cfg, opts._replace(trampoline_fd=tfd), cgroup))
     init_pid = 0
     try:
-        cgroup.apply(stage)
-        sync.send(psock, sync.GO)
         userns = cfg.linux.namespace("user")
         if userns is not None and userns.path is None:
             sync.recv(psock, sync.USERNS_READY)
@@ -135,11 +134,9 @@ def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
     """Start a process inside a running container; returns its host pid once it has exec'd."""
     from pyrunc.process import setns_init
     stage, psock = _fork_stage(lambda csock, tfd: setns_init.stage_main(
-        csock, init_pid, proc, preserve_fds, console_fd, tfd, seccomp))
+        csock, init_pid, proc, cgroup, preserve_fds, console_fd, tfd, seccomp))
     pid = 0
     try:
-        cgroup.apply(stage)
-        sync.send(psock, sync.GO)
         pid = int(sync.recv(psock, sync.INIT_PID)["pid"])
         os.waitpid(stage, 0)
         stage = 0

@@ -1,7 +1,7 @@
 """`exec`: a new process that joins a running container (namespaces, cgroup, settings).
 
-Same two-step shape as create: the runtime forks a stage, puts it in the
-container's cgroup; the stage joins the init's namespaces (user first, mount
+Same two-step shape as create: the runtime forks a stage, which joins the
+container's cgroup, then the init's namespaces (user first, mount
 last) and forks the process, which applies the spec Process and execs. Success
 is the sync socket closing on exec (it is close-on-exec); a failure arrives as
 an error message with errno.
@@ -24,6 +24,8 @@ TYPE_CHECKING = False  # typing is for the type checker: its import costs every 
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
+    from pyrunc.cgroups import Manager
+
 # /proc/PID/ns names in join order.
 _NS_FILES = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"),
              ("pid", "pid"), ("cgroup", "cgroup"), ("time", "time"), ("mount", "mnt"))
@@ -36,14 +38,14 @@ def _differs(pid: int, name: str) -> bool:
         return False
 
 
-def stage_main(sock: Socket, init_pid: int, proc: Process, preserve_fds: int,
+def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
                console_fd: int, trampoline_fd: int, seccomp: Any = None) -> NoReturn:
     code = 1
     try:
         prctl.set_dumpable(False)
         execute.set_affinity(proc.cpu_affinity_initial)
         close_inherited({sock.fileno(), console_fd, trampoline_fd}, 3 + preserve_fds)
-        sync.recv(sock, sync.GO)
+        cgroup.join()  # the initial affinity lasts until here: joining a cpuset resets it
         fds = []
         for ns_type, name in _NS_FILES:
             if _differs(init_pid, name):

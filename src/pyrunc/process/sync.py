@@ -7,10 +7,9 @@ here as PyruncError with that errno, so the user sees the child's reason.
 
 from __future__ import annotations
 
-import json
 import os
 
-from pyrunc import unixsock
+from pyrunc import jsonio, unixsock
 from pyrunc.errors import PyruncError, SystemError_
 from pyrunc.unixsock import Socket
 
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 MAX_MSG = 1 << 20
 
 # Message types, named for what they announce.
-GO = "go"                          # runtime -> stage: cgroup joined, carry on
+GO = "go"                          # runtime -> init: its pid is recorded, carry on
 USERNS_READY = "userns_ready"      # stage -> runtime: write my id maps now
 MAPPINGS_DONE = "mappings_done"    # runtime -> stage
 INIT_PID = "init_pid"              # stage -> runtime: {"pid": host pid of the init}
@@ -42,12 +41,12 @@ def socketpair() -> tuple[Socket, Socket]:
 
 
 def send(sock: Socket, kind: str, **fields: Any) -> None:
-    sock.send(json.dumps({"type": kind, **fields}).encode())
+    sock.send(jsonio.dumps({"type": kind, **fields}).encode())
 
 
 def send_fd(sock: Socket, kind: str, fd: int, **fields: Any) -> None:
     """A message carrying one fd (SCM_RIGHTS); the receiver finds it under "fd"."""
-    unixsock.send_fds(sock, json.dumps({"type": kind, **fields}).encode(), [fd])
+    unixsock.send_fds(sock, jsonio.dumps({"type": kind, **fields}).encode(), [fd])
 
 
 def send_error(sock: Socket, msg: str, errno: int) -> None:
@@ -65,7 +64,7 @@ def recv(sock: Socket, expect: str, *also: str) -> dict[str, Any]:
         data, fds = b"", []
     if not data:
         raise InitDied("container init exited before it was ready (no error reported)")
-    msg: dict[str, Any] = json.loads(data)
+    msg: dict[str, Any] = jsonio.loads(data)
     if fds:
         msg["fd"] = fds[0]
     if msg.get("type") == ERROR:
@@ -86,7 +85,7 @@ def wait_exec(sock: Socket, program: str,
             data, fds = b"", []
         if not data:
             return
-        msg: dict[str, Any] = json.loads(data)
+        msg: dict[str, Any] = jsonio.loads(data)
         if msg.get("type") == LISTENER and fds:
             try:
                 if on_listener is not None:

@@ -19,17 +19,19 @@ int, never a bool or 1.0). Hence:
   produce (a tuple, a dict or str subclass, a Decimal) the check gives up and answers False,
   leaving the verdict to jsonschema. So `True` always means jsonschema would accept.
 
-Imports only json and re (and typing helpers); the schema file is read on the first check.
+Imports nothing heavy: the schema is parsed with pyrunc.jsonio, and the schemas' patterns
+are tested without `re` (pyrunc.spec.patterns); the schema file is read on the first check.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Mapping, Sequence
+from pyrunc import jsonio
+from pyrunc.spec.patterns import PLAIN
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
+    import re
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any
 
     Check = Callable[[Any], bool]
@@ -307,14 +309,18 @@ class _Compiler:
         pattern = schema.get("pattern")
         if pattern is not None and not isinstance(pattern, str):
             raise UnsupportedSchema(f"{where}: pattern must be a string")
-        # Compiled on first use: most configs never reach most patterns, and re.compile is slow.
+        plain = PLAIN.get(pattern) if pattern is not None else None
+        # Compiled on first use: most configs never reach most patterns, and re is slow.
         compiled: list[re.Pattern[str]] = []
 
         def check(x: str) -> bool:
             if len(x) < low or (high is not None and len(x) > high):
                 return False
+            if plain is not None:
+                return plain(x)
             if pattern is not None:
                 if not compiled:
+                    import re
                     compiled.append(re.compile(pattern))
                 if compiled[0].search(x) is None:  # jsonschema: re.search(pattern, instance)
                     return False
@@ -395,7 +401,7 @@ def checker(name: str) -> Check:
         from pyrunc.spec.schema import _schema_bytes  # that module imports this one
 
         try:
-            found = compile_schema(json.loads(_schema_bytes(name)))
+            found = compile_schema(jsonio.loads(_schema_bytes(name)))
         except UnsupportedSchema as exc:
             found = exc
         _compiled[name] = found

@@ -17,17 +17,17 @@ jsonschema is gone: a hit cost 4+ ms, mostly hashlib's import, more than fastche
 from __future__ import annotations
 
 import errno
-import json
 import os
-import re
-from collections.abc import Iterable
-from functools import lru_cache
 
+from pyrunc import jsonio
 from pyrunc.errors import PyruncError, SpecError
 from pyrunc.spec import fastcheck
 
-TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+# typing is for the type checker, and json, re and functools are for wording an invalid
+# config only: each import costs every create.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any
 
     from jsonschema.exceptions import ValidationError
@@ -38,7 +38,8 @@ __all__ = ["validate_config", "validate_state", "schema_path", "CONFIG_SCHEMA", 
 CONFIG_SCHEMA = "config-schema.json"
 STATE_SCHEMA = "state-schema.json"
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENT_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_IDENT_REST = _IDENT_START | frozenset("0123456789")
 _MAX_REPR = 72
 
 
@@ -60,22 +61,32 @@ def schema_path(name: str) -> str:
     raise PyruncError(f"schema {name} not found in {where}", errno.ENOENT)
 
 
-@lru_cache(maxsize=None)
+_read: dict[str, bytes] = {}
+_validators: dict[str, Validator] = {}
+
+
 def _schema_bytes(name: str) -> bytes:
     """Raw schema text, read once per process (fastcheck and jsonschema both compile from it)."""
-    try:
-        with open(schema_path(name), "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise PyruncError(f"reading schema {name}: {exc.strerror or exc}", exc.errno) from exc
+    if name not in _read:
+        try:
+            with open(schema_path(name), "rb") as f:
+                _read[name] = f.read()
+        except OSError as exc:
+            raise PyruncError(f"reading schema {name}: {exc.strerror or exc}", exc.errno) from exc
+    return _read[name]
 
 
-@lru_cache(maxsize=None)
 def _validator(name: str) -> Validator:
-    """Build the validator once per process; this is where jsonschema gets imported."""
+    """The validator, built once per process; this is where jsonschema gets imported."""
+    if name not in _validators:
+        _validators[name] = _build_validator(name)
+    return _validators[name]
+
+
+def _build_validator(name: str) -> Validator:
     import jsonschema.validators
 
-    schema: dict[str, Any] = json.loads(_schema_bytes(name))
+    schema: dict[str, Any] = jsonio.loads(_schema_bytes(name))
     base = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     # JSON Schema counts 1.0 as an integer; Go (runc, the spec's bindings) and the syscalls
     # these values end up in do not, so integers must really be ints.
@@ -200,8 +211,8 @@ def _format_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _IDENT.fullmatch(part):
+        elif part and part[0] in _IDENT_START and all(c in _IDENT_REST for c in part):
             out += f".{part}" if out else part
         else:
-            out += f"[{json.dumps(part)}]"
+            out += f"[{jsonio.dumps(part)}]"
     return out

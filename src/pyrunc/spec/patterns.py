@@ -1,0 +1,106 @@
+"""The `pattern`s of pyrunc's schemas as plain string tests, so a create never imports `re`.
+
+`re` (with enum, functools and collections behind it) costs ~9 ms to import on the
+machines we measure, most of what fastcheck saves over jsonschema. Each function here
+answers exactly what `re.search(pattern, s) is not None` answers for every str `s`
+(test_patterns.py checks that against `re` with generated strings). One rule of `re`
+matters throughout: without MULTILINE, `$` matches at the end and also just before a
+final newline, so "CAP_KILL\\n" matches "^CAP_[A-Z_]+$". A pattern not listed here is
+still checked with `re` by fastcheck.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
+if TYPE_CHECKING:
+    from typing import Callable
+
+_DIGITS = frozenset("0123456789")
+_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ALNUM_DASH = _DIGITS | _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz-")
+
+
+def _before_end(s: str) -> str:
+    """What `...$` must match: the string less one final newline, if it has one. (The
+    patterns below match no newline, so matching the whole string instead is never needed.)"""
+    return s[:-1] if s.endswith("\n") else s
+
+
+def _only(s: str, allowed: frozenset[str]) -> bool:
+    return all(c in allowed for c in s)
+
+
+def _number(s: str) -> bool:
+    """0|[1-9][0-9]*"""
+    return s != "" and _only(s, _DIGITS) and (s == "0" or s[0] != "0")
+
+
+def _prefixed_upper(prefix: str, extra: frozenset[str]) -> Callable[[str], bool]:
+    """^PREFIX[A-Z...]+$"""
+    allowed = _UPPER | extra
+
+    def match(s: str) -> bool:
+        s = _before_end(s)
+        return s.startswith(prefix) and len(s) > len(prefix) and _only(s[len(prefix):], allowed)
+
+    return match
+
+
+def _semver(s: str) -> bool:
+    """Semantic Versioning 2.0.0: N.N.N, then -prerelease.idents, then +build.idents."""
+    s = _before_end(s)
+    main, plus, build = s.partition("+")
+    if plus and not all(part != "" and _only(part, _ALNUM_DASH) for part in build.split(".")):
+        return False
+    core, dash, pre = main.partition("-")
+    parts = core.split(".")
+    if len(parts) != 3 or not all(_number(p) for p in parts):
+        return False
+    if dash:
+        for ident in pre.split("."):
+            if ident == "" or not _only(ident, _ALNUM_DASH):
+                return False
+            if _only(ident, _DIGITS) and not _number(ident):
+                return False  # all digits: no leading zero
+    return True
+
+
+def _cpu_list(s: str) -> bool:
+    """^([0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)?$ -- "0-3,5", or empty."""
+    s = _before_end(s)
+    if s == "":
+        return True
+    for item in s.split(","):
+        low, dash, high = item.partition("-")
+        if low == "" or not _only(low, _DIGITS):
+            return False
+        if dash and (high == "" or not _only(high, _DIGITS)):
+            return False
+    return True
+
+
+def _page_size(s: str) -> bool:
+    """^[1-9][0-9]*[KMGTPE]B$ -- "2MB", "1GB"."""
+    s = _before_end(s)
+    return (len(s) >= 3 and s[0] in "123456789" and _only(s[1:-2], _DIGITS)
+            and s[-2] in "KMGTPE" and s[-1] == "B")
+
+
+def _access(s: str) -> bool:
+    """^[rwm]*$"""
+    return _only(_before_end(s), frozenset("rwm"))
+
+
+PLAIN: dict[str, Callable[[str], bool]] = {
+    "^/": lambda s: s.startswith("/"),
+    "^MB:": lambda s: s.startswith("MB:"),
+    "\n": lambda s: "\n" in s,
+    "^CAP_[A-Z_]+$": _prefixed_upper("CAP_", frozenset("_")),
+    "^RLIMIT_[A-Z]+$": _prefixed_upper("RLIMIT_", frozenset()),
+    "^[rwm]*$": _access,
+    "^[1-9][0-9]*[KMGTPE]B$": _page_size,
+    "^([0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)?$": _cpu_list,
+    ("^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)"
+     "(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?"
+     "(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"): _semver,
+}
