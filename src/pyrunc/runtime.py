@@ -321,7 +321,7 @@ class Runtime:
         os.unlink(fifo)
 
     def run(self, container_id: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
-        import prctl
+        import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
 
         from pyrunc.process.foreground import Foreground
         from pyrunc.spec.load import load_bundle
@@ -331,7 +331,7 @@ class Runtime:
         ours = None
         if not detach:
             # The init is forked by an intermediate process; as subreaper we get to wait for it.
-            prctl.set_child_subreaper(True)
+            _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
             fg = Foreground()
         try:
             # A foreground run of a terminal process with no console socket: we are the console.
@@ -368,7 +368,7 @@ class Runtime:
              pid_file: str | None = None, preserve_fds: int = 0,
              console_socket: str | None = None) -> int:
         """Run `proc` inside a running container; in the foreground, return its exit status."""
-        import prctl
+        import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
 
         from pyrunc.linux import terminal
         from pyrunc.process import parent
@@ -386,7 +386,7 @@ class Runtime:
         fg = None
         ours = None
         if not detach:
-            prctl.set_child_subreaper(True)
+            _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
             fg = Foreground()
         try:
             if console_socket:

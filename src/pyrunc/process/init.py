@@ -14,7 +14,7 @@ import errno
 import os
 from pyrunc.records import NamedTuple
 
-import prctl
+import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
 
 from pyrunc.errors import PyruncError, SystemError_
 from pyrunc.linux import namespaces, network, procfs, rootfs, terminal
@@ -87,7 +87,7 @@ def _become_root(where: str) -> None:
 
 def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
-    prctl.set_dumpable(False)
+    _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
     close_inherited({sock.fileno(), opts.console_fd, opts.trampoline_fd, *opts.idmapped.values()},
                     3 + opts.preserve_fds)
     cgroup.join()  # before the namespaces: a new cgroup namespace is rooted where we are
@@ -198,7 +198,7 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
     if linux.personality is not None:
         sc.personality(linux.personality)
     if proc.no_new_privileges:
-        prctl.set_no_new_privs(True)
+        _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
     path = execute.lookup(proc.args[0], env) if proc.args else ""
     # Anything inherited beyond stdio and --preserve-fds must not reach the container.
     sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)

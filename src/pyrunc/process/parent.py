@@ -62,11 +62,11 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
             _write_maps(stage, cfg)
             sync.send(psock, sync.MAPPINGS_DONE)
         init_pid = int(sync.recv(psock, sync.INIT_PID)["pid"])
-        os.waitpid(stage, 0)
-        stage = 0
         if at_pid is not None:
             at_pid(init_pid)
         sync.send(psock, sync.GO)
+        os.waitpid(stage, 0)  # it is exiting; reaped while the init works
+        stage = 0
         msg = sync.recv(psock, sync.READY, sync.HOOKS)
         if msg["type"] == sync.HOOKS:
             state = at_hooks(init_pid) if at_hooks is not None else "{}"

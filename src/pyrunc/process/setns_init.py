@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-import prctl
+import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
 
 from pyrunc.errors import SystemError_
 from pyrunc.linux import namespaces, terminal
@@ -42,7 +42,7 @@ def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, pres
                console_fd: int, trampoline_fd: int, seccomp: Any = None) -> NoReturn:
     code = 1
     try:
-        prctl.set_dumpable(False)
+        _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
         execute.set_affinity(proc.cpu_affinity_initial)
         close_inherited({sock.fileno(), console_fd, trampoline_fd}, 3 + preserve_fds)
         cgroup.join()  # the initial affinity lasts until here: joining a cpuset resets it
@@ -87,7 +87,7 @@ def _child(sock: Socket, proc: Process, console_fd: int, trampoline_fd: int,
         execute.set_rlimits(proc)
         execute.set_attributes(proc)
         if proc.no_new_privileges:
-            prctl.set_no_new_privs(True)
+            _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
         path = execute.lookup(proc.args[0], env)
         listener = execute.load_seccomp(seccomp, before_user=True, proc=proc)
         execute.become_user(proc)
