@@ -95,8 +95,23 @@ def _parametrized(test: Callable[..., object]) -> list[tuple[Any, ...]]:
 
 @pytest.mark.parametrize("name", [CONFIG_SCHEMA, STATE_SCHEMA])
 def test_shipped_schemas_compile(name: str) -> None:
-    """If this fails, validate_config still works, but loads jsonschema every time: extend fastcheck."""
+    """If this fails, validate_config still works, but loads jsonschema for the configs that
+    reach the unsupported part: extend fastcheck. (The runtime compiles lazily; this vets all.)"""
     assert callable(fastcheck.checker(name))
+    assert callable(fastcheck.compile_schema(json.loads(Path(schema_path(name)).read_text())))
+
+
+def test_lazy_compile_meets_an_unsupported_keyword_at_check_time() -> None:
+    """Lazily, a $defs entry is compiled when a value first reaches it: an unsupported keyword
+    there raises then (schema._check falls back to jsonschema), never a silent pass."""
+    document = {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}},
+                "$defs": {"A": {"type": "string", "format": "hostname"}}}
+    with pytest.raises(fastcheck.UnsupportedSchema, match="format"):
+        fastcheck.compile_schema(document)
+    check = fastcheck.compile_schema(document, lazy=True)
+    assert check({"b": 1})  # never reaches A
+    with pytest.raises(fastcheck.UnsupportedSchema, match="format"):
+        check({"a": "x"})
 
 
 def test_every_pattern_compiles() -> None:
