@@ -6,8 +6,7 @@ import errno
 import fcntl
 import os
 import select
-import struct
-import termios
+import sys
 import time
 
 TYPE_CHECKING = False  # typing is for the type checker only (it costs hot commands ~5 ms)
@@ -630,4 +629,6 @@ class Runtime:
 
 def _unread(fifo_fd: int) -> int:
     """Bytes written to the exec fifo that no reader has taken yet."""
-    return int(struct.unpack("i", fcntl.ioctl(fifo_fd, termios.FIONREAD, b"\0" * 4))[0])
+    import termios  # an extension module to load: only `start` needs it
+    return int.from_bytes(fcntl.ioctl(fifo_fd, termios.FIONREAD, b"\0" * 4), sys.byteorder,
+                          signed=True)
