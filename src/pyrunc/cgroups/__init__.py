@@ -67,17 +67,24 @@ class Manager(Protocol):
     def destroy(self) -> None: ...
 
 
+_mounts: list[tuple[str, str, list[str]]] = []
+
+
 def mountinfo() -> list[tuple[str, str, list[str]]]:
-    """(mount point, fs type, super options) of every cgroup mount of this process."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, _, post = line.partition(" - ")
-            fields = pre.split()
-            fstype, _source, superopts = post.split()[:3]
-            if fstype in ("cgroup", "cgroup2"):
-                out.append((fields[4], fstype, superopts.split(",")))
-    return out
+    """(mount point, fs type, super options) of every cgroup mount of this process.
+
+    Read once per process (a create asked four times): the host's cgroup mounts do not
+    change under one command, and a container's init, forked with this copy, wants the
+    host's view anyway."""
+    if not _mounts:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                pre, _, post = line.partition(" - ")
+                fields = pre.split()
+                fstype, _source, superopts = post.split()[:3]
+                if fstype in ("cgroup", "cgroup2"):
+                    _mounts.append((fields[4], fstype, superopts.split(",")))
+    return list(_mounts)
 
 
 def is_v2_host() -> bool:

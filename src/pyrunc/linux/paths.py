@@ -107,10 +107,26 @@ def _drop_cache() -> None:
 
 def mkdir_all(rootfd: int, path: str, mode: int = 0o755) -> int:
     """mkdir -p inside the root (through symlinks, which stay inside); returns an O_PATH fd."""
-    try:  # most mount points exist: one lookup, not a walk of ~4 syscalls per component
+    # Most mount points exist, or lack only their last component (a fresh tmpfs's
+    # subdirectories): one or three syscalls instead of a walk of ~4 per component.
+    try:
         return open_in_root(rootfd, path, os.O_PATH | os.O_DIRECTORY)
     except OSError:
-        pass  # missing, not a directory, or a magic link: the walk creates it, or says why
+        pass  # missing, not a directory, or a magic link
+    parent, leaf = posixpath.split(_rel(path))
+    try:
+        pfd = open_in_root(rootfd, parent or ".", os.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        pfd = -1
+    if pfd >= 0:
+        try:
+            os.mkdir(leaf, mode, dir_fd=pfd)  # EEXIST for a symlink there: the walk follows it
+            return open_in_root(rootfd, path, os.O_PATH | os.O_DIRECTORY)
+        except OSError:
+            pass
+        finally:
+            os.close(pfd)
+    # The walk: through symlinks (kept inside), creating what is missing, wording what is wrong.
     try:
         resolved = _resolve(rootfd, path)
     finally:
