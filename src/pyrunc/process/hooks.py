@@ -10,7 +10,6 @@ it is a warning.
 
 from __future__ import annotations
 
-
 from pyrunc import jsonio
 from pyrunc.errors import PyruncError
 from pyrunc.linux import syscalls as sc
