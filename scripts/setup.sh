@@ -2,6 +2,7 @@
 # Install pyrunc and what it needs on a Debian 12 machine, as root. Idempotent.
 #   scripts/setup.sh          the runtime only
 #   scripts/setup.sh --test   plus what the test suites need
+#   PYRUNC_PREFIX=/opt/x PYRUNC_LINK=0 scripts/setup.sh   another install, /usr/local/bin untouched
 # pyrunc goes into its own virtual environment (/opt/pyrunc by default, PYRUNC_PREFIX to
 # change it): a clean site-packages keeps interpreter start-up short, which is most of a
 # runtime call's latency. /usr/local/bin/pyrunc links to its entry point.
@@ -70,5 +71,6 @@ read -r -a cflags < "$here/csrc/freestanding/cflags"
 ${CC:-cc} "${cflags[@]}" -DPYRUNC_PYTHON="\"$python_real\"" -DPYRUNC_MAIN="\"$main\"" \
     -o "$prefix/bin/pyrunc.tmp" "$here/csrc/freestanding/launcher.c"
 mv -f "$prefix/bin/pyrunc.tmp" "$prefix/bin/pyrunc"
-ln -sf "$prefix/bin/pyrunc" /usr/local/bin/pyrunc
+# PYRUNC_LINK=0: a second install beside the main one (a work tree under test) leaves the link be.
+[[ ${PYRUNC_LINK:-1} == 0 ]] || ln -sf "$prefix/bin/pyrunc" /usr/local/bin/pyrunc
 echo "pyrunc installed: $("$prefix/bin/pyrunc" --version | head -1) at $prefix/bin/pyrunc"

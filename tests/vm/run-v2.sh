@@ -13,7 +13,8 @@
 # Environment:
 #   PYRUNC_BIN      runtime to test (default: this checkout, built into a scratch dir)
 #   PYRUNC_PYTHON   interpreter with pyrunc's dependencies (default /opt/pyrunc/bin/python)
-#   PYTEST_PYTHON   interpreter with pytest (default: python3 on PATH, resolved)
+#   PYTEST_PYTHON   interpreter with pytest (default: PYRUNC_PYTHON, the venv setup.sh --test made;
+#                   never whatever python3 a machine happens to have on PATH)
 #   RUN_IN_VM       the guest runner (default /work/shared/vm/run-in-vm.sh)
 #   V2_TIMEOUT      seconds before the guest is killed (default 330)
 #
@@ -24,7 +25,8 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$repo"
 vm=${RUN_IN_VM:-/work/shared/vm/run-in-vm.sh}
 pyrunc_python=${PYRUNC_PYTHON:-/opt/pyrunc/bin/python}
-pytest_python=${PYTEST_PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
+pytest_python=${PYTEST_PYTHON:-$pyrunc_python}
+[[ -x $pytest_python ]] || { echo "run-v2: no interpreter at $pytest_python (run scripts/setup.sh --test)" >&2; exit 125; }
 start=$SECONDS
 
 # A scratch dir on the host's root filesystem: the guest sees it (read-only), unlike /tmp.
