@@ -19,12 +19,21 @@ def _now() -> str:
 
 
 class Logger:
-    """Appends one line per record to the log file (or stderr when there is none)."""
+    """Appends one line per record to the log file (or stderr when there is none).
+
+    The file is created at once, as runc's is: a caller that tails --log (conmon, the
+    shims) finds it even when the command had nothing to say."""
 
     def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False) -> None:
         self.path = path
         self.fmt = fmt
         self.debug_enabled = debug
+        if path is not None:
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            except OSError as exc:
+                sys.stderr.write(f"pyrunc: cannot open log file {path}: {exc.strerror}\n")
+                self.path = None  # what would have gone there goes to stderr
 
     def _line(self, level: str, msg: str) -> str:
         if self.fmt == "json":

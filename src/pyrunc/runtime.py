@@ -136,15 +136,18 @@ class Runtime:
         for name in capabilities.unknown(caps):
             self.log.warning(f"capability {name} is unknown to this kernel or to pyrunc; skipped")
         for name in capabilities.unraisable_ambient(caps):
-            self.log.warning(f"ambient capability {name} is not both permitted and inheritable; skipped")
+            # `runc spec`'s own config asks for these; runc raises what it can, silently.
+            self.log.debug(f"ambient capability {name} is not both permitted and inheritable; skipped")
         cfg, listen_fds = _socket_activation(cfg)
         opts = _replace(opts, preserve_fds=opts.preserve_fds + listen_fds)
         compiled = None
         if cfg.linux.seccomp is not None:
             from pyrunc.linux import seccomp
             compiled = seccomp.compile_profile(cfg.linux.seccomp)
-            for warning in compiled.warnings:
-                self.log.warning(warning)
+            # Syscalls and architectures this libseccomp does not know: profiles are written
+            # for many kernels and hosts, and runc skips these at debug level too.
+            for note in compiled.warnings:
+                self.log.debug(note)
         if not os.path.isdir(cfg.root.path):
             raise SystemError_(f"rootfs ({cfg.root.path}) does not exist", errno.ENOENT)
         lock = self.store.claim(container_id)
@@ -219,6 +222,8 @@ class Runtime:
             self.store.save(record)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, init_pid)
+            self.log.debug(f"container {container_id} created: init pid {init_pid}, "
+                           f"cgroup {cgroup.path}")
             return Container(self.store, record)
         except BaseException:
             if init_pid:
@@ -253,8 +258,9 @@ class Runtime:
             if os.path.isdir("/sys/fs/selinux"):
                 raise UnsupportedError("config.json: process.selinuxLabel: SELinux labels are not "
                                        "supported by pyrunc yet")
-            # Labels mean nothing without SELinux: runc and crun go on, and so do we, saying so.
-            self.log.warning("SELinux is not enabled on this host: process.selinuxLabel and "
+            # Labels mean nothing without SELinux: runc and crun go on silently; we say so
+            # at debug level (there is nothing for the user to do about it).
+            self.log.debug("SELinux is not enabled on this host: process.selinuxLabel and "
                              "linux.mountLabel are ignored")
         if opts.console_socket and not cfg.process.terminal:
             raise UsageError("--console-socket needs process.terminal set to true in config.json")
@@ -273,6 +279,7 @@ class Runtime:
                 raise InvalidStateError("cannot start a container without a process "
                                         "(config.json has no process)")
             self._release(c)
+        self.log.debug(f"container {container_id} started: init pid {c.pid}")
         self._run_warn("poststart", c, "running")
 
     def _run_warn(self, phase: str, c: Container, status: str) -> None:
@@ -404,6 +411,8 @@ class Runtime:
                     console.close()
             if pid_file:
                 write_pid_file(pid_file, pid)
+            self.log.debug(f"exec in container {container_id}: pid {pid} runs "
+                           f"{' '.join(proc.args)!r}")
             if fg is None:
                 return 0
             if ours is not None:
