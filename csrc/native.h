@@ -37,6 +37,12 @@ int pr_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int
 int pr_ioprio_set(int which, int who, int ioprio);
 int pr_personality(unsigned long persona);
 
+/* keyring.c: keyctl(2) JOIN_SESSION_KEYRING (returns the keyring's serial), DESCRIBE
+ * (the bytes the kernel would write, NUL included), SETPERM. */
+long pr_keyctl_join_session_keyring(const char *name);
+long pr_keyctl_describe(int id, char *buf, unsigned long len);
+long pr_keyctl_setperm(int id, unsigned int perm);
+
 /* prctl.c */
 int pr_prctl(int option, unsigned long arg2, unsigned long arg3,
              unsigned long arg4, unsigned long arg5);

@@ -163,6 +163,7 @@ class Runtime:
                 annotations=dict(cfg.annotations), oci_version=cfg.oci_version,
                 new_pid_ns=any(ns.type == "pid" and ns.path is None for ns in cfg.linux.namespaces),
                 has_process=cfg.process is not None,
+                keyring="" if opts.no_new_keyring else f"_ses.{container_id}",
                 hooks={"poststart": hooks.to_records(cfg.hooks.poststart),
                        "poststop": hooks.to_records(cfg.hooks.poststop)},
             )
@@ -205,7 +206,8 @@ class Runtime:
                     from pyrunc.linux import idmap
                     idmapped = idmap.prepare(cfg.mounts)
                 init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds, console_fd,
-                                        compiled, idmapped)
+                                        compiled, idmapped,
+                                        keyring=record.keyring)
                 handle = parent.spawn(cfg, init_opts, cgroup, at_hooks, at_listener, at_pid)
             finally:
                 for fd in idmapped.values():
@@ -405,7 +407,7 @@ class Runtime:
             try:
                 pid = parent.spawn_exec(c.pid, proc, c.cgroup(), preserve_fds,
                                         console.fileno() if console else -1,
-                                        compiled, on_listener)
+                                        compiled, on_listener, c.record.keyring)
             finally:
                 if console is not None:
                     console.close()

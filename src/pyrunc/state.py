@@ -35,14 +35,14 @@ class Record:
 
     __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "cgroup_path",
                  "annotations", "owner", "oci_version", "new_pid_ns", "has_process", "hooks",
-                 "ready")
+                 "ready", "keyring")
 
     def __init__(self, id: str, pid: int, start_time: int, bundle: str, rootfs: str,
                  created: str, cgroup_path: str, annotations: dict[str, str] | None = None,
                  owner: str = "", oci_version: str = "", new_pid_ns: bool = True,
                  has_process: bool = True,
                  hooks: dict[str, list[dict[str, Any]]] | None = None,
-                 ready: bool = True) -> None:
+                 ready: bool = True, keyring: str = "") -> None:
         self.id = id
         self.pid = pid
         self.start_time = start_time  # /proc/PID/stat field 22: tells our init from a reused pid
@@ -59,6 +59,7 @@ class Record:
         # False from the moment the init exists (pid recorded) until it reported READY: a
         # create killed in between leaves an init that `state` and `delete` must still find.
         self.ready = ready
+        self.keyring = keyring  # the session keyring the init joined, which an exec joins too
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -176,6 +176,32 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
         raise _fail("close_range")
 
 
+def keyctl_join_session_keyring(name: str | None) -> int:
+    """Join (or create) the session keyring `name` (None: a new anonymous one); its serial."""
+    rc: int = lib.pr_keyctl_join_session_keyring(_b(name))
+    if rc < 0:
+        raise _fail("keyctl(JOIN_SESSION_KEYRING)", name)
+    return rc
+
+
+def keyctl_describe(key: int) -> str:
+    """KEYCTL_DESCRIBE: "type;uid;gid;perm;description"."""
+    size = 256
+    while True:
+        buf = ffi.new("char[]", size)
+        n: int = lib.pr_keyctl_describe(key, buf, size)
+        if n < 0:
+            raise _fail("keyctl(DESCRIBE)")
+        if n <= size:
+            return os.fsdecode(ffi.string(buf))
+        size = n
+
+
+def keyctl_setperm(key: int, perm: int) -> None:
+    if lib.pr_keyctl_setperm(key, perm) < 0:
+        raise _fail("keyctl(SETPERM)")
+
+
 PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2

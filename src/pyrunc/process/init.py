@@ -17,7 +17,7 @@ from pyrunc.records import NamedTuple
 import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
 
 from pyrunc.errors import PyruncError, SystemError_
-from pyrunc.linux import namespaces, network, procfs, rootfs, terminal
+from pyrunc.linux import keyring, namespaces, network, procfs, rootfs, terminal
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, hooks, sync, trampoline
 from pyrunc.spec.config import Config, Hooks, Process
@@ -38,6 +38,7 @@ class InitOptions(NamedTuple):
     seccomp: Any = None  # a seccomp.CompiledFilter, compiled by the runtime before the fork
     idmapped: Mapping[int, int] = {}  # mounts[i] -> its idmapped tree (never mutated)
     trampoline_fd: int = -1  # the sealed pyrunc-init (process/trampoline.py)
+    keyring: str = ""  # the session keyring to join ("_ses.<id>"); "" keeps the caller's
 
 
 def report(sock: Socket, exc: BaseException) -> None:
@@ -124,6 +125,10 @@ def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> Non
         sc.unshare(new_flags)
     except OSError as exc:
         raise SystemError_.from_oserror("cannot create namespaces", exc) from None
+    if opts.keyring:
+        # Here, as the container's root in its user namespace, so that the keyring is
+        # the container's; the init and all it starts inherit it (an exec joins none).
+        keyring.join(opts.keyring, userns is not None)
     if linux.time_offsets:
         # Only writable before the first process enters the new time namespace: our child.
         try:

@@ -130,11 +130,12 @@ def _cleanup(stage: int, init_pid: int) -> None:
 
 def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
                console_fd: int = -1, seccomp: Any = None,
-               on_listener: Callable[[int, int], None] | None = None) -> int:
-    """Start a process inside a running container; returns its host pid once it has exec'd."""
+               on_listener: Callable[[int, int], None] | None = None, keyring: str = "") -> int:
+    """Start a process inside a running container; returns its host pid once it has exec'd.
+    `keyring` names the container's session keyring, which it joins ("": keep ours)."""
     from pyrunc.process import setns_init
     stage, psock = _fork_stage(lambda csock, tfd: setns_init.stage_main(
-        csock, init_pid, proc, cgroup, preserve_fds, console_fd, tfd, seccomp))
+        csock, init_pid, proc, cgroup, preserve_fds, console_fd, tfd, seccomp, keyring))
     pid = 0
     try:
         pid = int(sync.recv(psock, sync.INIT_PID)["pid"])

@@ -14,7 +14,7 @@ import os
 import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
 
 from pyrunc.errors import SystemError_
-from pyrunc.linux import namespaces, terminal
+from pyrunc.linux import keyring, namespaces, terminal
 from pyrunc.process import execute, sync
 from pyrunc.process.init import close_inherited, report
 from pyrunc.spec.config import Process
@@ -39,7 +39,8 @@ def _differs(pid: int, name: str) -> bool:
 
 
 def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
-               console_fd: int, trampoline_fd: int, seccomp: Any = None) -> NoReturn:
+               console_fd: int, trampoline_fd: int, seccomp: Any = None,
+               keyring_name: str = "") -> NoReturn:
     code = 1
     try:
         _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
@@ -57,6 +58,10 @@ def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, pres
         for fd, ns_type, path in fds:
             namespaces.join(fd, ns_type, path)
             os.close(fd)
+        if keyring_name:
+            # The container's own, by name (the init made it searchable for this), as runc
+            # does: not the caller's, and nothing new.
+            keyring.join(keyring_name, False, set_perm=False)
         # The child may fail at once; its error must not reach the runtime before its pid
         # does, or the runtime could not reap it. It waits for this pipe to close.
         hold_r, hold_w = os.pipe2(os.O_CLOEXEC)
