@@ -173,3 +173,19 @@ def test_net_sysctl_refused_in_a_joined_host_netns(sandbox: Sandbox, rt: Runtime
     assert _host_sysctl(key) == value
     assert res.returncode == 1, "a net.* sysctl was accepted for a joined host network namespace"
     assert key in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_kernel_hostname_sysctl_refused(sandbox: Sandbox, rt: Runtime) -> None:
+    """kernel.hostname as a sysctl would fight the `hostname` field (runc 1.2+ refuses it,
+    naming the field); kernel.domainname has no such conflict and is set inside."""
+    b = sandbox.bundle(["cat", "/proc/sys/kernel/hostname"], hostname="box-a",
+                       linux={"sysctl": {"kernel.hostname": "box-b"}})
+    res = rt.run(b, sandbox.new_id())
+    assert res.returncode == 1, f"kernel.hostname was accepted: {res.stdout!r}"
+    assert "kernel.hostname" in res.stderr and "hostname" in res.stderr, res.stderr
+    assert len(res.stderr.splitlines()) == 1, res.stderr
+    assert "box-b" not in res.stdout
+    assert rt.list_ids() == []
+    out = sandbox.sh_ok("cat /proc/sys/kernel/domainname", hostname="box-a",
+                        linux={"sysctl": {"kernel.domainname": "example.test"}})
+    assert out == "example.test\n"

@@ -230,3 +230,21 @@ def test_network_namespace_only_loopback(sandbox: Sandbox) -> None:
     """A new network namespace has only lo."""
     out = sandbox.sh_ok("ls /sys/class/net")
     assert out.split() == ["lo"]
+
+
+def test_unknown_capability_names_warned_and_skipped(sandbox: Sandbox) -> None:
+    """Names this kernel does not know (UNKNOWN_CAP, CAP_FOO) are a warning and skipped, as
+    runc does (the runtime-spec's schema asks only for strings): the container runs with
+    exactly the known ones."""
+    known = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    names = [*known, "UNKNOWN_CAP", "CAP_FOO"]
+    caps = {k: names for k in ("bounding", "effective", "permitted")}
+    res = sandbox.sh("grep -E '^Cap(Bnd|Eff|Prm)' /proc/self/status",
+                     process={"capabilities": caps})
+    assert res.returncode == 0, res.stderr
+    st = _status_fields(res.stdout)
+    for key in ("CapBnd", "CapEff", "CapPrm"):
+        assert int(st[key], 16) == _cap_mask(known), (key, st[key])
+    warned = " ".join(e["msg"] for e in sandbox.rt.log_entries()
+                      if e.get("level") in ("warning", "warn"))
+    assert "UNKNOWN_CAP" in warned and "CAP_FOO" in warned, sandbox.rt.log_entries()

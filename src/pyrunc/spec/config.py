@@ -572,6 +572,9 @@ _SYSCTL_NS = (("net.", "network"), ("kernel.msg", "ipc"), ("kernel.sem", "ipc"),
 def _check_sysctls(linux: Linux) -> None:
     """Like runc: a sysctl is allowed only when the container has that namespace of its own."""
     for key, _value in linux.sysctl:
+        if key == "kernel.hostname":  # runc's words: setting it twice, two values to trust
+            raise _err(f"linux.sysctl[{key!r}]", "not allowed: it conflicts with the OCI "
+                       "'hostname' field (set hostname instead)")
         owner = next((ns for prefix, ns in _SYSCTL_NS if key.startswith(prefix)), None)
         if owner is None:
             raise _err(f"linux.sysctl[{key!r}]", "not a namespaced sysctl: it would change the host")
