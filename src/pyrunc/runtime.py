@@ -78,10 +78,11 @@ def _check_host_netns(cfg: Config) -> None:
 
 def _check_cgroup_unused(cg: Any) -> None:
     """A cgroup that already holds processes (another container's, or anything else) or is
-    frozen is refused: joining it would share limits, and our cleanup would kill its tasks."""
+    frozen is refused: joining it would share limits, and our cleanup would kill its tasks.
+    Every hierarchy counts (v1: a process in cpu:/x and memory:/x but not pids:/x too)."""
     if not cg.exists():
         return
-    pids = cg.pids()
+    pids = cg.occupants()
     if pids:
         raise InvalidStateError(f"cgroup {cg.path} is in use by {len(pids)} process(es) "
                                 f"(e.g. pid {pids[0]}): give the container its own linux.cgroupsPath")

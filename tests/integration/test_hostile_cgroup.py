@@ -154,3 +154,35 @@ def test_create_refuses_a_frozen_cgroup(sandbox: Sandbox, rt: Runtime, victim: V
         pytest.fail("create into a frozen cgroup hung (its init froze) instead of refusing")
     assert res.returncode == 1, "create accepted a frozen cgroup"
     assert "frozen" in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_create_refuses_a_cgroup_populated_outside_the_pids_hierarchy(
+        sandbox: Sandbox, rt: Runtime, victim: VictimCgroup) -> None:
+    """A foreign process in cpu:/x and memory:/x but not pids:/x (v1): still in use. The
+    container's limits must not land on it, and `delete --force` has nothing to fail on."""
+    v1 = {h.name: h / victim.rel for h in cgroup_hierarchies() if (h / victim.rel).is_dir()}
+    if not {"cpu", "memory", "pids"} <= set(v1):
+        pytest.skip("needs cgroup v1 cpu, memory and pids hierarchies")
+    victim.proc = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    for ctrl in ("cpu", "memory"):
+        (v1[ctrl] / "cgroup.procs").write_text(str(victim.proc.pid))
+    assert not (v1["pids"] / "cgroup.procs").read_text().split()
+    limit_before = (v1["memory"] / "memory.limit_in_bytes").read_text()
+    shares_before = (v1["cpu"] / "cpu.shares").read_text()
+    b = sandbox.bundle(["sleep", "60"], linux={
+        "cgroupsPath": victim.path,
+        "resources": {"memory": {"limit": 64 << 20}, "cpu": {"shares": 123}}})
+    cid = sandbox.new_id()
+    res = rt.create(b, cid, out_dir=sandbox.tmp / "out", check=False)
+    limit_after = (v1["memory"] / "memory.limit_in_bytes").read_text()
+    shares_after = (v1["cpu"] / "cpu.shares").read_text()
+    gone = rt.run_cmd("delete", "--force", cid)
+    assert victim.victim_alive(), "the runtime killed a process of a cgroup it did not make"
+    assert (limit_after, shares_after) == (limit_before, shares_before), (
+        "the container's limits were applied to the foreign process's cgroup")
+    assert res.returncode == 1, "create accepted a cgroup that holds a process in cpu and memory"
+    assert len(res.stderr.splitlines()) == 1 and "in use" in res.stderr, res.stderr
+    assert str(victim.proc.pid) in res.stderr, res.stderr
+    assert "busy" not in gone.stderr.lower(), gone.stderr
+    assert not (rt.root / cid).exists(), "a refused create left its state dir"
+    assert all(d.exists() for d in victim.dirs), "the runtime removed a cgroup it did not make"

@@ -416,6 +416,16 @@ class V1Manager:
         except FileNotFoundError:
             return []
 
+    def occupants(self) -> list[int]:
+        found: list[int] = []
+        for d in self._dirs():
+            try:
+                pids = read(os.path.join(d, "cgroup.procs")).split()
+            except FileNotFoundError:
+                continue
+            found.extend(p for p in map(int, pids) if p not in found)
+        return found
+
     def oom_killed(self) -> bool:
         d = self._dir("memory")
         return d is not None and count_in(os.path.join(d, "memory.oom_control"), "oom_kill") > 0

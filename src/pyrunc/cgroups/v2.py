@@ -322,6 +322,9 @@ class V2Manager:
         except FileNotFoundError:
             return []
 
+    def occupants(self) -> list[int]:
+        return self.pids()  # one unified directory
+
     def oom_killed(self) -> bool:
         return count_in(os.path.join(self.dir, "memory.events"), "oom_kill") > 0
 
