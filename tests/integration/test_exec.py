@@ -44,6 +44,25 @@ def test_exec_user_env_cwd(sandbox: Sandbox, rt: Runtime) -> None:
     assert res.stdout.split() == ["1000", "1000", "yes", "/etc"]
 
 
+def test_exec_user_with_no_access_to_cwd(sandbox: Sandbox, rt: Runtime) -> None:
+    """runc's own case (its PR 2086): the container runs as uid 42 in /root (0700, its own);
+    `exec --user 0` (without CAP_DAC_OVERRIDE) still starts there, since the cwd is entered
+    before the capabilities are dropped. A cwd missing in the container gives runc's error."""
+    b = sandbox.bundle(["sleep", "1000"], process={"cwd": "/root", "user": {"uid": 42, "gid": 42}})
+    os.chown(b.rootfs / "root", 42, 42)
+    os.chmod(b.rootfs / "root", 0o700)
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    res = rt.run_cmd("exec", "--user", "0", cid, "sh", "-c", "id -u; pwd")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["0", "/root"]
+    res = rt.run_cmd("exec", "--cwd", "/no/such/dir", cid, "true")
+    assert res.returncode != 0
+    assert 'chdir to cwd ("/no/such/dir") set in config.json failed: no such file or directory' \
+        in res.stderr, res.stderr
+
+
 def test_exec_process_in_container_cgroup(sandbox: Sandbox, rt: Runtime) -> None:
     """An exec'd process is placed in the container's cgroups: seen from the host its
     /proc/PID/cgroup ends in the config's cgroupsPath for every v1 controller."""

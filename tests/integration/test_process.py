@@ -4,6 +4,7 @@ compared with config.json."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -76,6 +77,20 @@ def test_args_passed_verbatim(sandbox: Sandbox) -> None:
 def test_cwd(sandbox: Sandbox) -> None:
     """process.cwd is the working directory."""
     assert sandbox.sh_ok("pwd", process={"cwd": "/etc"}) == "/etc\n"
+
+
+def test_cwd_entered_before_the_user_switch(sandbox: Sandbox) -> None:
+    """runc enters process.cwd while still privileged: a cwd that only root (with its
+    capabilities) may enter -- /root, 0700, owned by uid 42 -- works for uid 1000, which then
+    cannot list it; a cwd that does not exist in the rootfs of the exec'd process is refused
+    with runc's words."""
+    b = sandbox.bundle(["sh", "-c", "pwd; ls . >/dev/null 2>&1 || echo cannot-list"],
+                       process={"cwd": "/root", "user": {"uid": 1000, "gid": 1000}})
+    os.chown(b.rootfs / "root", 42, 42)
+    os.chmod(b.rootfs / "root", 0o700)
+    res = sandbox.rt.run(b, sandbox.new_id())
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["/root", "cannot-list"]
 
 
 def test_args_resolved_via_container_path(sandbox: Sandbox) -> None:

@@ -154,16 +154,32 @@ def lookup(name: str, env: dict[str, str]) -> str:
     raise SystemError_(f'exec: "{name}": executable file not found in $PATH', errno.ENOENT)
 
 
+def _chdir_error(cwd: str, exc: OSError) -> SystemError_:
+    reason = (exc.strerror or str(exc)).lower()  # runc's (Go's) words are lower case
+    return SystemError_(f'chdir to cwd ("{cwd}") set in config.json failed: {reason}',
+                        exc.errno or errno.EIO)
+
+
 def become_user(proc: Process) -> None:
-    """Switch to the container's user and capabilities (keeping the configured ones across
-    setuid), then go to the working directory as that user."""
+    """Enter the working directory while still privileged (runc's order: a cwd only root may
+    enter still works for a user that cannot), then switch to the container's user and
+    capabilities (keeping the configured ones across setuid). A cwd that only the user can
+    enter (root squashed, in a user namespace) is tried again as that user."""
+    entered = True
+    try:
+        os.chdir(proc.cwd)
+    except PermissionError:
+        entered = False
+    except OSError as exc:
+        raise _chdir_error(proc.cwd, exc) from None
     if proc.capabilities is not None:
         capabilities.drop_bounding(proc.capabilities)
     set_user(proc)
     if proc.capabilities is not None:
         capabilities.apply_sets(proc.capabilities)
     os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
-    try:
-        os.chdir(proc.cwd)
-    except OSError as exc:
-        raise SystemError_.from_oserror(f"cannot chdir to {proc.cwd}", exc) from None
+    if not entered:
+        try:
+            os.chdir(proc.cwd)
+        except OSError as exc:
+            raise _chdir_error(proc.cwd, exc) from None
