@@ -293,3 +293,23 @@ def test_hostile_etc_passwd_does_not_hang_create(sandbox: Sandbox, rt: Runtime, 
         assert "HOME=/" in (sandbox.tmp / "out" / f"{cid}.out").read_text()
     else:
         assert len(res.stderr.splitlines()) == 1 and "passwd" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("dest,target", [("proc", "tmp"), ("sys", "mnt"), ("proc", "/etc")])
+def test_proc_or_sys_symlink_in_image_refused(sandbox: Sandbox, rt: Runtime, dest: str,
+                                              target: str) -> None:
+    """An image whose /proc or /sys is a symlink (to a directory of the image): procfs or
+    sysfs would be mounted through it; runc refuses ("must be mounted on ordinary
+    directory"), and so must pyrunc: exit 1, one line, nothing created, the link untouched."""
+    b = sandbox.bundle(["true"])
+    link = b.rootfs / dest
+    link.rmdir()
+    os.symlink(target, link)
+    before = sorted(os.listdir(b.rootfs / target.lstrip("/")))
+    res = rt.run(b, sandbox.new_id())
+    assert res.returncode == 1, "procfs/sysfs was mounted through a symlink"
+    assert "must be mounted on ordinary directory" in res.stderr, res.stderr
+    assert len(res.stderr.splitlines()) == 1, res.stderr
+    assert os.readlink(link) == target
+    assert sorted(os.listdir(b.rootfs / target.lstrip("/"))) == before
+    assert rt.list_ids() == []

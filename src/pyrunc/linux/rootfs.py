@@ -190,8 +190,26 @@ def _mount_cgroup(rootfd: int, m: Mount, cgroupns: bool) -> None:
             os.close(top)
 
 
+def _check_ordinary_dir(rootfd: int, m: Mount) -> None:
+    """proc and sysfs only on a real directory, never through a symlink (or on a file) the
+    image put there: the old attacks swapped /proc for a link to a host path. runc's rule."""
+    try:
+        fd = paths.open_in_root(rootfd, m.destination, os.O_PATH | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return  # made as a directory below
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            return
+    finally:
+        os.close(fd)
+    raise SystemError_(f'cannot mount {m.type} on {m.destination}: filesystem "{m.type}" must '
+                       "be mounted on ordinary directory", errno.EINVAL)
+
+
 def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
     try:
+        if m.type in ("proc", "sysfs"):
+            _check_ordinary_dir(rootfd, m)
         if m.is_bind:
             _mount_bind(rootfd, m)
         elif m.type in ("cgroup", "cgroup2"):
