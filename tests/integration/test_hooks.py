@@ -59,6 +59,17 @@ def test_start_container_hook_runs_inside(sandbox: Sandbox) -> None:
     assert res.stdout.strip() == "pyrunc-test"
 
 
+def test_create_container_hook_runs_in_the_rootfs(sandbox: Sandbox) -> None:
+    """The runtime-spec (and runc): createContainer runs with the container's rootfs as its
+    working directory (a relative path there is the image's)."""
+    log = sandbox.host_dir("hooks") / "log"
+    b = sandbox.bundle(["true"], hooks={"createContainer": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"pwd > {log}; cat etc/rootfs-marker >> {log}"]}]})
+    res = sandbox.rt.run(b)
+    assert res.returncode == 0, res.stderr
+    assert log.read_text().splitlines() == [str(b.rootfs), "pyrunc-test-rootfs"]
+
+
 def test_failing_create_runtime_hook_fails_create(sandbox: Sandbox) -> None:
     log = sandbox.host_dir("hooks") / "log"
     b = sandbox.bundle(["true"], hooks={"createRuntime": [_hook(log, "cr", "exit 7")]})

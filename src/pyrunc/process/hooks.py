@@ -26,8 +26,9 @@ def state_json(state: dict[str, Any], status: str) -> str:
 
 
 def run(phase: str, hooks: Sequence[Hook], state: str, *, first_index: int = 0,
-        trampoline_fd: int = -1) -> None:
-    """Run the hooks in order; the first failure raises (naming the hook by its index).
+        trampoline_fd: int = -1, cwd: str | None = None) -> None:
+    """Run the hooks in order, in `cwd` if given; the first failure raises (naming the hook
+    by its index).
 
     Hooks run inside the container (createContainer, startContainer) are exec'd through
     the sealed pyrunc-init `trampoline_fd`, as the container's own process is: their path
@@ -44,7 +45,8 @@ def run(phase: str, hooks: Sequence[Hook], state: str, *, first_index: int = 0,
         try:
             res = subprocess.run(argv, executable=hook.path, input=state.encode(), env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 timeout=hook.timeout, close_fds=True, preexec_fn=through)
+                                 timeout=hook.timeout, close_fds=True, preexec_fn=through,
+                                 cwd=cwd)
         except subprocess.TimeoutExpired:
             raise PyruncError(f"{phase} hook #{i} ({hook.path}) timed out after {hook.timeout}s") from None
         except OSError as exc:

@@ -180,8 +180,9 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
         if h.prestart or h.create_runtime or h.create_container or h.start_container:
             sync.send(sock, sync.HOOKS)
             _hook_state = str(sync.recv(sock, sync.HOOKS_DONE)["state"])
+            # The spec (and runc): createContainer runs with the rootfs as its cwd.
             hooks.run("createContainer", h.create_container, _hook_state,
-                      trampoline_fd=opts.trampoline_fd)
+                      trampoline_fd=opts.trampoline_fd, cwd=cfg.root.path)
 
     if linux.namespace("mount") is not None:
         rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd, hook_point, opts.idmapped)
