@@ -60,6 +60,7 @@ unsigned int pr_seccomp_arch_resolve_name(const char *name);
 unsigned int pr_seccomp_arch_native(void);
 int pr_seccomp_arch_add(void *ctx, unsigned int arch_token);
 int pr_seccomp_syscall_resolve_name(const char *name);
+int pr_seccomp_syscall_resolve_name_arch(unsigned int arch_token, const char *name);
 int pr_seccomp_rule_add(void *ctx, unsigned int action, int syscall_nr, unsigned int count,
                         const unsigned int *arg, const unsigned int *op,
                         const unsigned long long *datum_a, const unsigned long long *datum_b);

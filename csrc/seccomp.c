@@ -65,6 +65,11 @@ int pr_seccomp_syscall_resolve_name(const char *name)
     return seccomp_syscall_resolve_name(name);
 }
 
+int pr_seccomp_syscall_resolve_name_arch(unsigned int arch_token, const char *name)
+{
+    return seccomp_syscall_resolve_name_arch(arch_token, name);
+}
+
 int pr_seccomp_rule_add(void *ctx, unsigned int action, int syscall_nr, unsigned int count,
                         const unsigned int *arg, const unsigned int *op,
                         const unsigned long long *datum_a, const unsigned long long *datum_b)

@@ -703,3 +703,174 @@ def test_container_exec_notify(sandbox: Any, tmp_path: Path) -> None:
     assert states[0]["pid"] == states[0]["state"]["pid"]  # the init
     assert states[1]["pid"] != states[0]["pid"]  # the exec'd process
     assert len(seen) == 1
+
+
+class ContinueAgent:
+    """An agent that takes the listener fd and answers every notification with CONTINUE
+    until every process of the filter is gone: a container that notifies on the syscalls the
+    runtime itself makes after loading the filter must still start and run to its end."""
+
+    def __init__(self, path: str) -> None:
+        self.agent = Agent(path)
+        self.path = path
+        self.count = 0
+        self.failure: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self.agent.accept()
+            fd = self.agent.fd
+            while True:
+                ready, _, _ = select.select([fd], [], [], 30)
+                if not ready:
+                    self.failure.append("no notification or hang-up within 30s")
+                    return
+                buf = bytearray(NOTIF.size)
+                try:
+                    fcntl.ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV, buf)
+                except OSError:
+                    return  # POLLHUP: the filter has no process left
+                nid = NOTIF.unpack(buf)[0]
+                self.count += 1
+                try:
+                    notif_send(fd, nid, flags=SECCOMP_USER_NOTIF_FLAG_CONTINUE)
+                except OSError:
+                    pass  # the process died meanwhile
+        except BaseException:  # noqa: BLE001 - reported by the test
+            self.failure.append(traceback.format_exc())
+
+    def close(self) -> None:
+        self.thread.join(35)
+        self.agent.close()
+
+
+@pytest.mark.usefixtures("runtime_seccomp")
+@pytest.mark.parametrize("syscall", ["openat", "read", "close", "execve"])
+def test_container_notify_runtime_syscalls(sandbox: Any, tmp_path: Path, syscall: str) -> None:
+    """SCMP_ACT_NOTIFY on a syscall the init itself makes after loading the filter, with
+    noNewPrivileges false (the filter is loaded early, before the user switch): the listener
+    fd must reach the agent before the init makes any syscall the filter could trap, or the
+    init blocks for good on a notification nobody can read (issue 16)."""
+    agent = ContinueAgent(str(tmp_path / "agent.sock"))
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": agent.path,
+               "syscalls": [{"names": [syscall], "action": "SCMP_ACT_NOTIFY"}]}
+    try:
+        b = sandbox.bundle(["sh", "-c", "cat /etc/hostname >/dev/null; echo done"],
+                           process={"noNewPrivileges": False},
+                           linux={"seccomp": profile})
+        res = sandbox.rt.run(b, sandbox.new_id(), timeout=60)
+    finally:
+        agent.close()
+    assert not agent.failure, agent.failure[0]
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "done\n"
+    assert agent.count > 0  # the container's own calls were notified and answered
+
+
+@pytest.mark.pyrunc_only
+@pytest.mark.usefixtures("runtime_seccomp")
+def test_container_notify_without_agent(sandbox: Any, tmp_path: Path) -> None:
+    """No agent listens at listenerPath: runc's words, naming the socket; nothing is left
+    (the sandbox's teardown checks processes, cgroup and state)."""
+    path = str(tmp_path / "nobody.sock")
+    profile = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": path,
+               "syscalls": [{"names": ["openat"], "action": "SCMP_ACT_NOTIFY"}]}
+    b = sandbox.bundle(["true"], process={"noNewPrivileges": False}, linux={"seccomp": profile})
+    cid = sandbox.new_id()
+    res = sandbox.rt.run(b, cid, timeout=60)
+    assert res.returncode == 1
+    line = res.stderr.strip().splitlines()[-1]
+    assert ("failed to connect with seccomp agent specified in the seccomp profile: "
+            f"{path}: ") in line, line
+    assert "No such file or directory" in line
+    assert cid not in sandbox.rt.list_ids()
+
+
+# --- syscalls the profile does not know: ENOSYS, as runc's patchbpf ------------------------
+
+NR_CLONE3 = 435
+NR_ACCT = 163
+
+RAWCALL_C = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        long nr = strtol(argv[i], NULL, 10);
+        errno = 0;
+        long rc = syscall(nr, 0, 0, 0, 0, 0, 0);
+        printf("%ld %ld %s\n", nr, rc, rc < 0 ? strerror(errno) : "ok");
+    }
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def rawcall(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A static program that makes the raw syscalls named by number on its command line and
+    prints `nr rc strerror` for each (busybox cannot)."""
+    d = tmp_path_factory.mktemp("rawcall")
+    (d / "rawcall.c").write_text(RAWCALL_C)
+    res = subprocess.run(["gcc", "-static", "-O1", "-o", str(d / "rawcall"), str(d / "rawcall.c")],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot build a static helper: {res.stderr.strip()[-200:]}")
+    return d / "rawcall"
+
+
+def older_profile(below: int, default_errno: int = errno.EPERM) -> dict[str, Any]:
+    """The engine profile as a profile of an older kernel would be: it names no syscall
+    numbered `below` or above (so neither clone3 nor anything newer)."""
+    profile = engine_profile()
+    with open("/usr/include/x86_64-linux-gnu/asm/unistd_64.h") as fh:
+        numbers = {p[1].removeprefix("__NR_"): int(p[2]) for p in (line.split() for line in fh)
+                   if len(p) == 3 and p[0] == "#define" and p[1].startswith("__NR_")}
+    for rule in profile["syscalls"]:
+        rule["names"] = [n for n in rule["names"] if numbers.get(n, 0) < below]
+    profile["syscalls"] = [r for r in profile["syscalls"] if r["names"]]
+    profile["defaultErrnoRet"] = default_errno
+    return profile
+
+
+def test_unknown_syscalls_are_enosys() -> None:
+    """Above the profile's highest syscall: ENOSYS (glibc's cue to fall back); a known
+    syscall the profile leaves out still gets the default errno."""
+    f = seccomp.compile_profile(older_profile(NR_CLONE3))
+
+    def body(_fd: int | None) -> dict[str, Any]:
+        return {"1000": raw_syscall(1000), "clone3": raw_syscall(NR_CLONE3, 0, 0),
+                "personality": raw_syscall(NR_PERSONALITY, 0x12345), "getppid": raw_syscall(NR_GETPPID)}
+
+    res = in_child(f, body).ok()
+    assert res["1000"] == [-1, errno.ENOSYS]
+    assert res["clone3"] == [-1, errno.ENOSYS]
+    assert res["personality"] == [-1, errno.EPERM]  # known, left out: the default errno
+    assert res["getppid"][1] == 0
+    # A default of ERRNO(ENOSYS) says it already: no stub (runc's generatePatch)
+    assert seccomp.compile_profile(older_profile(NR_CLONE3, errno.ENOSYS)).instructions < f.instructions
+
+
+@pytest.mark.usefixtures("runtime_seccomp")
+def test_container_unknown_syscalls_are_enosys(sandbox: Any, rawcall: Path) -> None:
+    """In a container: syscall 1000 and clone3 on a profile that does not name it fail with
+    ENOSYS; acct (known, left out of the profile) with the default EPERM."""
+    profile = older_profile(NR_CLONE3)
+    b = sandbox.bundle(["/rawcall", "1000", str(NR_CLONE3), str(NR_ACCT), str(NR_GETPPID)],
+                       linux={"seccomp": profile})
+    import shutil
+    shutil.copy(rawcall, b.rootfs / "rawcall")
+    res = sandbox.rt.run(b, sandbox.new_id())
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "1000 -1 Function not implemented"
+    assert lines[1] == f"{NR_CLONE3} -1 Function not implemented"
+    assert lines[2] == f"{NR_ACCT} -1 Operation not permitted"
+    assert lines[3].split()[0::2] == [str(NR_GETPPID), "ok"]

@@ -279,7 +279,10 @@ def test_every_action(rule: dict[str, Any], expect: int) -> None:
     default = "SCMP_ACT_ERRNO" if rule["action"] == "SCMP_ACT_ALLOW" else "SCMP_ACT_ALLOW"
     f = compile_ok({"defaultAction": default, "syscalls": [{"names": ["getcwd"], **rule}]})
     assert ret(f.bpf, "getcwd") == expect
-    assert ret(f.bpf, "mkdir") == (RET_ALLOW if default == "SCMP_ACT_ALLOW" else RET_ERRNO | 1)
+    # mkdir (83) is above getcwd (79), the profile's highest: ENOSYS under a deny default
+    assert ret(f.bpf, "mkdir") == (RET_ALLOW if default == "SCMP_ACT_ALLOW"
+                                   else RET_ERRNO | errno.ENOSYS)
+    assert ret(f.bpf, "read") == (RET_ALLOW if default == "SCMP_ACT_ALLOW" else RET_ERRNO | 1)
     assert f.flags == 0 and not f.uses_notify
 
 
@@ -657,8 +660,8 @@ def test_send_listener_nobody_listening(tmp_path: Path) -> None:
     finally:
         os.close(r)
         os.close(w)
-    assert str(info.value) == (f"cannot send the seccomp listener fd to {path}: "
-                               "No such file or directory")
+    assert str(info.value) == ("failed to connect with seccomp agent specified in the seccomp "
+                               f"profile: {path}: No such file or directory")
     assert info.value.errno == errno.ENOENT
 
 
@@ -708,3 +711,35 @@ def test_constants_match_the_headers(tmp_path: Path) -> None:
     for line in out.splitlines():
         py, value = line.split()
         assert getattr(sc, py) == int(value), py
+
+
+def test_enosys_above_the_profiles_syscalls() -> None:
+    """runc's patchbpf: per architecture (x86_64, its x32 mode, i386 each on its own), a
+    syscall above the profile's highest there is ENOSYS; at or below it, the filter decides."""
+    f = compile_ok({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": errno.EACCES,
+                    "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+                    "syscalls": [{"names": ["getcwd", "mkdir"], "action": "SCMP_ACT_ALLOW"}]})
+    eacces, enosys = RET_ERRNO | errno.EACCES, RET_ERRNO | errno.ENOSYS
+    assert ret(f.bpf, "mkdir") == RET_ALLOW
+    assert ret(f.bpf, "read") == eacces  # known, below mkdir (83): the default
+    assert run_bpf(f.bpf, 84) == enosys and run_bpf(f.bpf, 1000) == enosys
+    x32 = 0x40000000
+    assert run_bpf(f.bpf, x32 | 83) == RET_ALLOW  # x32's mkdir
+    assert run_bpf(f.bpf, x32 | 0) == eacces
+    assert run_bpf(f.bpf, x32 | 1000) == enosys
+    # i386: getcwd 183 is the highest; mkdir 39 allowed, 184 above
+    assert run_bpf(f.bpf, 39, AUDIT_ARCH_I386) == RET_ALLOW
+    assert run_bpf(f.bpf, 3, AUDIT_ARCH_I386) == eacces
+    assert run_bpf(f.bpf, 184, AUDIT_ARCH_I386) == enosys
+    # an architecture outside the profile still meets libseccomp's bad-arch action
+    assert run_bpf(f.bpf, 1000, 0x40000028) == RET_KILL_THREAD  # AUDIT_ARCH_ARM
+    # without x32 in the profile its calls are not the stub's to answer
+    g = compile_ok({"defaultAction": "SCMP_ACT_KILL_PROCESS",
+                    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW"}]})
+    assert run_bpf(g.bpf, 1000) == RET_ERRNO | errno.ENOSYS
+    assert run_bpf(g.bpf, x32 | 1000) != RET_ERRNO | errno.ENOSYS
+    # permissive defaults get no stub
+    for default in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
+        h = compile_ok({"defaultAction": default,
+                        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_KILL"}]})
+        assert run_bpf(h.bpf, 1000) != RET_ERRNO | errno.ENOSYS

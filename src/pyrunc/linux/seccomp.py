@@ -16,6 +16,11 @@ Behaviour follows runc where the spec leaves room:
 - SCMP_ACT_NOTIFY is refused as the default action and for the syscalls the runtime itself
   makes after loading (write, and sendmsg that hands the listener fd over), and needs a
   listenerPath.
+- as runc's patchbpf does, a syscall numbered above the highest one the profile names for
+  its architecture (one newer than the profile, e.g. clone3 on an older profile) fails with
+  ENOSYS rather than the default action, unless that action lets it through anyway (ALLOW,
+  LOG, TRACE) or is ERRNO(ENOSYS) already: glibc falls back to an older syscall on ENOSYS
+  only (`enosys_stub`, prepended to libseccomp's program).
 The kernel's filter flags are returned in `CompiledFilter.flags` for seccomp(2); the
 libseccomp attributes for LOG and SPEC_ALLOW are set too so that libseccomp checks them.
 """
@@ -252,6 +257,8 @@ def compile_profile(raw: Mapping[str, Any]) -> CompiledFilter:
                     raise _err(f"{top}.flags", f"{flag} is not supported here: {exc.strerror}") from None
 
         native = sc.seccomp_arch_native()
+        tokens = [native]  # the architectures of the filter, for the ENOSYS stub
+        all_names: list[str] = []
         for i, arch in enumerate(_typed(raw.get("architectures") or [], list,
                                         f"{top}.architectures", "an array")):
             if not isinstance(arch, str) or arch not in ARCHITECTURES:
@@ -265,6 +272,7 @@ def compile_profile(raw: Mapping[str, Any]) -> CompiledFilter:
                 continue
             try:
                 sc.seccomp_arch_add(ctx, token)
+                tokens.append(token)
             except OSError as exc:
                 if exc.errno == errno.EEXIST:  # listed twice
                     continue
@@ -289,6 +297,7 @@ def compile_profile(raw: Mapping[str, Any]) -> CompiledFilter:
                 if name == "SCMP_ACT_NOTIFY" and sys_name in NOTIFY_FORBIDDEN:
                     raise _err(f"{path}.names[{j}]", f"SCMP_ACT_NOTIFY cannot be used for "
                                f"{sys_name!r}: the runtime needs it after the filter is loaded")
+            all_names += names
             rules = _rules(_conditions(call.get("args") or [], f"{path}.args"))
             if action == default_action:
                 continue  # libseccomp refuses a rule that does what the default does
@@ -314,6 +323,8 @@ def compile_profile(raw: Mapping[str, Any]) -> CompiledFilter:
         bpf = _export(ctx)
     finally:
         ctx.release()
+    if default_name not in _PERMISSIVE and default_action != sc.SCMP_ACT_ERRNO_BASE | errno.ENOSYS:
+        bpf = enosys_stub(last_syscalls(tokens, all_names)) + bpf
 
     if not bpf or len(bpf) % 8:
         raise SystemError_(f"seccomp_export_bpf: a BPF program of {len(bpf)} bytes is not a "
@@ -335,6 +346,69 @@ def compile_profile(raw: Mapping[str, Any]) -> CompiledFilter:
             flags |= sc.SECCOMP_FILTER_FLAG_TSYNC_ESRCH
     _check_flags(flags, flag_names)
     return CompiledFilter(bpf, flags, uses_notify, tuple(warnings), listener_path, metadata)
+
+
+# The ENOSYS stub's BPF: struct sock_filter {u16 code; u8 jt, jf; u32 k} in host order.
+_INSN = "=HBBI"
+_LD_ABS_W, _JA, _JEQ, _JGT, _JSET, _RET = 0x20, 0x05, 0x15, 0x25, 0x45, 0x06
+_AUDIT_X86_64 = 0xC000003E
+_TOKEN_X32 = 0x4000003E  # SCMP_ARCH_X32: x86_64's audit arch, syscalls with bit 30 set
+_X32_BIT = 0x40000000
+_S390 = (0x00000016, 0x80000016)  # syscall 0 multiplexes the large numbers there
+#: Default actions that already let a new syscall through: no stub (runc's isAllowAction).
+_PERMISSIVE = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_TRACE")
+
+
+def last_syscalls(tokens: list[int], names: list[str]) -> dict[int, int]:
+    """Arch token -> the highest syscall number among `names` there (archs with none known
+    are left out: the stub then leaves them to the filter)."""
+    last: dict[int, int] = {}
+    for token in tokens:
+        nrs = [sc.seccomp_syscall_resolve_name_arch(token, n) for n in names]
+        top = max((nr for nr in nrs if nr >= 0), default=0)
+        if top > 0:
+            last[token] = top
+    return last
+
+
+def enosys_stub(last: dict[int, int]) -> bytes:
+    """BPF to run before the filter: for each architecture of `last`, a syscall numbered
+    above its highest known one returns ERRNO(ENOSYS); anything else falls through to the
+    filter, which loads what it needs itself. Jumps to the two shared ends are `ja`s (32-bit
+    offsets), so no conditional jump is longer than a few instructions."""
+    import struct
+    enosys, filt = "enosys", "filter"
+    code: list[tuple[int, int, int, int | str]] = []
+
+    def check(top: int | None) -> list[tuple[int, int, int, int | str]]:
+        if top is None:  # this mode of the arch is not the profile's: the filter judges
+            return [(_JA, 0, 0, filt)]
+        return [(_JGT, 0, 1, top), (_JA, 0, 0, enosys), (_JA, 0, 0, filt)]
+
+    by_audit: dict[int, dict[int, int]] = {}
+    for token, top in last.items():
+        audit = _AUDIT_X86_64 if token == _TOKEN_X32 else token
+        by_audit.setdefault(audit, {})[token] = top
+    code.append((_LD_ABS_W, 0, 0, 4))  # seccomp_data.arch
+    for audit, tops in sorted(by_audit.items()):
+        body: list[tuple[int, int, int, int | str]] = [(_LD_ABS_W, 0, 0, 0)]  # .nr
+        if audit in _S390:
+            body += [(_JEQ, 0, 1, 0), (_JA, 0, 0, enosys)]
+        if audit == _AUDIT_X86_64:
+            native = check(tops.get(_AUDIT_X86_64))
+            body += [(_JSET, len(native), 0, _X32_BIT), *native, *check(tops.get(_TOKEN_X32))]
+        else:
+            body += check(tops[audit])
+        code.append((_JEQ, 0, len(body), audit))
+        code += body
+    code += [(_JA, 0, 0, filt), (_RET, 0, 0, sc.SCMP_ACT_ERRNO_BASE | errno.ENOSYS)]
+    ends = {enosys: len(code) - 1, filt: len(code)}
+    out = []
+    for pc, (op, jt, jf, k) in enumerate(code):
+        if isinstance(k, str):
+            k = ends[k] - pc - 1
+        out.append(struct.pack(_INSN, op, jt, jf, k))
+    return b"".join(out)
 
 
 def _check_flags(flags: int, names: list[str]) -> None:
@@ -395,7 +469,12 @@ def send_listener(listener_path: str, listener_fd: int, state_json: bytes, metad
     s = unixsock.Socket(unixsock.AF_UNIX, unixsock.SOCK_STREAM)
     try:
         s.settimeout(timeout)
-        s.connect(listener_path)
+        try:
+            s.connect(listener_path)
+        except OSError as exc:  # runc's words, which its users match
+            raise SystemError_(
+                "failed to connect with seccomp agent specified in the seccomp profile: "
+                f"{listener_path}: {exc.strerror or exc}", exc.errno or errno.EIO) from None
         # The fds travel with the first sendmsg only; the rest is plain payload.
         sent = unixsock.send_fds(s, payload, [listener_fd])
         if sent < len(payload):

@@ -316,6 +316,12 @@ def seccomp_syscall_resolve_name(name: str) -> int:
     return nr
 
 
+def seccomp_syscall_resolve_name_arch(token: int, name: str) -> int:
+    """The number of `name` on the architecture `token`; NR_SCMP_ERROR when unknown there."""
+    nr: int = lib.pr_seccomp_syscall_resolve_name_arch(token, name.encode())
+    return nr
+
+
 def seccomp_rule_add_array(ctx: SeccompCtx, action: int, syscall_nr: int,
                            cmps: list[tuple[int, int, int, int]]) -> None:
     """Add a rule; `cmps` are (arg index, SCMP_CMP_* op, datum_a, datum_b), at most 6."""

@@ -210,14 +210,15 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
     sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)
     # runc's order: seccomp before dropping privileges unless no_new_privs lets an
     # unprivileged process load it, in which case as late as possible, after.
+    # The listener fd goes to the agent at once (sync.hand_listener says why).
     listener = execute.load_seccomp(opts.seccomp, before_user=True, proc=proc)
-    execute.become_user(proc)
-    listener = execute.load_seccomp(opts.seccomp, before_user=False, proc=proc) or listener
     if listener is not None:
-        sync.send_fd(sock, sync.READY, listener)  # the runtime hands it to listenerPath
-        os.close(listener)
-    else:
-        sync.send(sock, sync.READY)
+        sync.hand_listener(sock, listener)
+    execute.become_user(proc)
+    listener = execute.load_seccomp(opts.seccomp, before_user=False, proc=proc)
+    if listener is not None:
+        sync.hand_listener(sock, listener)
+    sync.send(sock, sync.READY)
     sock.close()
     return proc, path, env
 

@@ -67,18 +67,22 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         sync.send(psock, sync.GO)
         os.waitpid(stage, 0)  # it is exiting; reaped while the init works
         stage = 0
-        msg = sync.recv(psock, sync.READY, sync.HOOKS)
-        if msg["type"] == sync.HOOKS:
-            state = at_hooks(init_pid) if at_hooks is not None else "{}"
-            sync.send(psock, sync.HOOKS_DONE, state=state)
-            msg = sync.recv(psock, sync.READY)
-        if "fd" in msg:  # the seccomp notify listener
-            try:
-                if at_listener is not None:
-                    at_listener(init_pid, msg["fd"])
-            finally:
-                os.close(msg["fd"])
-        return InitHandle(init_pid)
+        while True:
+            msg = sync.recv(psock, sync.READY, sync.HOOKS, sync.LISTENER)
+            if msg["type"] == sync.READY:
+                return InitHandle(init_pid)
+            if msg["type"] == sync.HOOKS:
+                state = at_hooks(init_pid) if at_hooks is not None else "{}"
+                sync.send(psock, sync.HOOKS_DONE, state=state)
+            elif "fd" in msg:  # the seccomp notify listener: to the agent before it goes on
+                try:
+                    if at_listener is not None:
+                        at_listener(init_pid, msg["fd"])
+                finally:
+                    os.close(msg["fd"])
+                sync.send(psock, sync.LISTENER_DONE)
+            else:
+                raise SystemError_("sync: a listener message without its fd")
     except sync.InitDied as exc:
         _cleanup(stage, init_pid)
         if cgroup.oom_killed():

@@ -95,11 +95,12 @@ def _child(sock: Socket, proc: Process, console_fd: int, trampoline_fd: int,
             _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
         path = execute.lookup(proc.args[0], env)
         listener = execute.load_seccomp(seccomp, before_user=True, proc=proc)
-        execute.become_user(proc)
-        listener = execute.load_seccomp(seccomp, before_user=False, proc=proc) or listener
         if listener is not None:
-            sync.send_fd(sock, sync.LISTENER, listener)
-            os.close(listener)
+            sync.hand_listener(sock, listener)
+        execute.become_user(proc)
+        listener = execute.load_seccomp(seccomp, before_user=False, proc=proc)
+        if listener is not None:
+            sync.hand_listener(sock, listener)
         execute.exec_process(proc, path, env, trampoline_fd, report_fd=sock.fileno())
     except BaseException as exc:  # noqa: BLE001
         report(sock, exc)

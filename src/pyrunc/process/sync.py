@@ -27,7 +27,8 @@ INIT_PID = "init_pid"              # stage -> runtime: {"pid": host pid of the i
 HOOKS = "hooks"                    # init -> runtime: namespaces and mounts made, before pivot_root
 HOOKS_DONE = "hooks_done"          # runtime -> init: {"state": state JSON for the init's own hooks}
 READY = "ready"                    # init -> runtime: rootfs done, blocking on the exec fifo
-LISTENER = "listener"              # exec'd process -> runtime: {"fd"} seccomp notify listener
+LISTENER = "listener"              # init or exec'd process -> runtime: {"fd"} seccomp notify listener
+LISTENER_DONE = "listener_done"    # runtime -> it: the agent has the fd, carry on
 ERROR = "error"
 EXEC_FAILED = "exec_failed"        # pyrunc-init -> runtime: {"errno"} its execve failed
 
@@ -47,6 +48,19 @@ def send(sock: Socket, kind: str, **fields: Any) -> None:
 def send_fd(sock: Socket, kind: str, fd: int, **fields: Any) -> None:
     """A message carrying one fd (SCM_RIGHTS); the receiver finds it under "fd"."""
     unixsock.send_fds(sock, jsonio.dumps({"type": kind, **fields}).encode(), [fd])
+
+
+def hand_listener(sock: Socket, fd: int) -> None:
+    """Right after the filter is loaded (container side): send the notify listener fd and
+    wait until the runtime has passed it to the agent, then close ours. Until the agent has
+    it, a syscall the filter notifies would block us for good, so nothing runs in between
+    but this sendmsg (which the profile may not notify) and the recvmsg/close, which the
+    agent can answer by then (runc's order: syncParentSeccomp right after InitSeccomp)."""
+    try:
+        send_fd(sock, LISTENER, fd)
+        recv(sock, LISTENER_DONE)
+    finally:
+        os.close(fd)
 
 
 def send_error(sock: Socket, msg: str, errno: int) -> None:
@@ -92,6 +106,7 @@ def wait_exec(sock: Socket, program: str,
                     on_listener(fds[0])
             finally:
                 os.close(fds[0])
+            send(sock, LISTENER_DONE)
             continue
         if msg.get("type") == ERROR:
             raise PyruncError(str(msg.get("msg")), int(msg.get("errno") or 0))
