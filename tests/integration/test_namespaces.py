@@ -4,6 +4,9 @@ namespace is of another type."""
 from __future__ import annotations
 
 import os
+import subprocess
+
+import pytest
 
 from .conftest import Sandbox
 from .helpers import Runtime, cgroup_dirs, sandbox_pids
@@ -86,4 +89,21 @@ def test_namespace_path_missing_refused(sandbox: Sandbox, rt: Runtime) -> None:
     res = rt.run(b, cid)
     assert res.returncode != 0
     assert "should-not-run" not in res.stdout
+    assert not sandbox.leaks(settle=1.0)
+
+
+def test_namespace_path_that_is_a_fifo_never_hangs(sandbox: Sandbox, rt: Runtime) -> None:
+    """A namespace path naming a FIFO: opening it must not wait for a writer for ever; the
+    create is refused in one line ("not a namespace") and leaves nothing behind."""
+    fifo = sandbox.tmp / "netns-fifo"
+    os.mkfifo(fifo)
+    b = sandbox.bundle(["echo", "should-not-run"],
+                       linux={"namespaces": _namespaces(replace={"network": str(fifo)})})
+    cid = sandbox.new_id()
+    try:
+        res = rt.run(b, cid, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("create hung opening a namespace path that is a FIFO")
+    assert res.returncode == 1 and len(res.stderr.splitlines()) == 1, res.stderr
+    assert "not a namespace" in res.stderr, res.stderr
     assert not sandbox.leaks(settle=1.0)

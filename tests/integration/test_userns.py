@@ -6,6 +6,7 @@ owns are chowned to HOST first, as an engine does for such a container's rootfs.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +174,36 @@ def test_ridmap_maps_submounts_idmap_only_the_top(
     out = _run_ok(rt, sandbox, b)
     assert out[0] == "0:0 /shared/root-file"
     assert out[2] == sub_owner
+
+
+@pytest.mark.parametrize("dev", ["null", "tty", "urandom"])
+def test_image_device_that_is_a_fifo_never_hangs_create(sandbox: Sandbox, rt: Runtime,
+                                                        dev: str) -> None:
+    """A user namespace and no /dev tmpfs: the init binds the host's nodes over the image's
+    /dev entries. An image whose /dev/<dev> is a FIFO must not block the init opening it
+    (create used to hang for ever while `state` said "created"): create works with the real
+    node there, or fails in one line, and `state` says which."""
+    b = _mapped_bundle(sandbox, f"stat -c '%F %t:%T' /dev/{dev}")
+    b.config["mounts"] = [m for m in b.config["mounts"] if m["destination"] != "/dev"]
+    b.write()
+    fifo = b.rootfs / "dev" / dev
+    os.mkfifo(fifo)
+    os.lchown(fifo, HOST, HOST)
+    want = {"null": "1:3", "tty": "5:0", "urandom": "1:9"}[dev]
+    cid = sandbox.new_id()
+    out = sandbox.tmp / "out"
+    try:
+        res = rt.create(b, cid, out_dir=out, check=False, timeout=15)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"create hung on an image whose /dev/{dev} is a FIFO")
+    if res.returncode != 0:
+        assert len(res.stderr.splitlines()) == 1 and f"/dev/{dev}" in res.stderr, res.stderr
+        gone = rt.run_cmd("state", cid)
+        assert gone.returncode == 1 and "does not exist" in gone.stderr, gone
+        return
+    assert rt.state(cid)["status"] == "created"
+    rt.run_cmd("start", cid, check=True)
+    rt.wait_status(cid, "stopped")
+    major, minor = want.split(":")
+    assert (out / f"{cid}.out").read_text().split() == [
+        "character", "special", "file", f"{int(major):x}:{int(minor):x}"]

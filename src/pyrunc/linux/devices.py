@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -37,9 +38,7 @@ def create_device(rootfd: int, dev: Device, bind: bool) -> None:
     name = posixpath.basename(dev.path)
     try:
         if bind:
-            fd = os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent)
-            os.close(fd)
-            target = paths.open_in_root(rootfd, dev.path)
+            target = bind_target(parent, name)
             try:
                 sc.mount(dev.path, paths.fd_path(target), None, sc.MS_BIND)
             finally:
@@ -56,6 +55,27 @@ def create_device(rootfd: int, dev: Device, bind: bool) -> None:
         raise SystemError_.from_oserror(f"cannot create device {dev.path}", exc) from None
     finally:
         os.close(parent)
+
+
+def bind_target(parent: int, name: str, mode: int = 0o644) -> int:
+    """An fd of the file in `parent` to bind a node (or the console's pty) over, opened without ever
+    blocking: an image's FIFO (or socket, symlink) there is replaced by an empty file (an
+    open for writing would wait for a reader for ever); a regular file or a character
+    device is used as it is (mounted over, not opened)."""
+    try:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    except FileNotFoundError:
+        fd = -1
+    if fd >= 0:
+        kind = os.fstat(fd).st_mode
+        if stat.S_ISREG(kind) or stat.S_ISCHR(kind):
+            return fd
+        os.close(fd)
+        if stat.S_ISDIR(kind):
+            raise OSError(errno.EISDIR, "a directory in the image, not a device", name)
+        os.unlink(name, dir_fd=parent)
+    return os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                   mode, dir_fd=parent)  # a new empty file: nothing to block on
 
 
 def setup_dev(rootfd: int, devices: tuple[Device, ...], in_userns: bool) -> None:

@@ -29,7 +29,8 @@ def open_checked(ns: Namespace) -> int:
     """Open a namespace path and make sure it is a namespace of the type the config says."""
     assert ns.path is not None
     try:
-        fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a path that is a FIFO fails the type check below instead of hanging.
+        fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise SpecError(f"config.json: linux.namespaces: {ns.type} namespace path {ns.path}: "
                         f"{exc.strerror}", exc.errno) from None

@@ -37,7 +37,8 @@ def write_proc_file(path: str, value: str) -> None:
     """Write a /proc file after checking it really is on procfs: a hostile config can bind a
     host directory over /proc (or /proc/sys) to make the runtime write there instead."""
     from pyrunc.linux import syscalls as sc
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    # O_NONBLOCK: a FIFO of the image where /proc should be must not hang the init.
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         if sc.fstatfs_type(fd) != PROC_SUPER_MAGIC:
             raise OSError(errno.EXDEV, "not on procfs (something is mounted over /proc)", path)

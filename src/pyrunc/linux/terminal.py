@@ -51,9 +51,18 @@ def make_stdio(slave: int) -> None:
 def bind_console(slave_path: str) -> None:
     """/dev/console in the container is the pty slave (as with runc and crun)."""
     try:
-        if not os.path.exists("/dev/console"):
-            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
-        sc.mount(slave_path, "/dev/console", None, sc.MS_BIND)
+        # Never an open that can block (an image's FIFO there) nor one through a symlink:
+        # anything but a regular file or a character device is replaced by an empty file.
+        from pyrunc.linux.devices import bind_target
+        dev = os.open("/dev", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            target = bind_target(dev, "console", 0o600)
+        finally:
+            os.close(dev)
+        try:
+            sc.mount(slave_path, f"/proc/self/fd/{target}", None, sc.MS_BIND)
+        finally:
+            os.close(target)
     except OSError as exc:
         raise SystemError_.from_oserror("cannot bind the terminal over /dev/console", exc) from None
 
