@@ -147,6 +147,29 @@ def test_dev_symlinks_and_ptmx(sandbox: Sandbox) -> None:
     assert got["ptmx"] in ("link:pts/ptmx", "link:/dev/pts/ptmx", "character special file|5:2")
 
 
+def test_readonly_dev_still_gets_devices_and_submounts(sandbox: Sandbox) -> None:
+    """A /dev tmpfs with `ro` (podman --read-only asks for it): the devices, links and the
+    /dev/pts, /dev/shm, /dev/mqueue submounts are still made, ro applies after them (runc's
+    order), and the container cannot create files in /dev."""
+    b = sandbox.bundle(["sh", "-c",
+                        "echo x > /dev/null && echo null-ok; readlink /dev/ptmx; "
+                        "touch /dev/newfile 2>/dev/null || echo cannot-create; cat /proc/mounts"])
+    for m in b.config["mounts"]:
+        if m["destination"] == "/dev":
+            m["options"] = [*m["options"], "ro"]
+    b.write()
+    res = sandbox.rt.run(b, sandbox.new_id())
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[:3] == ["null-ok", "pts/ptmx", "cannot-create"]
+    mounts = parse_mounts("\n".join(lines[3:]))
+    assert "ro" in mounts["/dev"].options and mounts["/dev"].fstype == "tmpfs"
+    assert {"nosuid"} <= mounts["/dev"].options
+    assert mounts["/dev/pts"].fstype == "devpts" and "rw" in mounts["/dev/pts"].options
+    assert mounts["/dev/shm"].fstype == "tmpfs" and "rw" in mounts["/dev/shm"].options
+    assert mounts["/dev/mqueue"].fstype == "mqueue"
+
+
 def test_linux_devices_created(sandbox: Sandbox) -> None:
     """linux.devices entries are created with type, major:minor, mode, uid and gid as
     configured (a nested path included)."""

@@ -206,6 +206,10 @@ def _check_ordinary_dir(rootfd: int, m: Mount) -> None:
                        "be mounted on ordinary directory", errno.EINVAL)
 
 
+def _is_readonly_dev(m: Mount) -> bool:
+    return not m.is_bind and bool(m.flags & sc.MS_RDONLY) and posixpath.normpath(m.destination) == "/dev"
+
+
 def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
     try:
         if m.type in ("proc", "sysfs"):
@@ -216,8 +220,11 @@ def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
             _mount_cgroup(rootfd, m, cgroupns)
         else:
             dest = paths.mkdir_all(rootfd, m.destination)
+            # A read-only /dev must still get its devices, links and submounts: ro comes in
+            # finalize(), after them, as with runc.
+            flags = m.flags & ~sc.MS_RDONLY if _is_readonly_dev(m) else m.flags
             try:
-                sc.mount(m.source or m.type, paths.fd_path(dest), m.type, m.flags, m.data or None)
+                sc.mount(m.source or m.type, paths.fd_path(dest), m.type, flags, m.data or None)
             finally:
                 os.close(dest)
             if m.propagation:
@@ -375,6 +382,19 @@ def finalize(cfg: Config) -> None:
         readonly_path(path)
     for path in cfg.linux.masked_paths:
         mask_path(path)
+    dev = next((m for m in cfg.mounts if posixpath.normpath(m.destination) == "/dev"), None)
+    if dev is not None and _is_readonly_dev(dev):
+        rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            top = paths.open_in_root(rootfd, "/dev")
+            try:
+                remount_bind(paths.fd_path(top), dev.flags & _SETTABLE)
+            finally:
+                os.close(top)
+        except OSError as exc:
+            raise SystemError_.from_oserror("cannot make /dev read-only", exc) from None
+        finally:
+            os.close(rootfd)
     if cfg.root.readonly:
         try:
             remount_bind("/", sc.MS_RDONLY)
