@@ -547,7 +547,9 @@ class Runtime:
                     return
                 raise
             status = c.status()
-            if status in (Status.CREATED, Status.RUNNING, Status.PAUSED) and not force:
+            # runc: a created container's init only waits for `start`, and `delete` kills it
+            # without --force; a running or paused one needs --force.
+            if status in (Status.RUNNING, Status.PAUSED) and not force:
                 raise InvalidStateError(
                     f"cannot delete container {container_id} that is not stopped: {status}")
             self._destroy(c)

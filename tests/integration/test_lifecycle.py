@@ -299,6 +299,31 @@ def test_delete_created_container(sandbox: Sandbox, rt: Runtime) -> None:
     assert not (host / "marker").exists(), "user process ran although never started"
 
 
+def test_delete_created_container_without_force(sandbox: Sandbox, rt: Runtime) -> None:
+    """runc's `delete` (no --force) of a created container kills the waiting init and removes
+    the container, its cgroup with it; the user process never runs. A running one still
+    needs --force."""
+    host, b = _marker_bundle(sandbox)
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp)
+    pid = rt.state(cid)["pid"]
+    res = rt.run_cmd("delete", cid)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""
+    assert not _pid_alive(pid)
+    assert rt.run_cmd("state", cid).returncode == 1
+    assert rt.list_ids() == []
+    assert cgroup_dirs(b.cgroups_path) == []
+    assert not (host / "marker").exists(), "user process ran although never started"
+    b2 = sandbox.bundle(["sleep", "100"])
+    cid2 = sandbox.new_id()
+    rt.create(b2, cid2, out_dir=sandbox.tmp)
+    rt.run_cmd("start", cid2, check=True)
+    res = rt.run_cmd("delete", cid2)
+    assert res.returncode == 1 and "running" in res.stderr, res.stderr
+    assert rt.state(cid2)["status"] == "running"
+
+
 def test_delete_force_unknown_id_succeeds(rt: Runtime) -> None:
     """`delete --force` of an id that does not exist is not an error (idempotent cleanup)."""
     res = rt.run_cmd("delete", "--force", "never-existed")
