@@ -417,6 +417,29 @@ def test_no_pivot(sandbox: Sandbox) -> None:
     assert int(lines[-1]) >= 1
 
 
+@pytest.mark.parametrize("fs", ["proc", "sysfs"])
+def test_no_pivot_hides_the_bare_proc_and_sys(sandbox: Sandbox, fs: str) -> None:
+    """runc's case: without pivot_root the host's /proc and /sys would stay in the
+    container's mount namespace, fully visible, and the kernel would then let a nested user
+    namespace mount a fresh procfs (or sysfs) past the container's masked and read-only
+    paths (/proc/sysrq-trigger...). With --no-pivot they must be gone: the mount is denied.
+    With pivot_root the same mount is denied as well (the container's /proc is masked)."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETFCAP"]
+    script = f"unshare -mrpfn sh -c 'mount -t {fs} none /mnt && echo MOUNTED'"
+    for flags in (("--no-pivot",), ()):
+        b = sandbox.bundle(["sh", "-c", script], process={"capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps}})
+        res = sandbox.rt.run(b, sandbox.new_id(), *flags)
+        assert "MOUNTED" not in res.stdout, f"a fresh {fs} was mounted ({flags})"
+        assert res.returncode != 0
+        assert "ermission denied" in res.stderr or "not permitted" in res.stderr, res.stderr
+    # the same nested user namespace may mount what the kernel allows it (a tmpfs)
+    res = sandbox.run(["sh", "-c", "unshare -mrpf sh -c 'mount -t tmpfs none /mnt && echo OK'"],
+                      "--no-pivot", process={"capabilities": {
+                          "bounding": caps, "effective": caps, "permitted": caps}})
+    assert res.stdout == "OK\n", res.stderr
+
+
 # --------------------------------------------------------------------------------------
 # symlink escapes
 

@@ -305,8 +305,49 @@ def _pivot(rootfs: str) -> None:
         os.close(new)
 
 
+def _unescape(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash come as \\ooo octal escapes."""
+    parts = field.split("\\")
+    out = [parts[0]]
+    for part in parts[1:]:
+        code = part[:3]
+        if len(code) == 3 and all(c in "01234567" for c in code):
+            out.append(chr(int(code, 8)) + part[3:])
+        else:
+            out.append("\\" + part)
+    return "".join(out)
+
+
+def _hide_bare_proc_sys(rootfs: str) -> None:
+    """Without pivot_root the host's /proc and /sys stay in our mount namespace, unmasked:
+    the kernel then lets a nested user namespace mount a fresh procfs or sysfs (a fully
+    visible one exists), past the container's masked and read-only paths. Detach them (or,
+    where we may not, cover them with a tmpfs), as runc's --no-pivot does."""
+    todo: list[str] = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            if post.split(" ", 1)[0] not in ("proc", "sysfs"):
+                continue
+            mp = _unescape(pre.split()[4])
+            if mp != rootfs and not mp.startswith(rootfs.rstrip("/") + "/"):
+                todo.append(mp)
+    for mp in todo:
+        try:
+            sc.mount(None, mp, None, sc.MS_SLAVE | sc.MS_REC)
+        except FileNotFoundError:
+            continue  # went with a parent detached before it
+        try:
+            sc.umount2(mp, sc.MNT_DETACH)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            sc.mount("tmpfs", mp, "tmpfs", 0, None)
+
+
 def _move_root(rootfs: str) -> None:
     try:
+        _hide_bare_proc_sys(os.path.realpath(rootfs))
         os.chdir(rootfs)
         sc.mount(rootfs, "/", None, sc.MS_MOVE)
         os.chroot(".")
