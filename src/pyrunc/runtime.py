@@ -496,19 +496,44 @@ class Runtime:
     def kill(self, container_id: str, sig: int, all_procs: bool = False) -> None:
         c = self.container(container_id)
         status = c.status()
+        if all_procs and status != Status.CREATING:
+            # Also once the init is gone: in a shared pid namespace (docker --pid host,
+            # Kubernetes' shareProcessNamespace) its children outlive it in the cgroup, and
+            # containerd's shim kills them with this (runc does the same; no cgroup, nothing
+            # to do).
+            if c.record.cgroup_path:
+                self._signal_all(c.cgroup(), sig, status)
+            return
         if status in (Status.STOPPED, Status.CREATING):
             raise NotRunningError("container not running")
-        if all_procs:
-            cg = c.cgroup()
-            if sig == signal.SIGKILL and status == Status.PAUSED:
-                cg.freeze(False)
+        self._signal_init(c, sig)
+
+    def _signal_all(self, cg: cgroups.Manager, sig: int, status: str) -> None:
+        """Signal every process in the container's cgroup, frozen meanwhile (as runc does) so
+        none can fork a child we would miss; a paused container stays paused, except that
+        SIGKILL thaws it so the kill takes effect."""
+        if not cg.exists():
+            return
+        frozen = False
+        if status != Status.PAUSED:
+            try:
+                cg.freeze(True)
+                frozen = True
+            except PyruncError as exc:  # no freezer here: signal them as they are
+                self.log.debug(f"kill --all: cannot freeze the cgroup: {exc}")
+                try:  # a freeze that did not finish must not leave them FREEZING
+                    cg.freeze(False)
+                except PyruncError:
+                    pass
+        try:
             for pid in cg.pids():
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
                     pass
-            return
-        self._signal_init(c, sig)
+        finally:
+            if frozen or (status == Status.PAUSED and sig == signal.SIGKILL):
+                cg.freeze(False)
 
     def _signal_init(self, c: Container, sig: int) -> None:
         try:

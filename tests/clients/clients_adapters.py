@@ -65,6 +65,12 @@ class Engine:
     def run_detached(self, name: str, cmd: Sequence[str]) -> None:
         raise NotImplementedError
 
+    def run_with(self, name: str, cmd: Sequence[str], *flags: str) -> Result:
+        """Foreground `run --rm FLAGS...` with the engine's own CLI flags (docker's and
+        podman's agree on --pid host, --read-only, --tmpfs); not checked."""
+        self.require("run_with")
+        raise AssertionError("unreachable")
+
     def exec(self, name: str, cmd: Sequence[str], *, tty: bool = False) -> Result:
         raise NotImplementedError
 
@@ -154,7 +160,8 @@ class CtrEngine(Engine):
     create_failed_marker = "OCI runtime create failed"
     missing_binary_status = 1
     lacks = {"stop": "ctr has no stop command (kill covers SIGTERM and SIGKILL)",
-             "update": "ctr 1.6 has no update command"}
+             "update": "ctr 1.6 has no update command",
+             "run_with": "ctr's run flags are not docker's (--with-ns, --mount)"}
 
     def __init__(self, cd: Containerd, image: str, workdir: Path) -> None:
         super().__init__(cd.ns, cd.runtime, image, workdir)
@@ -254,6 +261,9 @@ class DockerEngine(Engine):
     def run_detached(self, name: str, cmd: Sequence[str]) -> None:
         run(self._run_argv(name, cmd, "-d"), env=self.dk.env)
 
+    def run_with(self, name: str, cmd: Sequence[str], *flags: str) -> Result:
+        return run(self._run_argv(name, cmd, "--rm", *flags), env=self.dk.env, check=False)
+
     def exec(self, name: str, cmd: Sequence[str], *, tty: bool = False) -> Result:
         if tty:
             return run(in_tty(self.dk.docker_argv("exec", "-it", name, *cmd)), env=self.dk.env, check=False)
@@ -335,6 +345,9 @@ class PodmanEngine(Engine):
 
     def run_detached(self, name: str, cmd: Sequence[str]) -> None:
         run(self._run_argv(name, cmd, "-d"), env=self.pm.env)
+
+    def run_with(self, name: str, cmd: Sequence[str], *flags: str) -> Result:
+        return run(self._run_argv(name, cmd, "--rm", *flags), env=self.pm.env, check=False)
 
     def exec(self, name: str, cmd: Sequence[str], *, tty: bool = False) -> Result:
         if tty:

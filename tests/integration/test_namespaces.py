@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from .conftest import Sandbox
-from .helpers import Runtime, cgroup_dirs, sandbox_pids
+from .helpers import Runtime, cgroup_dirs, reap_children, sandbox_pids, wait_for
 
 
 def _start_sleeper(sandbox: Sandbox, rt: Runtime, **overrides: object) -> tuple[str, int]:
@@ -107,3 +107,73 @@ def test_namespace_path_that_is_a_fifo_never_hangs(sandbox: Sandbox, rt: Runtime
     assert res.returncode == 1 and len(res.stderr.splitlines()) == 1, res.stderr
     assert "not a namespace" in res.stderr, res.stderr
     assert not sandbox.leaks(settle=1.0)
+
+
+def _cgroup_procs(b: object) -> set[int]:
+    """Live pids in the container's cgroup (every hierarchy), read from the host."""
+    pids: set[int] = set()
+    for d in cgroup_dirs(b.cgroups_path):  # type: ignore[attr-defined]
+        procs = d / "cgroup.procs"
+        if procs.exists():
+            pids |= {int(p) for p in procs.read_text().split()}
+    return pids
+
+
+def _orphans_left(sandbox: Sandbox, rt: Runtime, namespaces: list[dict[str, str]]) -> None:
+    """The init starts two sleepers and exits: the container is stopped but its children
+    live on in its cgroup (a shared pid namespace: nothing kills them with the init).
+    `kill --all ID 9` must kill them and exit 0, as runc does for containerd's shim."""
+    b = sandbox.bundle(["sh", "-c", "sleep 300 & sleep 301 & echo init-exiting"],
+                       linux={"namespaces": namespaces})
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    rt.wait_status(cid, "stopped")
+    # Reap the init as its parent (an engine's shim) does: we are its subreaper, and its
+    # zombie would keep a donor's pid namespace from ever being torn down.
+    reap_children()
+    assert wait_for(lambda: len(_cgroup_procs(b)) == 2), _cgroup_procs(b)
+    left = _cgroup_procs(b)
+    res = rt.run_cmd("kill", "--all", cid, "9")
+    assert (res.returncode, res.stderr) == (0, "")
+    assert wait_for(lambda: not _cgroup_procs(b)), _cgroup_procs(b)
+    for pid in left:
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}")
+                        or "\nState:\tZ" in open(f"/proc/{pid}/status").read())
+    # With nothing left it still says yes, and a plain kill says what runc says.
+    assert rt.run_cmd("kill", "--all", cid, "KILL").returncode == 0
+    plain = rt.run_cmd("kill", cid, "KILL")
+    assert plain.returncode == 1 and "container not running" in plain.stderr
+    rt.run_cmd("delete", cid, check=True)
+
+
+def test_kill_all_after_init_exited_host_pid_ns(sandbox: Sandbox, rt: Runtime) -> None:
+    """docker run --pid host: no pid namespace of its own."""
+    _orphans_left(sandbox, rt, [ns for ns in _namespaces(replace={}) if ns["type"] != "pid"])
+
+
+def test_kill_all_after_init_exited_joined_pid_ns(sandbox: Sandbox, rt: Runtime) -> None:
+    """docker run --pid container:X / shareProcessNamespace: another container's pid
+    namespace, which lives on (so does the donor) after the joiner's init exits."""
+    donor, pid = _start_sleeper(sandbox, rt)
+    _orphans_left(sandbox, rt, _namespaces(replace={"pid": f"/proc/{pid}/ns/pid"}))
+    assert rt.state(donor)["status"] == "running"
+
+
+def test_kill_all_running(sandbox: Sandbox, rt: Runtime) -> None:
+    """kill --all on a running container signals every process in it, not only the init."""
+    b = sandbox.bundle(["sh", "-c", "sleep 300 & sleep 301 & trap '' TERM; exec sleep 302"],
+                       linux={"namespaces": [ns for ns in _namespaces(replace={})
+                                             if ns["type"] != "pid"]})
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    assert wait_for(lambda: len(_cgroup_procs(b)) == 3), _cgroup_procs(b)
+    init = rt.state(cid)["pid"]
+    rt.run_cmd("kill", "--all", cid, "TERM", check=True)
+    # the sleepers die of it; the init ignores TERM, so it stays, alone and not frozen
+    assert wait_for(lambda: _cgroup_procs(b) == {init}), _cgroup_procs(b)
+    assert rt.state(cid)["status"] == "running"
+    rt.run_cmd("kill", "--all", cid, "KILL", check=True)
+    rt.wait_status(cid, "stopped")
+    assert wait_for(lambda: not _cgroup_procs(b)), _cgroup_procs(b)
