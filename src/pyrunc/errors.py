@@ -9,6 +9,7 @@ class PyruncError(Exception):
     """Base error: `msg` is the one line shown to the user, `errno` the cause when known."""
 
     default_errno = 0
+    exit_code = 1  # what the CLI exits with (runc's: 1, but 255 for a failed exec)
 
     def __init__(self, msg: str, errno: int | None = None) -> None:
         super().__init__(msg)
@@ -74,3 +75,16 @@ class UnsupportedError(PyruncError):
     """A feature pyrunc does not implement (yet); said plainly rather than ignored."""
 
     default_errno = _errno.ENOTSUP
+
+
+class ExecFailed(PyruncError):
+    """`exec` failed before its process ran: runc says "exec failed: ..." and exits 255, which
+    callers tell from the process's own exit status."""
+
+    exit_code = 255
+
+
+class NoHelpTopic(UsageError):
+    """An unknown command: runc (urfave/cli) answers "No help topic for 'X'", exit status 3."""
+
+    exit_code = 3

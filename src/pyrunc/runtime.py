@@ -82,13 +82,15 @@ def _check_cgroup_unused(cg: Any) -> None:
     Every hierarchy counts (v1: a process in cpu:/x and memory:/x but not pids:/x too)."""
     if not cg.exists():
         return
+    # runc's words first: its callers and users match them.
     pids = cg.occupants()
     if pids:
-        raise InvalidStateError(f"cgroup {cg.path} is in use by {len(pids)} process(es) "
-                                f"(e.g. pid {pids[0]}): give the container its own linux.cgroupsPath")
+        raise InvalidStateError(f"container's cgroup is not empty: {len(pids)} process(es) found "
+                                f"(cgroup {cg.path}, e.g. pid {pids[0]}): give the container "
+                                f"its own linux.cgroupsPath")
     if cg.is_frozen():
-        raise InvalidStateError(f"cgroup {cg.path} is frozen: give the container its own "
-                                f"linux.cgroupsPath, or thaw it")
+        raise InvalidStateError(f"container's cgroup unexpectedly frozen (cgroup {cg.path}): "
+                                f"give the container its own linux.cgroupsPath, or thaw it")
 
 
 def _owner_of(path: str) -> str:
@@ -375,8 +377,13 @@ class Runtime:
 
     def exec(self, container_id: str, proc: Process, detach: bool = False,
              pid_file: str | None = None, preserve_fds: int = 0,
-             console_socket: str | None = None) -> int:
-        """Run `proc` inside a running container; in the foreground, return its exit status."""
+             console_socket: str | None = None, sub_cgroups: dict[str, str] | None = None,
+             ignore_paused: bool = False) -> int:
+        """Run `proc` inside a running container; in the foreground, return its exit status.
+
+        `sub_cgroups`: existing sub-cgroups of the container's to start it in (runc's
+        --cgroup); `ignore_paused`: a paused container is entered too (the process waits,
+        frozen, until resume)."""
         import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
 
         from pyrunc.linux import terminal
@@ -384,14 +391,19 @@ class Runtime:
         from pyrunc.process.foreground import Foreground
         c = self.container(container_id)
         status = c.status()
+        # runc's words, which callers match.
         if status in (Status.STOPPED, Status.CREATING):
-            raise NotRunningError(f"cannot exec in a stopped container: {container_id}")
-        if status == Status.PAUSED:
-            raise InvalidStateError(f"cannot exec in a paused container: {container_id} (resume it first)")
+            raise NotRunningError("cannot exec in a stopped container")
+        if status == Status.PAUSED and not ignore_paused:
+            raise InvalidStateError("cannot exec in a paused container (use --ignore-paused "
+                                    "to override)")
         if proc.terminal and not console_socket and detach:
             raise UsageError("cannot allocate a terminal for a detached exec without --console-socket")
         if console_socket and not proc.terminal:
             raise UsageError("--console-socket needs a terminal (--tty or terminal: true)")
+        cgroup = c.cgroup()
+        if sub_cgroups:
+            cgroup = cgroup.sub(sub_cgroups)
         fg = None
         ours = None
         if not detach:
@@ -406,7 +418,7 @@ class Runtime:
                 console = None
             compiled, on_listener = self._exec_seccomp(c)
             try:
-                pid = parent.spawn_exec(c.pid, proc, c.cgroup(), preserve_fds,
+                pid = parent.spawn_exec(c.pid, proc, cgroup, preserve_fds,
                                         console.fileno() if console else -1,
                                         compiled, on_listener, c.record.keyring)
             finally:

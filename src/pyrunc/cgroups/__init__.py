@@ -57,6 +57,9 @@ class Manager(Protocol):
         """Move the calling process, which must be single-threaded, into the cgroup."""
         ...
     def set(self, resources: Resources, update: bool = False) -> list[str]: ...
+    def sub(self, paths: dict[str, str]) -> Manager:
+        """`exec --cgroup`: the manager of existing sub-cgroups, {controller or "": path}."""
+        ...
     def freeze(self, frozen: bool) -> None: ...
     def is_frozen(self) -> bool: ...
     def pids(self) -> list[int]: ...
@@ -132,6 +135,16 @@ def resolve_path(cgroups_path: str | None, container_id: str, controller: str | 
     return posixpath.normpath(posixpath.join(base, inner))
 
 
+def sub_path(base: str, sub: str) -> str:
+    """`sub` below `base` as runc's exec --cgroup joins them (a leading / is still below
+    `base`); one that climbs out is refused."""
+    from pyrunc.errors import UsageError
+    path = posixpath.normpath(posixpath.join(base, sub.lstrip("/")))
+    if path != base and not path.startswith(base.rstrip("/") + "/"):
+        raise UsageError(f"bad sub cgroup path: {sub}")
+    return path
+
+
 def manager(cgroups_path: str | None, container_id: str) -> Manager:
     if is_v2_host():
         from pyrunc.cgroups.v2 import V2Manager
@@ -160,6 +173,23 @@ def write(path: str, value: str) -> None:
 def read(path: str) -> str:
     with open(path) as f:
         return f.read()
+
+
+def procs_below(d: str) -> list[int]:
+    """The processes of cgroup directory `d` and of every cgroup below it (exec --cgroup
+    puts processes in sub-cgroups: they are the container's too, as with runc)."""
+    pids: list[int] = []
+    for dirpath, _dirs, _files in os.walk(d):
+        try:
+            pids += [int(x) for x in read(os.path.join(dirpath, "cgroup.procs")).split()]
+        except FileNotFoundError:  # removed under us
+            continue
+    return pids
+
+
+def dirs_below(d: str) -> list[str]:
+    """The cgroup directories below `d`, deepest first (the order rmdir needs)."""
+    return [dirpath for dirpath, _dirs, _files in os.walk(d, topdown=False) if dirpath != d]
 
 
 def count_in(path: str, key: str) -> int:

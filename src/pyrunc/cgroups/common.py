@@ -26,7 +26,9 @@ def kill_all_and_rmdir(mgr: "Manager", dirs: list[str], timeout: float = 5.0) ->
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    for d in dirs:
+    from pyrunc.cgroups import dirs_below
+    # Sub-cgroups (exec --cgroup's, or the container's own) go first: rmdir wants leaves.
+    for d in [sub for top in dirs for sub in dirs_below(top)] + dirs:
         while True:
             try:
                 os.rmdir(d)

@@ -15,7 +15,8 @@ import os
 import select
 import time
 
-from pyrunc.cgroups import CGROUP_ROOT, count_in, inner_path, mountinfo, own_cgroup, read, write
+from pyrunc.cgroups import (CGROUP_ROOT, count_in, inner_path, mountinfo, own_cgroup,
+                            procs_below, read, sub_path, write)
 from pyrunc.errors import SpecError, SystemError_, UnsupportedError
 
 # The resource model and its converters load only when limits are set or read: `state`
@@ -157,6 +158,20 @@ class V1Manager:
             except OSError as exc:
                 raise SystemError_.from_oserror(f"cannot join cgroup {d}", exc) from None
 
+    def sub(self, paths: dict[str, str]) -> "V1Manager":
+        """runc's v1 exec --cgroup: a bare path is the same sub-cgroup in every hierarchy;
+        `ctrl:path` moves only those; the other controllers stay in the container's."""
+        from pyrunc.errors import UsageError
+        if "" in paths:
+            paths = {ctrl: paths[""] for ctrl in self._paths}
+        out = dict(self._paths)
+        for ctrl, rel in paths.items():
+            if ctrl not in self._paths:
+                raise UsageError(f"--cgroup: unknown controller {ctrl!r} (this host's: "
+                                 f"{', '.join(sorted(self._paths))})")
+            out[ctrl] = sub_path(self._paths[ctrl], rel)
+        return V1Manager(out, self._mounts)
+
     # -- limits ---------------------------------------------------------------------------
 
     def set(self, resources: Resources, update: bool = False) -> list[str]:
@@ -167,8 +182,9 @@ class V1Manager:
         r = resources
         warnings: list[str] = []
         if r.unified:
-            raise UnsupportedError("linux.resources.unified: cgroup v2 files cannot be set on "
-                                   "this cgroup v1 host")
+            # runc's words ("invalid configuration"), which its callers match.
+            raise SpecError("invalid configuration: linux.resources.unified: cannot use "
+                            "unified on cgroup v1 (cgroup v2 files cannot be set on this host)")
         if r.cpu_cpus or r.cpu_mems:
             d = self._need("cpuset", "cpu.cpus/cpu.mems")
             if r.cpu_cpus:
@@ -411,19 +427,12 @@ class V1Manager:
         d = self._dir("pids") or self._dir("memory") or (dirs[0] if dirs else None)
         if d is None:
             return []
-        try:
-            return [int(x) for x in read(os.path.join(d, "cgroup.procs")).split()]
-        except FileNotFoundError:
-            return []
+        return procs_below(d)
 
     def occupants(self) -> list[int]:
         found: list[int] = []
         for d in self._dirs():
-            try:
-                pids = read(os.path.join(d, "cgroup.procs")).split()
-            except FileNotFoundError:
-                continue
-            found.extend(p for p in map(int, pids) if p not in found)
+            found.extend(p for p in procs_below(d) if p not in found)
         return found
 
     def oom_killed(self) -> bool:

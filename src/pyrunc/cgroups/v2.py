@@ -15,7 +15,7 @@ import os
 import select
 import time
 
-from pyrunc.cgroups import CGROUP_ROOT, count_in, read, write
+from pyrunc.cgroups import CGROUP_ROOT, count_in, procs_below, read, sub_path, write
 from pyrunc.errors import SpecError, SystemError_, UnsupportedError
 
 # The resource model and its converters load only when limits are set or read: `state`
@@ -58,6 +58,14 @@ class V2Manager:
             write(os.path.join(self.dir, "cgroup.procs"), "0")
         except OSError as exc:
             raise SystemError_.from_oserror(f"cannot join cgroup {self.dir}", exc) from None
+
+    def sub(self, paths: dict[str, str]) -> "V2Manager":
+        """runc's v2 exec --cgroup: one path, no controller (v2 has one hierarchy)."""
+        from pyrunc.errors import UsageError
+        if set(paths) != {""}:
+            raise UsageError("--cgroup: cgroup v2 has one hierarchy: give a path without "
+                             "a controller prefix")
+        return V2Manager(sub_path(self.path, paths[""]))
 
     # -- limits ---------------------------------------------------------------------------
 
@@ -317,10 +325,7 @@ class V2Manager:
     # -- queries --------------------------------------------------------------------------
 
     def pids(self) -> list[int]:
-        try:
-            return [int(x) for x in read(os.path.join(self.dir, "cgroup.procs")).split()]
-        except FileNotFoundError:
-            return []
+        return procs_below(self.dir)
 
     def occupants(self) -> list[int]:
         return self.pids()  # one unified directory

@@ -14,12 +14,12 @@ if TYPE_CHECKING:
     from typing import NoReturn
 
 
-def fail(logger: Logger | None, msg: str) -> NoReturn:
+def fail(logger: Logger | None, msg: str, code: int = 1) -> NoReturn:
     msg = " ".join(msg.split()) or "unknown error"
     if logger is not None:
         logger.error(msg)
     sys.stderr.write(msg + "\n")
-    sys.exit(1)
+    sys.exit(code)
 
 
 def logger_from_argv(args: list[str]) -> Logger | None:

@@ -22,6 +22,24 @@ def _user(text: str, base: User, gids: tuple[int, ...]) -> User:
     return User(uid=uid, gid=gid, umask=base.umask, additional_gids=gids or base.additional_gids)
 
 
+def sub_cgroups(args: tuple[str, ...]) -> dict[str, str]:
+    """runc's `exec --cgroup` words: `PATH` (alone) for every controller, or
+    `CTRL[,CTRL]:PATH` (repeatable); {controller or "": path}."""
+    paths: dict[str, str] = {}
+    for arg in args:
+        parts = arg.split(":")
+        if len(parts) > 2:
+            raise UsageError(f"invalid --cgroup argument: {arg}")
+        if len(parts) == 1:
+            if len(args) != 1:
+                raise UsageError(f"invalid --cgroup argument: {arg} (missing <controller>: prefix)")
+            paths[""] = arg
+        else:
+            for ctrl in parts[0].split(","):
+                paths[ctrl] = parts[1]
+    return paths
+
+
 def build_process(rt: Any, container_id: str, process_file: str | None, command: tuple[str, ...],
                   console_socket: str | None, tty: bool, cwd: str | None, env: tuple[str, ...],
                   user: str | None, additional_gids: tuple[int, ...], cap: tuple[str, ...],

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from pyrunc import OCI_VERSION, __version__
-from pyrunc.errors import PyruncError, UnsupportedError, UsageError
+from pyrunc.errors import ExecFailed, NoHelpTopic, PyruncError, UnsupportedError, UsageError
 from pyrunc.cli.edge import fail, leave, logger_from_argv
 from pyrunc.log import Logger
 
@@ -43,7 +43,19 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         ctx.exit(0)
 
 
-@click.group(context_settings=CONTEXT)
+class Group(click.Group):
+    """runc's (urfave/cli's) answer to an unknown command, `-h` or not: "No help topic for
+    'X'", exit status 3 -- not click's "No such command", exit 2."""
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and not ctx.resilient_parsing and self.get_command(ctx, args[0]) is None \
+                and not args[0].startswith("-"):
+            raise NoHelpTopic(f"No help topic for '{args[0]}'")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
 @click.option("--root", default="/run/pyrunc", show_default=True, help="directory for container state")
 @click.option("--log", "log_path", default=None, help="append log lines to this file")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="log line format")
@@ -161,7 +173,12 @@ def list_(obj: Ctx, /, fmt: str, quiet: bool) -> None:
         for s in states:
             click.echo(s["id"])
     elif fmt == "json":
-        click.echo(json.dumps(states))
+        # runc's shape: one compact line in its field order (an empty host: `[]`, which
+        # `jq '.[]'` takes; runc 1.1 printed `null`).
+        keys = ("ociVersion", "id", "pid", "status", "bundle", "rootfs", "created",
+                "annotations", "owner")
+        ordered = [{k: s[k] for k in keys if k in s} for s in states]
+        click.echo(json.dumps(ordered, separators=(",", ":")))
     else:
         rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         rows += [(s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"])
@@ -187,10 +204,11 @@ def resume(obj: Ctx, /, container_id: str) -> None:
     obj.runtime().resume(container_id)
 
 
-@cli.command(context_settings=CONTEXT)
+# Everything after the id is ps(1)'s, as with runc (`ps ID -e -x`).
+@cli.command(context_settings={**CONTEXT, "allow_interspersed_args": False})
 @click.option("-f", "--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.argument("container_id")
-@click.argument("ps_args", nargs=-1)
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def ps(obj: Ctx, /, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> None:
     """List the processes of a container (host pids)."""
@@ -217,16 +235,29 @@ def ps(obj: Ctx, /, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> No
 @click.option("--apparmor", default=None, hidden=True)
 @click.option("--process-label", default=None, hidden=True)
 @click.option("--preserve-fds", default=0, type=click.IntRange(min=0))
+@click.option("--cgroup", "cgroups", multiple=True, metavar="[CTRL[,CTRL]:]PATH",
+              help="run the process in an existing sub-cgroup of the container's (repeatable)")
+@click.option("--ignore-paused", is_flag=True, help="exec into a paused container (the process "
+              "waits, frozen, until resume)")
 @click.argument("container_id")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def exec_(obj: Ctx, /, container_id: str, command: tuple[str, ...], process_file: str | None,
-          detach: bool, pid_file: str | None, preserve_fds: int, **kw: Any) -> None:
+          detach: bool, pid_file: str | None, preserve_fds: int, cgroups: tuple[str, ...],
+          ignore_paused: bool, **kw: Any) -> None:
     """Run a process in a running container."""
-    from pyrunc.cli.execproc import build_process
-    rt = obj.runtime()
-    proc = build_process(rt, container_id, process_file, command, **kw)
-    sys.exit(rt.exec(container_id, proc, detach, pid_file, preserve_fds, kw["console_socket"]))
+    from pyrunc.cli.execproc import build_process, sub_cgroups
+    try:
+        rt = obj.runtime()
+        proc = build_process(rt, container_id, process_file, command, **kw)
+        code = rt.exec(container_id, proc, detach, pid_file, preserve_fds, kw["console_socket"],
+                       sub_cgroups(cgroups), ignore_paused)
+    except PyruncError as exc:
+        raise ExecFailed(f"exec failed: {exc.msg}", exc.errno) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ExecFailed(f"exec failed: {exc.strerror or exc}{where}", exc.errno) from None
+    sys.exit(code)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -252,6 +283,23 @@ def features() -> None:
     """Print what this runtime supports (runtime-spec features JSON)."""
     from pyrunc.features import features as report
     click.echo(json.dumps(report(), indent=2))
+
+
+@cli.command("help", context_settings=CONTEXT)
+@click.argument("topic", required=False)
+@click.pass_context
+def help_(ctx: click.Context, topic: str | None) -> None:
+    """Show the commands, or one command's help (runc's `help [COMMAND]`)."""
+    parent = ctx.parent
+    assert parent is not None
+    if topic is None:
+        click.echo(cli.get_help(parent))
+        return
+    cmd = cli.get_command(parent, topic)
+    if cmd is None:
+        raise NoHelpTopic(f"No help topic for '{topic}'")
+    with click.Context(cmd, info_name=topic, parent=parent) as sub:
+        click.echo(cmd.get_help(sub))
 
 
 def _not_yet(name: str, what: str) -> None:
@@ -295,7 +343,8 @@ def _main(argv: list[str] | None) -> NoReturn:
             msg = exc.msg
         else:
             msg = "interrupted"
-        fail(logger or logger_from_argv(args), msg)
+        fail(logger or logger_from_argv(args), msg,
+             exc.exit_code if isinstance(exc, PyruncError) else 1)
     except OSError as exc:
         # A host operation nobody wrapped with context: still one line, with the errno's text.
         logger = ctx.meta.get("logger") if ctx is not None else None

@@ -24,7 +24,8 @@ def _names() -> dict[str, int]:
 def parse_signal(text: str) -> int:
     if text.isdigit():
         num = int(text)
-        if num not in _signal.valid_signals():
+        # 0 sends nothing but is still checked: "is it alive?" (`kill ID 0`), as with kill(2).
+        if num != 0 and num not in _signal.valid_signals():
             raise UsageError(f"unknown signal {text!r}")
         return num
     name = text.upper()

@@ -56,8 +56,22 @@ def run(phase: str, hooks: Sequence[Hook], state: str, *, first_index: int = 0,
         if res.returncode != 0:
             detail = (res.stderr or res.stdout).decode(errors="replace").strip().splitlines()
             tail = f": {detail[-1]}" if detail else ""
-            raise PyruncError(f"{phase} hook #{i} ({hook.path}) failed with exit status "
-                              f"{res.returncode}{tail}")
+            # runc's words ("error running ... hook #N: signal: bad system call" for a hook
+            # that seccomp killed), which its callers match.
+            raise PyruncError(f"error running {phase} hook #{i} ({hook.path}): "
+                              f"{_how_it_ended(res.returncode)}{tail}")
+
+
+def _how_it_ended(returncode: int) -> str:
+    """Go's words for a failed child, as runc prints them: "exit status 2", "signal: killed"."""
+    if returncode > 0:
+        return f"exit status {returncode}"
+    import signal  # an error path: its enums cost nothing here
+    try:
+        name = signal.strsignal(-returncode)
+    except ValueError:
+        name = None
+    return f"signal: {(name or f'signal {-returncode}').lower()}"
 
 
 def _through_trampoline(fd: int, path: str, argv: list[str],
