@@ -86,7 +86,7 @@ def _check_cgroup_unused(cg: Any) -> None:
     pids = cg.occupants()
     if pids:
         raise InvalidStateError(f"container's cgroup is not empty: {len(pids)} process(es) found "
-                                f"(cgroup {cg.path}, e.g. pid {pids[0]}): give the container "
+                                f"(cgroup {cg.path} is in use, e.g. by pid {pids[0]}): give the container "
                                 f"its own linux.cgroupsPath")
     if cg.is_frozen():
         raise InvalidStateError(f"container's cgroup unexpectedly frozen (cgroup {cg.path}): "
