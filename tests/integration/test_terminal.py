@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Sandbox
+from .helpers import Bundle, reap_children, wait_for
 
 
 class ConsoleReceiver:
@@ -54,16 +55,22 @@ class ConsoleReceiver:
         return self.output.decode(errors="replace")
 
 
+def _start_with_console(sandbox: Sandbox, b: Bundle) -> tuple[str, ConsoleReceiver]:
+    """create --console-socket, then start: the id and what receives the pty master."""
+    recv = ConsoleReceiver(sandbox.tmp / "console.sock")
+    cid = sandbox.new_id()
+    sandbox.rt.create(b, cid, "--console-socket", str(recv.path), out_dir=sandbox.tmp / "out")
+    sandbox.rt.run_cmd("start", cid, check=True)
+    return cid, recv
+
+
 def test_console_socket_gets_the_pty(sandbox: Sandbox) -> None:
     """create --console-socket: one message, the pty name as payload and one fd; the container's
     stdio is that pty, of the configured size, and /dev/console is its slave."""
     b = sandbox.bundle(["sh", "-c", "tty; stty size; ls -l /dev/console | cut -c1"],
                        process={"terminal": True, "consoleSize": {"height": 33, "width": 99}})
     rt = sandbox.rt
-    recv = ConsoleReceiver(sandbox.tmp / "console.sock")
-    cid = sandbox.new_id()
-    rt.create(b, cid, "--console-socket", str(recv.path), out_dir=sandbox.tmp / "out")
-    rt.run_cmd("start", cid, check=True)
+    cid, recv = _start_with_console(sandbox, b)
     out = recv.finish()
     assert recv.name.startswith(b"/dev/pts/")
     assert len(recv.fds) == 1
@@ -89,6 +96,31 @@ def test_exec_console_socket(sandbox: Sandbox) -> None:
     out = recv.finish()
     assert "/dev/pts/" in out and "exec-ok" in out, out
     rt.run_cmd("delete", "--force", cid, check=True)
+
+
+def test_pty_is_owned_by_the_process_user(sandbox: Sandbox) -> None:
+    """runc gives the console to the process's uid, keeping the group devpts set (gid=5,
+    the tty group): for the init (its tty and /dev/console) and for `exec --tty --user`.
+    Owning it, the user can chmod its terminal (mesg, script, ssh-style tools do)."""
+    b = sandbox.bundle(["sh", "-c", "stat -c %u:%g $(tty) /dev/console; "
+                        "chmod 600 $(tty) && echo chmod-ok; read line"],
+                       process={"terminal": True, "user": {"uid": 1000, "gid": 1000}})
+    rt = sandbox.rt
+    cid, recv = _start_with_console(sandbox, b)
+    erecv = ConsoleReceiver(sandbox.tmp / "exec.sock")
+    res = rt.run_cmd("exec", "--tty", "--console-socket", str(erecv.path), "--user", "2000:2000",
+                     "--detach", cid, "sh", "-c", "stat -c %u:%g $(tty); id -u")
+    assert res.returncode == 0, res.stderr
+    out = [ln.strip() for ln in erecv.finish().splitlines()]
+    assert out == ["2000:5", "2000"], out
+    assert wait_for(lambda: bool(recv.fds))
+    os.write(recv.fds[0], b"done\n")  # the init's `read` returns: it exits
+    out = [ln.strip() for ln in recv.finish().splitlines()]
+    assert out[:3] == ["1000:5", "1000:5", "chmod-ok"], out
+    # The detached exec'd sh was adopted by this process (a subreaper): the init cannot finish
+    # exiting (zap_pid_ns_processes) until that zombie is reaped.
+    assert wait_for(lambda: reap_children() is None and rt.state(cid)["status"] == "stopped")
+    rt.run_cmd("delete", cid, check=True)
 
 
 def test_terminal_without_console_socket_is_refused(sandbox: Sandbox) -> None:

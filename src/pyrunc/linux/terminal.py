@@ -8,6 +8,7 @@ one message, the pty name as payload, the fd by SCM_RIGHTS, no reply awaited.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import struct
@@ -74,10 +75,26 @@ def send_master(console: Socket, master: int, name: str) -> None:
         raise SystemError_.from_oserror("cannot send the pty master to the console socket", exc) from None
 
 
-def setup(console_fd: int, size: tuple[int, int] | None, console_dev: bool) -> None:
-    """All of it, for init (console_dev=True) and exec."""
+def give_to(slave: int, uid: int) -> None:
+    """The process's user must own its terminal (or it could not, say, chmod or hand it on):
+    runc changes the owner only, keeping the group devpts gave it (the tty group by the
+    usual gid=5). Where the kernel will not (an unmapped id, a read-only /dev) it stays."""
+    st = os.fstat(slave)
+    if st.st_uid == uid:
+        return
+    try:
+        os.fchown(slave, uid, st.st_gid)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+            raise SystemError_.from_oserror("cannot give the terminal to the process's user",
+                                            exc) from None
+
+
+def setup(console_fd: int, size: tuple[int, int] | None, console_dev: bool, uid: int = 0) -> None:
+    """All of it, for init (console_dev=True) and exec; the pty becomes `uid`'s."""
     master, slave, path = open_pty()
     try:
+        give_to(slave, uid)
         set_size(master, size)
         if console_dev:
             bind_console(path)

@@ -196,7 +196,7 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
     for key, value in linux.sysctl:
         _write_sysctl(key, value)
     if proc.terminal:
-        terminal.setup(opts.console_fd, proc.console_size, console_dev=True)
+        terminal.setup(opts.console_fd, proc.console_size, console_dev=True, uid=proc.user.uid)
     rootfs.finalize(cfg)
     env = execute.environ(proc)
     execute.set_rlimits(proc)

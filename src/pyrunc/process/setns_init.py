@@ -86,7 +86,8 @@ def _child(sock: Socket, proc: Process, console_fd: int, trampoline_fd: int,
     try:
         if proc.terminal:
             os.setsid()
-            terminal.setup(console_fd, proc.console_size, console_dev=False)
+            terminal.setup(console_fd, proc.console_size, console_dev=False,
+                           uid=proc.user.uid)
         execute.set_affinity(proc.cpu_affinity_final)
         env = execute.environ(proc)
         execute.set_rlimits(proc)
