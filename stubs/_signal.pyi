@@ -10,6 +10,7 @@ SIG_IGN: int
 SIG_SETMASK: int
 SIGCHLD: int
 SIGCONT: int
+SIGHUP: int
 SIGINT: int
 SIGKILL: int
 SIGPIPE: int

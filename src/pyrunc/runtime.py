@@ -28,10 +28,39 @@ from pyrunc.status import Status
 from pyrunc import cgroups  # noqa: E402 (the cgroup commands below use it at module level)
 
 if TYPE_CHECKING:
+    from types import FrameType
     from typing import Any
 
     from pyrunc.options import CreateOptions
     from pyrunc.spec.config import Config, Process
+
+
+#: What a supervisor (`timeout`, systemd, an engine giving up) or a user sends to stop a
+#: create or a run that is still setting up.
+_ABORT_SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
+
+
+class Interrupted(PyruncError):
+    """A signal stopped a create: raised where the runtime was (a blocking wait on the init,
+    a hook), so the create's cleanup kills the init and removes its cgroup and state."""
+
+    default_errno = errno.EINTR
+
+
+def _abort_on_signals() -> dict[int, Any]:
+    """Make the abort signals raise Interrupted (once: a second one during the cleanup is
+    ignored, so the cleanup finishes); returns the handlers to put back. Without this a
+    SIGTERM killed a create outright, leaving its init, cgroup and state behind, and a
+    foreground run (whose handlers only queue signals for the container) ignored it."""
+    def abort(sig: int, _frame: FrameType | None) -> None:
+        for s in _ABORT_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(f"interrupted by {_ABORT_SIGNALS.get(sig, sig)} while creating the "
+                          "container; what it made is removed")
+    prev: dict[int, Any] = {}
+    for sig in _ABORT_SIGNALS:
+        prev[sig] = signal.signal(sig, abort)
+    return prev
 
 
 def _rfc3339_now() -> str:
@@ -126,7 +155,16 @@ class Runtime:
     # -- create / start / run ------------------------------------------------------------------
 
     def create(self, container_id: str, opts: CreateOptions, cfg: Config | None = None) -> Container:
-        """Create the container from `opts.bundle`, or from `cfg` already loaded from it."""
+        """Create the container from `opts.bundle`, or from `cfg` already loaded from it.
+        SIGTERM, SIGINT or SIGHUP meanwhile abort it, and what it made is removed."""
+        prev = _abort_on_signals()
+        try:
+            return self._create(container_id, opts, cfg)
+        finally:
+            for sig, handler in prev.items():
+                signal.signal(sig, handler)
+
+    def _create(self, container_id: str, opts: CreateOptions, cfg: Config | None) -> Container:
         from pyrunc.linux import capabilities, terminal
         from pyrunc.process import hooks, parent
         from pyrunc.process.init import InitOptions

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from pathlib import Path
 
+import pytest
+
 from .conftest import Sandbox
+from .helpers import cgroup_dirs, wait_for
 
 
 def _hook(log: Path, name: str, extra: str = "") -> dict[str, object]:
@@ -96,3 +102,63 @@ def test_hook_timeout(sandbox: Sandbox) -> None:
     assert res.returncode == 1
     assert "timed out" in res.stderr
     assert not sandbox.leaks()
+
+
+def _children_of(pid: int) -> list[int]:
+    """Live child pids of `pid`, from /proc (zombies left out)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+@pytest.mark.parametrize("command,sig", [("create", signal.SIGTERM), ("create", signal.SIGINT),
+                                         ("run", signal.SIGTERM), ("run", signal.SIGINT)])
+def test_signal_during_setup_cleans_up(sandbox: Sandbox, command: str, sig: int) -> None:
+    """SIGTERM or SIGINT while a create or a run is still setting up (here: blocked in a
+    createRuntime hook that sleeps) ends it promptly with one line and exit 1, and leaves
+    nothing: no init, no hook, no cgroup, no state (the sandbox's teardown checks the rest)."""
+    marker = "97.125"
+    b = sandbox.bundle(["true"], hooks={"createRuntime": [
+        {"path": "/bin/sleep", "args": ["sleep", marker]}]})
+    cid = sandbox.new_id()
+    proc = sandbox.rt.popen(command, "--bundle", str(b.path), cid)
+
+    def hook_pids() -> list[int]:
+        found = []
+        for p in _children_of(proc.pid):
+            try:
+                argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+            except OSError:  # gone meanwhile
+                continue
+            if argv[:2] == [b"sleep", marker.encode()]:
+                found.append(p)
+        return found
+
+    assert wait_for(lambda: bool(hook_pids()), timeout=20), "the hook never started"
+    hook = hook_pids()[0]
+    inits = {int(p) for d in cgroup_dirs(b.cgroups_path) if (d / "cgroup.procs").exists()
+             for p in (d / "cgroup.procs").read_text().split()}
+    assert len(inits) == 1, inits  # the init, waiting for the hooks in its cgroup
+    os.kill(proc.pid, sig)
+    try:
+        _out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{command} ignored {signal.Signals(sig).name}")
+    assert proc.returncode == 1, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"interrupted by {signal.Signals(sig).name}" in err, err
+    for pid in (hook, *inits):
+        assert wait_for(lambda: not os.path.exists(f"/proc/{pid}")
+                        or "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text(), timeout=5), pid
+    assert cid not in sandbox.rt.list_ids()
+    assert not cgroup_dirs(b.cgroups_path)
+    assert not sandbox.leaks(settle=2.0)
