@@ -313,3 +313,48 @@ def test_proc_or_sys_symlink_in_image_refused(sandbox: Sandbox, rt: Runtime, des
     assert os.readlink(link) == target
     assert sorted(os.listdir(b.rootfs / target.lstrip("/"))) == before
     assert rt.list_ids() == []
+
+
+def _mountinfo_lines(text: str) -> list[tuple[str, str, set[str]]]:
+    """(root, mount point, per-mount options) of each /proc/self/mountinfo line."""
+    out = []
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) > 5 and "-" in f:
+            out.append((f[3], f[4], set(f[5].split(","))))
+    return out
+
+
+def test_ro_bind_racing_a_swap_with_a_link_to_root(sandbox: Sandbox, rt: Runtime) -> None:
+    """Another container sharing the rootfs directory keeps exchanging /rodata with
+    /rodata.alt, a symlink to "/" (renameat2 RENAME_EXCHANGE; here a thread of the test).
+    The config binds a host directory on /rodata read-only. In every run the bind is
+    read-only and is not the container's root, and the root stays read-write -- or the
+    create is refused in one line. (The ro remount looked /rodata up a second time: the
+    bind stayed rw with the root made ro, or the bind became the root.)"""
+    src = sandbox.host_dir("ro-src")
+    (src / "host-marker").write_text("host\n")
+    b = sandbox.bundle(["cat", "/proc/self/mountinfo"], root={"path": "rootfs", "readonly": False},
+                       extra_mounts=[_mnt("/rodata", type="bind", source=str(src),
+                                          options=["rbind", "ro"])])
+    checked = refused = 0
+    with _Flipper(b.rootfs, "rodata", "/") as flipper:
+        deadline = time.monotonic() + 60
+        while checked + refused < 40 and time.monotonic() < deadline:
+            res = rt.run(b, sandbox.new_id())
+            assert (src / "host-marker").read_text() == "host\n"
+            assert mounts_under(src) == []
+            if res.returncode != 0:
+                assert res.returncode == 1 and len(res.stderr.splitlines()) == 1, res
+                assert "/rodata" in res.stderr, f"not a refusal of the mount: {res.stderr!r}"
+                refused += 1
+                continue
+            lines = _mountinfo_lines(res.stdout)
+            root = [opts for _r, mp, opts in lines if mp == "/"]
+            assert root and "rw" in root[-1], f"the rootfs root became read-only: {lines}"
+            binds = [opts for _r, mp, opts in lines if mp in ("/rodata", "/rodata.alt")]
+            assert binds, f"the bind is not on /rodata (it went on the root?): {lines}"
+            assert all("ro" in opts for opts in binds), f"the bind stayed read-write: {lines}"
+            checked += 1
+    assert flipper.flips > 100, "the flipper did not run"
+    assert checked >= 3, f"only {checked} runs got as far as the container ({refused} refused)"

@@ -189,3 +189,62 @@ def test_kernel_hostname_sysctl_refused(sandbox: Sandbox, rt: Runtime) -> None:
     out = sandbox.sh_ok("cat /proc/sys/kernel/domainname", hostname="box-a",
                         linux={"sysctl": {"kernel.domainname": "example.test"}})
     assert out == "example.test\n"
+
+
+@pytest.mark.parametrize("dest", ["/proc/1", "/sneaky"])
+def test_bind_inside_proc_is_refused(sandbox: Sandbox, rt: Runtime, dest: str) -> None:
+    """The image's `evilproc` (fd/0..63 symlinks to /decoy) bound on /proc/1 -- or on an
+    image symlink /sneaky -> /proc/1 -- redirected every masked and read-only path (they
+    are bound from /proc/1/fd/N) to /decoy: core_pattern stayed writable, /proc/keys
+    unmasked. runc refuses any destination inside /proc but a few: so do we, in its words."""
+    b = sandbox.bundle(["cat", "/proc/keys"], extra_mounts=[
+        {"destination": dest, "type": "bind", "source": "evilproc", "options": ["rbind"]}])
+    evil = b.rootfs / "evilproc"
+    (evil / "fd").mkdir(parents=True)
+    (b.rootfs / "decoy").write_text("decoy\n")
+    for n in range(64):
+        os.symlink("/decoy", evil / "fd" / str(n))
+    if dest == "/sneaky":
+        os.symlink("/proc/1", b.rootfs / "sneaky")
+    b.config["mounts"][-1]["source"] = str(evil)
+    b.write()
+    res = rt.run(b, sandbox.new_id())
+    assert res.returncode == 1, f"a bind on {dest} was accepted: {res}"
+    assert len(res.stderr.splitlines()) == 1, res.stderr
+    assert '"/proc/1" cannot be mounted because it is inside /proc' in res.stderr, res.stderr
+    assert (b.rootfs / "decoy").read_text() == "decoy\n"
+
+
+def test_host_oom_score_adj_bound_on_a_sysctl_is_refused(sandbox: Sandbox, rt: Runtime) -> None:
+    """A host process's /proc/PID/oom_score_adj (a `sleep` of the test) bound on
+    /proc/sys/net/ipv4/ip_forward, and the sysctl net.ipv4.ip_forward=777: the file passes
+    a procfs magic check, so the sysctl wrote the host process's oom_score_adj. Refused
+    (inside /proc), and the process is untouched."""
+    import subprocess
+    victim = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        adj = Path(f"/proc/{victim.pid}/oom_score_adj")
+        before = adj.read_text()
+        b = sandbox.bundle(["true"], linux={"sysctl": {"net.ipv4.ip_forward": "777"}},
+                           extra_mounts=[{"destination": "/proc/sys/net/ipv4/ip_forward",
+                                          "type": "bind", "source": str(adj),
+                                          "options": ["bind"]}])
+        res = rt.run(b, sandbox.new_id())
+        assert adj.read_text() == before, "a sysctl wrote a host process's oom_score_adj"
+        assert res.returncode == 1, res
+        assert len(res.stderr.splitlines()) == 1, res.stderr
+        assert "cannot be mounted because it is inside /proc" in res.stderr, res.stderr
+    finally:
+        victim.kill()
+        victim.wait(5)
+
+
+def test_the_mounts_runc_allows_inside_proc_still_work(sandbox: Sandbox, rt: Runtime) -> None:
+    """lxcfs-style binds on /proc/uptime and /proc/meminfo are allowed (runc's list)."""
+    fake = sandbox.host_dir("lxcfs")
+    (fake / "uptime").write_text("12345.00 0.00\n")
+    (fake / "meminfo").write_text("MemTotal: 1 kB\n")
+    out = sandbox.sh_ok("cat /proc/uptime /proc/meminfo", extra_mounts=[
+        {"destination": f"/proc/{n}", "type": "bind", "source": str(fake / n),
+         "options": ["bind", "ro"]} for n in ("uptime", "meminfo")])
+    assert out == "12345.00 0.00\nMemTotal: 1 kB\n"

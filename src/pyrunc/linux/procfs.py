@@ -45,3 +45,31 @@ def write_proc_file(path: str, value: str) -> None:
         os.write(fd, value.encode())
     finally:
         os.close(fd)
+
+
+PROC_ROOT_INO = 1
+
+
+def write_sysctl(proc_root: int, key: str, value: str) -> None:
+    """Write /proc/sys/<key> of the procfs whose root `proc_root` is (an fd of it), and no
+    other file: the lookup stays beneath that root and on that one mount (RESOLVE_NO_XDEV:
+    a file bound over the sysctl, even a procfs one such as a host process's
+    oom_score_adj, is refused), follows no symlink, and cannot block."""
+    from pyrunc.linux import syscalls as sc
+    st = os.fstat(proc_root)
+    if sc.fstatfs_type(proc_root) != PROC_SUPER_MAGIC or st.st_ino != PROC_ROOT_INO:
+        raise OSError(errno.EXDEV, "not the root of a procfs (something is mounted over /proc)",
+                      "/proc")
+    strict = (sc.RESOLVE_BENEATH | sc.RESOLVE_NO_XDEV | sc.RESOLVE_NO_SYMLINKS
+              | sc.RESOLVE_NO_MAGICLINKS)
+    rel = "sys/" + key.replace(".", "/")
+    try:
+        fd = sc.openat2(proc_root, rel, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC, 0, strict)
+    except OSError as exc:
+        if exc.errno == errno.EXDEV:
+            raise OSError(errno.EXDEV, "something is mounted over it", "/proc/" + rel) from None
+        raise OSError(exc.errno, exc.strerror, "/proc/" + rel) from None
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)

@@ -16,6 +16,7 @@ import stat
 from pyrunc.errors import SystemError_
 from pyrunc.linux import devices, paths
 from pyrunc.linux import syscalls as sc
+from pyrunc.linux.procfs import PROC_SUPER_MAGIC
 from pyrunc.spec.config import Config, Mount
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
@@ -55,57 +56,162 @@ def _fail(m: Mount, exc: OSError) -> SystemError_:
                         exc.errno or errno.EIO)
 
 
+# Where runc lets a config mount inside /proc (files lxcfs emulates), relative to /proc.
+_ALLOWED_IN_PROC = frozenset({"cpuinfo", "diskstats", "meminfo", "stat", "swaps", "uptime",
+                              "loadavg", "slabinfo", "net/dev", "sys/kernel/ns_last_pid"})
+
+
+def _check_destination(m: Mount, where: str) -> None:
+    """No mount on the rootfs root, and none inside /proc but the few runc allows: a bind
+    on /proc/1 redirected every masked path, one on a /proc/sys file took the sysctl's write.
+    `where` is the destination inside the rootfs (as the config says it, then as resolved)."""
+    what = m.type or "bind"
+    if where == "/":
+        raise SystemError_(f"cannot mount {what} on {m.destination}: the destination is the "
+                           "root of the rootfs", errno.EINVAL)
+    if where == "/proc":
+        if m.type == "proc" or (m.is_bind and m.source is not None and _is_procfs(m.source)):
+            return
+        raise SystemError_(f'cannot mount {what} on {m.destination}: "{where}" cannot be '
+                           "mounted because it is not of type proc", errno.EINVAL)
+    if where.startswith("/proc/") and where[len("/proc/"):] not in _ALLOWED_IN_PROC:
+        raise SystemError_(f'cannot mount {what} on {m.destination}: "{where}" cannot be '
+                           "mounted because it is inside /proc", errno.EPERM)
+
+
+def _is_procfs(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return sc.fstatfs_type(fd) == PROC_SUPER_MAGIC
+    finally:
+        os.close(fd)
+
+
+def _resolved(rootfd: int, fd: int) -> str:
+    """Where the opened `fd` is inside the rootfs, as the kernel names it now."""
+    rel = posixpath.relpath(os.readlink(paths.fd_path(fd)), os.readlink(paths.fd_path(rootfd)))
+    return "/" if rel == "." else "/" + rel
+
+
+def _open_destination(rootfd: int, m: Mount, is_dir: bool) -> int:
+    """The mount point, opened once (created if missing) and checked where it really is."""
+    _check_destination(m, posixpath.normpath("/" + m.destination))
+    dest = paths.ensure(rootfd, m.destination, is_dir)
+    try:
+        st, root = os.fstat(dest), os.fstat(rootfd)
+        if (st.st_dev, st.st_ino) == (root.st_dev, root.st_ino):
+            _check_destination(m, "/")  # through a symlink to "/" (or ".." clamped there)
+        _check_destination(m, _resolved(rootfd, dest))
+    except BaseException:
+        os.close(dest)
+        raise
+    return dest
+
+
 def _mount_bind(rootfd: int, m: Mount) -> None:
+    """Clone the source (open_tree), attach the clone on the opened mount point, then set
+    its options through the clone's own fd: no path is looked up again after the mount,
+    which a container sharing the rootfs directory could swap for a symlink to "/"."""
     assert m.source is not None
     try:
         src_st = os.stat(m.source)
     except OSError as exc:
         raise SystemError_(f"mount source {m.source} for {m.destination}: {exc.strerror}",
                            exc.errno or errno.EIO) from None
-    dest = paths.ensure(rootfd, m.destination, stat.S_ISDIR(src_st.st_mode))
+    dest = _open_destination(rootfd, m, stat.S_ISDIR(src_st.st_mode))
     try:
-        sc.mount(m.source, paths.fd_path(dest), None, sc.MS_BIND | (m.flags & sc.MS_REC))
+        rec = sc.AT_RECURSIVE if m.flags & sc.MS_REC else 0
+        tree = sc.open_tree(_AT_FDCWD, m.source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | rec)
+        try:
+            sc.move_mount(tree, "", dest, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+            _bind_options(tree, m)
+            _recursive_attrs(tree, m)
+        finally:
+            os.close(tree)
     finally:
         os.close(dest)
-    _bind_options(rootfd, m)
 
 
-def _bind_options(rootfd: int, m: Mount) -> None:
-    """A bind's flags (ro, nosuid, ...) need a remount; then its propagation."""
+_AT_FDCWD = -100
+
+
+def _bind_options(top: int, m: Mount) -> None:
+    """A bind's flags (ro, nosuid, ...) need a remount; then its propagation. `top` is an
+    fd of the mount itself (its clone's fd, attached), never a path looked up again."""
     extra = m.flags & _SETTABLE
-    if extra or m.propagation:
-        top = paths.open_in_root(rootfd, m.destination)
-        try:
-            if extra:
-                remount_bind(paths.fd_path(top), extra, m.clear_flags)
-            for prop in m.propagation:
-                sc.mount(None, paths.fd_path(top), None, prop)
-        finally:
-            os.close(top)
+    if extra:
+        remount_bind(paths.fd_path(top), extra, m.clear_flags)
+    for prop in m.propagation:
+        sc.mount(None, paths.fd_path(top), None, prop)
 
 
-def _recursive_attrs(rootfd: int, m: Mount) -> None:
+def _recursive_attrs(top: int, m: Mount) -> None:
     """rro, rnosuid, ...: set on the whole tree at once (mount_setattr AT_RECURSIVE)."""
     if m.rec_set or m.rec_clear:
-        top = paths.open_in_root(rootfd, m.destination)
-        try:
-            sc.mount_setattr(top, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, m.rec_set, m.rec_clear)
-        finally:
-            os.close(top)
+        sc.mount_setattr(top, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, m.rec_set, m.rec_clear)
+
+
+def _mount_ids() -> set[int]:
+    with open("/proc/self/mountinfo") as f:
+        return {int(line.split(" ", 1)[0]) for line in f}
+
+
+def _mnt_id(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
+        for line in f:
+            if line.startswith("mnt_id:"):
+                return int(line.split()[1])
+    raise OSError(errno.EINVAL, "no mnt_id in fdinfo", f"/proc/self/fdinfo/{fd}")
+
+
+def _mount_new(rootfd: int, path: str, dest: int, source: str | None, fstype: str | None,
+               flags: int, data: str | None) -> int:
+    """Mount a new filesystem on the opened `dest` and return an O_PATH fd of that very
+    mount: the destination is looked up once more (a new filesystem has no fd to clone),
+    and that lookup must give a mount that did not exist before, or it was raced."""
+    before = _mount_ids()
+    sc.mount(source, paths.fd_path(dest), fstype, flags, data)
+    top = paths.open_in_root(rootfd, path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        if _mnt_id(top) in before:
+            raise SystemError_(f"cannot mount {fstype} on {path}: the destination "
+                               "changed while it was mounted (raced)", errno.EXDEV)
+    except BaseException:
+        os.close(top)
+        raise
+    return top
+
+
+_own_proc = -1  # O_PATH fd of the procfs this init mounted on /proc (for the sysctls)
+
+
+def own_proc() -> int:
+    """The container's own procfs, as mounted by `prepare` (-1 if it mounted none)."""
+    return _own_proc
+
+
+def release_proc() -> None:
+    global _own_proc
+    if _own_proc >= 0:
+        os.close(_own_proc)
+        _own_proc = -1
 
 
 def _attach_tree(rootfd: int, m: Mount, tree: int) -> None:
     """Put a detached mount tree (an idmapped bind made by the runtime) at its destination,
     then apply the mount's other options as for any bind."""
     try:
-        dest = paths.ensure(rootfd, m.destination, stat.S_ISDIR(os.fstat(tree).st_mode))
+        dest = _open_destination(rootfd, m, stat.S_ISDIR(os.fstat(tree).st_mode))
         try:
             sc.move_mount(tree, "", dest, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
         finally:
             os.close(dest)
+        _bind_options(tree, m)  # the tree's fd is the attached mount now
+        _recursive_attrs(tree, m)
         os.close(tree)
-        _bind_options(rootfd, m)
-        _recursive_attrs(rootfd, m)
     except OSError as exc:
         raise _fail(m, exc) from None
 
@@ -158,36 +264,43 @@ def _mount_cgroup(rootfd: int, m: Mount, cgroupns: bool) -> None:
     def attach(path: str, name: str, fstype: str, data: str) -> None:
         target = paths.mkdir_all(rootfd, path)
         try:
-            if cgroupns:
+            _check_destination(m, _resolved(rootfd, target))
+        except BaseException:
+            os.close(target)
+            raise
+        try:
+            if cgroupns:  # a new filesystem: its flags are the mount's own
                 sc.mount("cgroup", paths.fd_path(target), fstype, flags, data or None)
                 return
             src = posixpath.join(CGROUP_ROOT, name) + _cgroup_source(fstype, data, own)
-            sc.mount(src.rstrip("/") or "/", paths.fd_path(target), None, sc.MS_BIND | sc.MS_REC)
+            tree = sc.open_tree(_AT_FDCWD, src.rstrip("/") or "/", sc.OPEN_TREE_CLONE
+                                | sc.OPEN_TREE_CLOEXEC | sc.AT_RECURSIVE)
+            try:  # as for any bind: flags set through the clone's fd, no second lookup
+                sc.move_mount(tree, "", target, "",
+                              sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+                if flags & _SETTABLE:
+                    remount_bind(paths.fd_path(tree), flags & _SETTABLE)
+            finally:
+                os.close(tree)
         finally:
             os.close(target)
-        if flags & _SETTABLE:
-            top = paths.open_in_root(rootfd, path)  # the new mount, not what it covers
-            try:
-                remount_bind(paths.fd_path(top), flags & _SETTABLE)
-            finally:
-                os.close(top)
 
     if hier == [("", "cgroup2", "")]:
         attach(m.destination, "", "cgroup2", m.data)
         return
-    dest = paths.mkdir_all(rootfd, m.destination)
+    dest = _open_destination(rootfd, m, True)
     try:
-        sc.mount("tmpfs", paths.fd_path(dest), "tmpfs", flags & ~sc.MS_RDONLY, "mode=755")
+        top = _mount_new(rootfd, m.destination, dest, "tmpfs", "tmpfs", flags & ~sc.MS_RDONLY,
+                         "mode=755")
     finally:
         os.close(dest)
-    for name, fstype, data in hier:
-        attach(posixpath.join(m.destination, name), name, fstype, data)
-    if flags & sc.MS_RDONLY:
-        top = paths.open_in_root(rootfd, m.destination)
-        try:
+    try:
+        for name, fstype, data in hier:
+            attach(posixpath.join(m.destination, name), name, fstype, data)
+        if flags & sc.MS_RDONLY:
             sc.mount(None, paths.fd_path(top), None, sc.MS_REMOUNT | flags, "mode=755")
-        finally:
-            os.close(top)
+    finally:
+        os.close(top)
 
 
 def _check_ordinary_dir(rootfd: int, m: Mount) -> None:
@@ -210,6 +323,37 @@ def _is_readonly_dev(m: Mount) -> bool:
     return not m.is_bind and bool(m.flags & sc.MS_RDONLY) and posixpath.normpath(m.destination) == "/dev"
 
 
+def _mount_other(rootfd: int, m: Mount) -> None:
+    """proc, tmpfs, devpts, ...: mounted on the opened destination; what follows (propagation,
+    rro, the sysctls' procfs) goes through an fd checked to be the new mount."""
+    global _own_proc
+    dest = _open_destination(rootfd, m, True)
+    # A read-only /dev must still get its devices, links and submounts: ro comes in
+    # finalize(), after them, as with runc.
+    flags = m.flags & ~sc.MS_RDONLY if _is_readonly_dev(m) else m.flags
+    own_proc = m.type == "proc" and _resolved(rootfd, dest) == "/proc"
+    try:
+        if not (own_proc or m.propagation or m.rec_set or m.rec_clear):
+            sc.mount(m.source or m.type, paths.fd_path(dest), m.type, flags, m.data or None)
+            return
+        top = _mount_new(rootfd, m.destination, dest, m.source or m.type, m.type, flags,
+                         m.data or None)
+    finally:
+        os.close(dest)
+    try:
+        for prop in m.propagation:
+            sc.mount(None, paths.fd_path(top), None, prop)
+        _recursive_attrs(top, m)
+    except BaseException:
+        os.close(top)
+        raise
+    if own_proc:
+        release_proc()  # a second proc on /proc: the later one is what the container sees
+        _own_proc = top
+    else:
+        os.close(top)
+
+
 def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
     try:
         if m.type in ("proc", "sysfs"):
@@ -218,23 +362,14 @@ def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
             _mount_bind(rootfd, m)
         elif m.type in ("cgroup", "cgroup2"):
             _mount_cgroup(rootfd, m, cgroupns)
-        else:
-            dest = paths.mkdir_all(rootfd, m.destination)
-            # A read-only /dev must still get its devices, links and submounts: ro comes in
-            # finalize(), after them, as with runc.
-            flags = m.flags & ~sc.MS_RDONLY if _is_readonly_dev(m) else m.flags
-            try:
-                sc.mount(m.source or m.type, paths.fd_path(dest), m.type, flags, m.data or None)
-            finally:
-                os.close(dest)
-            if m.propagation:
+            if m.rec_set or m.rec_clear:
                 top = paths.open_in_root(rootfd, m.destination)
                 try:
-                    for prop in m.propagation:
-                        sc.mount(None, paths.fd_path(top), None, prop)
+                    _recursive_attrs(top, m)
                 finally:
                     os.close(top)
-        _recursive_attrs(rootfd, m)
+        else:
+            _mount_other(rootfd, m)
     except SystemError_:
         raise
     except OSError as exc:
@@ -368,13 +503,15 @@ def readonly_path(path: str) -> None:
         except FileNotFoundError:
             return
         try:
-            target = paths.fd_path(fd)
-            sc.mount(target, target, None, sc.MS_BIND | sc.MS_REC)
-        finally:
-            os.close(fd)
-        fd = paths.open_in_root(rootfd, path)
-        try:
-            remount_bind(paths.fd_path(fd), sc.MS_RDONLY | sc.MS_REC)
+            # The clone is attached where fd is and made read-only through its own fd: the
+            # path is never looked up a second time (a shared rootfs dir can be swapped).
+            tree = sc.open_tree(fd, "", sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
+                                | sc.AT_EMPTY_PATH | sc.AT_RECURSIVE)
+            try:
+                sc.move_mount(tree, "", fd, "", sc.MOVE_MOUNT_F_EMPTY_PATH | sc.MOVE_MOUNT_T_EMPTY_PATH)
+                remount_bind(paths.fd_path(tree), sc.MS_RDONLY)
+            finally:
+                os.close(tree)
         finally:
             os.close(fd)
     except OSError as exc:

@@ -193,8 +193,9 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
         sc.sethostname(cfg.hostname)
     if cfg.domainname is not None:
         sc.setdomainname(cfg.domainname)
-    for key, value in linux.sysctl:
-        _write_sysctl(key, value)
+    if linux.sysctl:
+        _write_sysctls(linux.sysctl)
+    rootfs.release_proc()
     if proc.terminal:
         terminal.setup(opts.console_fd, proc.console_size, console_dev=True, uid=proc.user.uid)
     rootfs.finalize(cfg)
@@ -223,12 +224,25 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
     return proc, path, env
 
 
-def _write_sysctl(key: str, value: str) -> None:
-    path = "/proc/sys/" + key.replace(".", "/")
+def _write_sysctls(sysctl: tuple[tuple[str, str], ...]) -> None:
+    """Through the procfs this init mounted on /proc (its fd, kept since), else through
+    whatever is at /proc if that is a procfs root (no mount namespace; a bound procfs)."""
+    proc_root = rootfs.own_proc()
+    opened = proc_root < 0
+    if opened:
+        try:
+            proc_root = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise SystemError_.from_oserror("cannot set sysctls: no /proc", exc) from None
     try:
-        procfs.write_proc_file(path, value)
-    except OSError as exc:
-        raise SystemError_.from_oserror(f"cannot set sysctl {key}={value}", exc) from None
+        for key, value in sysctl:
+            try:
+                procfs.write_sysctl(proc_root, key, value)
+            except OSError as exc:
+                raise SystemError_.from_oserror(f"cannot set sysctl {key}={value}", exc) from None
+    finally:
+        if opened:
+            os.close(proc_root)
 
 
 def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[str, str],
