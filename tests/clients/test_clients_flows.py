@@ -254,3 +254,23 @@ def test_shared_pid_children_die_with_init(engine: Engine) -> None:
     assert "init-exiting" in res.stdout, res.describe()
     assert "late" not in res.stdout, res.describe()
     _assert_runtime_used(engine)
+
+
+def test_tmpfs_copies_up_the_image(engine: Engine) -> None:
+    """podman adds tmpcopyup to every tmpfs: `--tmpfs /etc` sees the image's /etc files, and
+    `--read-only` (tmpfs on /tmp, /run, /var/tmp) runs with those writable (issue 16)."""
+    engine.require("run_with")
+    if engine.name != "podman":
+        pytest.skip(f"{engine.name}'s --tmpfs asks for no tmpcopyup (an empty tmpfs, with runc too)")
+    name = engine.new_name("tmpfs")
+    res = engine.run_with(name, ["sh", "-c", "grep -c '^root:' /etc/passwd; "
+                                 "grep ' /etc ' /proc/self/mounts | cut -d' ' -f3; "
+                                 "echo new > /etc/new && cat /etc/new"], "--tmpfs", "/etc")
+    assert res.returncode == 0, res.describe()
+    assert res.stdout.split() == ["1", "tmpfs", "new"], res.describe()
+    name = engine.new_name("readonly")
+    res = engine.run_with(name, ["sh", "-c", "echo hi > /tmp/x && cat /tmp/x; "
+                                 "touch /ro 2>/dev/null || echo ro"], "--read-only")
+    assert res.returncode == 0, res.describe()
+    assert res.stdout.split() == ["hi", "ro"], res.describe()
+    _assert_runtime_used(engine)

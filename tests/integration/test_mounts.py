@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -509,3 +510,82 @@ def test_rootfs_symlink_to_host_proc_not_followed(sandbox: Sandbox) -> None:
         assert res.stdout == "has-proc\n"
     else:
         assert res.stderr.strip(), "refused without a message"
+
+
+def _tree(root: Path) -> dict[str, tuple[Any, ...]]:
+    """path -> (type, mode, uid, gid, mtime_ns, nlink or link target or rdev), not following
+    symlinks."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            kind = stat.S_IFMT(st.st_mode)
+            extra: Any = st.st_nlink
+            if stat.S_ISLNK(st.st_mode):
+                extra = os.readlink(p)
+            elif stat.S_ISCHR(st.st_mode):
+                extra = st.st_rdev
+            out[str(p.relative_to(root))] = (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid,
+                                             st.st_mtime_ns, extra)
+    return out
+
+
+def _image_dir(root: Path, secret_dir: Path) -> None:
+    """An image directory with everything a copy-up must keep, and symlinks out of the rootfs."""
+    d = root / "data"
+    (d / "sub" / "deeper").mkdir(parents=True)
+    (d / "file").write_text("image file\n")
+    os.chown(d / "file", 1000, 1001)
+    os.chmod(d / "file", 0o4755)  # setuid survives (chown comes first)
+    os.setxattr(d / "file", "user.origin", b"image")
+    (d / "sub" / "deeper" / "nested").write_text("nested\n")
+    os.chmod(d / "sub", 0o710)
+    os.link(d / "file", d / "sub" / "hardlink")
+    os.symlink(str(secret_dir), d / "abs-out")  # absolute, to a host directory
+    os.symlink("../../../../../../../..", d / "rel-out")
+    os.symlink("file", d / "rel-in")
+    os.mkfifo(d / "fifo", 0o620)
+    os.mknod(d / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    for p in [d / "sub" / "deeper", d / "sub", d / "fifo", d / "file"]:
+        os.utime(p, ns=(1_000_000_000, 1_234_567_890_123_456_789 % 10**18))
+    os.utime(d / "rel-in", ns=(1_000_000_000, 2_000_000_000), follow_symlinks=False)
+    os.chmod(d, 0o751)
+
+
+@pytest.mark.parametrize("ro", [False, True])
+def test_tmpfs_tmpcopyup(sandbox: Sandbox, ro: bool) -> None:
+    """tmpcopyup (podman adds it to every tmpfs): the tmpfs starts with the image's files,
+    owners, modes, times, hard links, symlinks as symlinks (never followed out of the rootfs),
+    fifos, device nodes and xattrs; the image's own directory is left as it was; with `ro`
+    the filled tmpfs is read-only."""
+    secret = sandbox.tmp / "host-secret"
+    secret.mkdir()
+    (secret / "secret").write_text("host only\n")
+    options = ["nosuid", "nodev", "tmpcopyup", "size=1m"] + (["ro"] if ro else [])
+    b = sandbox.bundle(["sleep", "300"], extra_mounts=[
+        {"destination": "/data", "type": "tmpfs", "source": "tmpfs", "options": options}])
+    _image_dir(b.rootfs, secret)
+    expected = _tree(b.rootfs / "data")
+    cid = sandbox.new_id()
+    sandbox.rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    pid = sandbox.rt.state(cid)["pid"]
+    inside = Path(f"/proc/{pid}/root/data")
+    mounts = [line.split() for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines()]
+    top = [m for m in mounts if m[4] == "/data"]
+    assert top and top[-1][top[-1].index("-") + 1] == "tmpfs", top
+    assert ("ro" in top[-1][5].split(",")) is ro
+    got = _tree(inside)
+    assert got == expected
+    assert stat.S_IMODE(inside.stat().st_mode) == 0o751  # the image directory's mode
+    assert (inside / "file").read_text() == "image file\n"
+    assert (inside / "sub" / "deeper" / "nested").read_text() == "nested\n"
+    assert os.getxattr(inside / "file", "user.origin") == b"image"
+    assert (inside / "file").stat().st_ino == (inside / "sub" / "hardlink").stat().st_ino
+    assert not any(n == "secret" for _d, _s, names in os.walk(inside) for n in names)
+    res = sandbox.rt.run_cmd("exec", cid, "sh", "-c",
+                             "echo new > /data/new; echo rc=$?; cat /data/rel-in")
+    assert res.stdout.splitlines() == [f"rc={1 if ro else 0}", "image file"], res.stderr
+    assert not (b.rootfs / "data" / "new").exists()  # the image is untouched
+    assert _tree(b.rootfs / "data") == expected
+    sandbox.rt.run_cmd("delete", "--force", cid, check=True)

@@ -158,7 +158,7 @@ def parse(options: tuple[str, ...] | list[str]) -> ParsedOptions:
                 raise ValueError("mount options 'idmap' and 'ridmap' exclude each other")
             idmap = opt
         elif opt == "tmpcopyup":
-            raise ValueError("mount option 'tmpcopyup' is not supported by pyrunc yet")
+            pass  # runc's extension, for tmpfs only (rootfs.mount_entry); no mount flag or data
         else:
             data.append(opt)
     return ParsedOptions(flags, clear, tuple(prop), ",".join(data), rec_set, rec_clear, idmap)

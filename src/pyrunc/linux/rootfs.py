@@ -328,19 +328,33 @@ def _mount_other(rootfd: int, m: Mount) -> None:
     rro, the sysctls' procfs) goes through an fd checked to be the new mount."""
     global _own_proc
     dest = _open_destination(rootfd, m, True)
+    copyup = m.type == "tmpfs" and "tmpcopyup" in m.options
     # A read-only /dev must still get its devices, links and submounts: ro comes in
-    # finalize(), after them, as with runc.
-    flags = m.flags & ~sc.MS_RDONLY if _is_readonly_dev(m) else m.flags
+    # finalize(), after them, as with runc. A tmpfs to copy into is made read-only once
+    # it is filled.
+    flags = m.flags & ~sc.MS_RDONLY if _is_readonly_dev(m) or copyup else m.flags
     own_proc = m.type == "proc" and _resolved(rootfd, dest) == "/proc"
+    below = -1
     try:
-        if not (own_proc or m.propagation or m.rec_set or m.rec_clear):
+        if not (own_proc or copyup or m.propagation or m.rec_set or m.rec_clear):
             sc.mount(m.source or m.type, paths.fd_path(dest), m.type, flags, m.data or None)
             return
+        if copyup:  # the directory as the image has it, before the tmpfs covers it
+            below = os.open(paths.fd_path(dest), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         top = _mount_new(rootfd, m.destination, dest, m.source or m.type, m.type, flags,
                          m.data or None)
+    except BaseException:
+        if below >= 0:
+            os.close(below)
+        raise
     finally:
         os.close(dest)
     try:
+        if copyup:
+            try:
+                _copy_up(m, below, top)
+            finally:
+                os.close(below)
         for prop in m.propagation:
             sc.mount(None, paths.fd_path(top), None, prop)
         _recursive_attrs(top, m)
@@ -374,6 +388,23 @@ def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
         raise
     except OSError as exc:
         raise _fail(m, exc) from None
+
+
+def _copy_up(m: Mount, below: int, top: int) -> None:
+    """tmpcopyup: fill the tmpfs `top` (O_PATH, checked to be the new mount) with what
+    `below` (the directory it covers) holds, give it that directory's mode unless the
+    options name one (runc's order), then make it read-only if asked."""
+    from pyrunc.linux import copyup
+    st = os.fstat(below)
+    fill = os.open(paths.fd_path(top), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        copyup.copy_tree(below, fill, m.destination)
+        if not any(o.startswith("mode=") for o in m.data.split(",")):
+            os.fchmod(fill, stat.S_IMODE(st.st_mode))
+    finally:
+        os.close(fill)
+    if m.flags & sc.MS_RDONLY:
+        remount_bind(paths.fd_path(top), m.flags)
 
 
 def _needs_dev(cfg: Config) -> bool:
