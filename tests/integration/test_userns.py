@@ -207,3 +207,23 @@ def test_image_device_that_is_a_fifo_never_hangs_create(sandbox: Sandbox, rt: Ru
     major, minor = want.split(":")
     assert (out / f"{cid}.out").read_text().split() == [
         "character", "special", "file", f"{int(major):x}:{int(minor):x}"]
+
+
+def test_tmpcopyup_in_a_user_namespace(sandbox: Sandbox, rt: Runtime) -> None:
+    """tmpcopyup where the init is root of a user namespace only: files keep their
+    (mapped) owners and modes; a device node, which mknod may not make there, is left out
+    as runc leaves it, and the container still starts."""
+    b = _mapped_bundle(sandbox, "stat -c '%n %u:%g %a' /cu/file /cu/sub; cat /cu/file; "
+                       "ls /cu", extra_mounts=[
+                           {"destination": "/cu", "type": "tmpfs", "source": "tmpfs",
+                            "options": ["nosuid", "tmpcopyup"]}])
+    d = b.rootfs / "cu"
+    (d / "sub").mkdir(parents=True)
+    (d / "file").write_text("image file\n")
+    os.chmod(d / "file", 0o644)
+    os.chown(d / "file", HOST + 1000, HOST + 1001)
+    os.chown(d / "sub", HOST + 7, HOST + 7)
+    os.chmod(d / "sub", 0o700)
+    os.mknod(d / "null", 0o20666, os.makedev(1, 3))  # S_IFCHR
+    out = _run_ok(rt, sandbox, b)
+    assert out == ["/cu/file 1000:1001 644", "/cu/sub 7:7 700", "image file", "file", "sub"]
