@@ -187,6 +187,48 @@ def test_cgroups_path_placement_and_removal_v1(sandbox: Sandbox, kind: str) -> N
                     force_rmdir_cgroup(parent)
 
 
+UNIFIED = next((Path(mp) for mp, t in _cgroup_mounts() if t == "cgroup2" and mp != str(CG)), None)
+
+
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_hybrid_host_joins_the_unified_hierarchy_v1(sandbox: Sandbox, cgroupns: bool) -> None:
+    """A v1 host that also mounts the unified hierarchy (here /sys/fs/cgroup/unified): as with
+    runc, the container joins its cgroup there too, so its `0::` line names it (systemd, podman
+    and monitoring tools read it) -- inside without a cgroup namespace, from the host with one
+    -- its /sys/fs/cgroup/unified is that cgroup, exec'd processes join it too, and delete
+    removes the directory."""
+    if UNIFIED is None or not V1_CONTROLLERS:
+        pytest.skip("needs a hybrid host (v1 controllers and a cgroup2 mount beside them)")
+    linux: dict[str, Any] = {}
+    if not cgroupns:
+        linux["namespaces"] = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
+    # If the container's /sys/fs/cgroup shows the unified hierarchy (runc 1.1 leaves it out),
+    # it must be the container's own cgroup there, not the host's.
+    procs = f"/sys/fs/cgroup/{UNIFIED.name}/cgroup.procs"
+    b = sandbox.bundle(["sh", "-c", f"grep '^0::' /proc/self/cgroup; if [ -e {procs} ]; then "
+                        f"grep -qx 1 {procs} && echo own-unified; else echo own-unified; fi; "
+                        "exec sleep 1000"], linux=linux)
+    rt = sandbox.rt
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    pid = rt.state(cid)["pid"]
+    host_line = next(ln for ln in Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+                     if ln.startswith("0::"))
+    assert host_line == f"0::{b.cgroups_path}"
+    d = UNIFIED / b.cgroups_path.lstrip("/")
+    assert (d / "cgroup.procs").read_text().split() == [str(pid)]
+    rt.run_cmd("start", cid, check=True)
+    out_file = sandbox.tmp / "out" / f"{cid}.out"
+    assert wait_for(lambda: out_file.read_text().endswith("own-unified\n")), out_file.read_text()
+    res = rt.run_cmd("exec", cid, "grep", "^0::", "/proc/self/cgroup")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == ("0::/\n" if cgroupns else f"0::{b.cgroups_path}\n")
+    rt.run_cmd("delete", "--force", cid, check=True)
+    out = out_file.read_text()
+    assert out == ("0::/\n" if cgroupns else f"0::{b.cgroups_path}\n") + "own-unified\n"
+    assert not d.exists(), "delete left the unified cgroup behind"
+
+
 def test_failed_create_removes_its_cgroups_v1(sandbox: Sandbox, rt: Runtime) -> None:
     """A create that fails after making the cgroups (unified on v1) leaves none behind."""
     if not V1_CONTROLLERS:

@@ -32,6 +32,20 @@ def test_spec_writes_default_config(sandbox: Sandbox, rt: Runtime) -> None:
     assert "/proc/sys" in cfg["linux"]["readonlyPaths"]
 
 
+def test_spec_cgroup_namespace_only_on_a_pure_v2_host(sandbox: Sandbox, rt: Runtime) -> None:
+    """runc's `spec` adds a cgroup namespace only on a pure cgroup v2 host (a v1 or hybrid
+    host's containers see their cgroups through the bound host directories instead)."""
+    d = sandbox.tmp / "spec-cgroupns"
+    d.mkdir()
+    rt.run_cmd("spec", cwd=d, check=True)
+    types = [n["type"] for n in json.loads((d / "config.json").read_text())["linux"]["namespaces"]]
+    with open("/proc/self/mountinfo") as f:
+        pure_v2 = any(line.split(" - ")[0].split()[4] == "/sys/fs/cgroup"
+                      and line.split(" - ")[1].startswith("cgroup2 ") for line in f)
+    assert ("cgroup" in types) == pure_v2, (types, pure_v2)
+    assert types[:5] == ["pid", "network", "ipc", "uts", "mount"]
+
+
 def test_spec_bundle_flag(sandbox: Sandbox, rt: Runtime) -> None:
     """`spec --bundle DIR` writes DIR/config.json."""
     d = sandbox.tmp / "spec-bundle"

@@ -28,11 +28,22 @@ if TYPE_CHECKING:
     from pyrunc.spec.config import Resources
 
 
+#: The key of a hybrid host's cgroup2 hierarchy (/sys/fs/cgroup/unified) among the controllers.
+UNIFIED = ""
+
+
 def hierarchies() -> dict[str, str]:
-    """Controller name (or name=...) -> its mount point, for each v1 hierarchy."""
+    """Controller name (or name=...) -> its mount point, for each v1 hierarchy; on a hybrid
+    host also UNIFIED -> the cgroup2 mount beside them, which the container joins as well, as
+    with runc (systemd and tools read a process's `0::` line)."""
     out: dict[str, str] = {}
     for mp, fstype, opts in mountinfo():
-        if fstype != "cgroup" or not mp.startswith(CGROUP_ROOT + "/"):
+        if not mp.startswith(CGROUP_ROOT + "/"):
+            continue
+        if fstype == "cgroup2":
+            out.setdefault(UNIFIED, mp)
+            continue
+        if fstype != "cgroup":
             continue
         for opt in opts:
             if opt in ("rw", "ro") or opt.startswith("release_agent") or opt in ("noprefix", "xattr", "clone_children"):
@@ -69,7 +80,8 @@ class V1Manager:
             if inner.startswith("/"):
                 paths[ctrl] = inner
             else:
-                paths[ctrl] = os.path.normpath(os.path.join(own_cgroup(ctrl), inner))
+                own = own_cgroup(ctrl if ctrl != UNIFIED else None)
+                paths[ctrl] = os.path.normpath(os.path.join(own, inner))
         return cls(paths, mounts)
 
     @classmethod
@@ -147,16 +159,34 @@ class V1Manager:
                     write(os.path.join(nxt, name), read(os.path.join(cur, name)).strip())
             cur = nxt
 
-    def join(self) -> None:
+    def join(self, defer: bool = False) -> None:
         """Pid 0 written to `tasks` moves only the calling thread, which the kernel does
         without the global threadgroup lock that `cgroup.procs` takes (whose RCU grace
         period cost 10-18 ms per create here). The stages that call this are
-        single-threaded, so the thread is the whole process."""
+        single-threaded, so the thread is the whole process. The unified hierarchy of a
+        hybrid host has no `tasks`: its cgroup.procs is left to adopt() with `defer`."""
+        unified = self._dir(UNIFIED)
         for d in self._dirs():
+            if d == unified:
+                if not defer:
+                    self._join_unified("0")
+                continue
             try:
                 write(os.path.join(d, "tasks"), "0")
             except OSError as exc:
                 raise SystemError_.from_oserror(f"cannot join cgroup {d}", exc) from None
+
+    def adopt(self, pid: int) -> None:
+        if self._dir(UNIFIED) is not None:
+            self._join_unified(str(pid))
+
+    def _join_unified(self, pid: str) -> None:
+        d = self._dir(UNIFIED)
+        assert d is not None
+        try:
+            write(os.path.join(d, "cgroup.procs"), pid)
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot join cgroup {d}", exc) from None
 
     def sub(self, paths: dict[str, str]) -> "V1Manager":
         """runc's v1 exec --cgroup: a bare path is the same sub-cgroup in every hierarchy;
@@ -168,7 +198,7 @@ class V1Manager:
         for ctrl, rel in paths.items():
             if ctrl not in self._paths:
                 raise UsageError(f"--cgroup: unknown controller {ctrl!r} (this host's: "
-                                 f"{', '.join(sorted(self._paths))})")
+                                 f"{', '.join(sorted(c for c in self._paths if c))})")
             out[ctrl] = sub_path(self._paths[ctrl], rel)
         return V1Manager(out, self._mounts)
 

@@ -53,11 +53,14 @@ class V2Manager:
             except OSError as exc:
                 raise SystemError_.from_oserror(f"cannot create cgroup {cur}", exc) from None
 
-    def join(self) -> None:
+    def join(self, defer: bool = False) -> None:
         try:
             write(os.path.join(self.dir, "cgroup.procs"), "0")
         except OSError as exc:
             raise SystemError_.from_oserror(f"cannot join cgroup {self.dir}", exc) from None
+
+    def adopt(self, pid: int) -> None:
+        """Nothing is deferred on v2: the one hierarchy is what join() must do."""
 
     def sub(self, paths: dict[str, str]) -> "V2Manager":
         """runc's v2 exec --cgroup: one path, no controller (v2 has one hierarchy)."""

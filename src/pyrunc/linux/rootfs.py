@@ -413,9 +413,11 @@ def _needs_dev(cfg: Config) -> bool:
 
 def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
             before_pivot: Callable[[], None] = lambda: None,
-            idmapped: Mapping[int, int] | None = None) -> None:
+            idmapped: Mapping[int, int] | None = None,
+            before_cgroup: Callable[[], None] = lambda: None) -> None:
     """Everything up to and including the pivot; the process ends up chrooted in the rootfs.
 
+    `before_cgroup` runs before the first cgroup mount (which binds our own cgroups).
     `before_pivot` runs once the mounts exist and paths still resolve on the host (hooks).
     `idmapped` gives, by index in cfg.mounts, the detached trees the runtime idmapped."""
     rootfs = cfg.root.path
@@ -432,6 +434,8 @@ def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
             if tree is not None:
                 _attach_tree(rootfd, m, tree)
             else:
+                if m.type in ("cgroup", "cgroup2"):
+                    before_cgroup()
                 mount_entry(rootfd, m, cgroupns)
         if _needs_dev(cfg):
             devices.setup_dev(rootfd, cfg.linux.devices, in_userns)

@@ -75,6 +75,13 @@ def close_inherited(keep: set[int], first: int) -> None:
     sc.close_range(start)
 
 
+def defers_cgroup_join(cfg: Config) -> bool:
+    """What the runtime may finish for the init (Manager.adopt) while the init works: all
+    but where a new cgroup namespace must be rooted at the container's cgroup."""
+    ns = cfg.linux.namespace("cgroup")
+    return ns is None or ns.path is not None
+
+
 def _become_root(where: str) -> None:
     """Be uid/gid 0 of the user namespace just entered, new or joined: our host ids mean
     nothing in there, and files we create (mount points, /dev) would fail with EOVERFLOW."""
@@ -91,7 +98,8 @@ def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> Non
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
     close_inherited({sock.fileno(), opts.console_fd, opts.trampoline_fd, *opts.idmapped.values()},
                     3 + opts.preserve_fds)
-    cgroup.join()  # before the namespaces: a new cgroup namespace is rooted where we are
+    # Before the namespaces: a new cgroup namespace is rooted where we are.
+    cgroup.join(defer=defers_cgroup_join(cfg))
     # The exec fifo, opened while we are still host root in the host's mount namespace (the
     # init inherits it), for reading AND writing, so this neither blocks nor ever sees EOF:
     # `start` writes one byte and the init's read of it is the go. Only the fifo itself is
@@ -168,6 +176,14 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
     if netns is not None and netns.path is None:
         network.loopback_up()
     in_userns = linux.namespace("user") is not None
+    pending = [defers_cgroup_join(cfg)]
+
+    def cgroup_joined() -> None:
+        """The runtime finishes our cgroup join meanwhile (Manager.adopt): wait for it."""
+        if pending[0]:
+            sync.recv(sock, sync.CGROUP_JOINED)
+            pending[0] = False
+
     h = cfg.hooks
     if h.start_container:
         # startContainer runs after the pivot, where the host's Python library is out of
@@ -177,6 +193,7 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
     def hook_point() -> None:
         """Let the runtime run prestart/createRuntime, then run createContainer here."""
         global _hook_state
+        cgroup_joined()  # hooks' processes belong in the container's cgroups
         if h.prestart or h.create_runtime or h.create_container or h.start_container:
             sync.send(sock, sync.HOOKS)
             _hook_state = str(sync.recv(sock, sync.HOOKS_DONE)["state"])
@@ -185,7 +202,8 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
                       trampoline_fd=opts.trampoline_fd, cwd=cfg.root.path)
 
     if linux.namespace("mount") is not None:
-        rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd, hook_point, opts.idmapped)
+        rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd, hook_point, opts.idmapped,
+                       cgroup_joined)
     else:
         hook_point()
         os.chroot(cfg.root.path)

@@ -14,7 +14,7 @@ import _signal as signal  # `signal` without its enums (see pyrunc/cli/signals.p
 from pyrunc.cgroups import Manager
 from pyrunc.errors import SystemError_
 from pyrunc.process import execute, sync, trampoline
-from pyrunc.process.init import InitOptions, stage_main
+from pyrunc.process.init import InitOptions, defers_cgroup_join, stage_main
 from pyrunc.records import NamedTuple
 from pyrunc.spec.config import Config, Process
 from pyrunc.unixsock import Socket
@@ -65,6 +65,11 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         if at_pid is not None:
             at_pid(init_pid)
         sync.send(psock, sync.GO)
+        if defers_cgroup_join(cfg):
+            # Meanwhile the init works; it waits for the word only before what needs it
+            # (binding its own cgroups, hooks, READY).
+            cgroup.adopt(init_pid)
+            sync.send(psock, sync.CGROUP_JOINED)
         os.waitpid(stage, 0)  # it is exiting; reaped while the init works
         stage = 0
         while True:

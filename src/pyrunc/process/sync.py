@@ -26,6 +26,7 @@ MAPPINGS_DONE = "mappings_done"    # runtime -> stage
 INIT_PID = "init_pid"              # stage -> runtime: {"pid": host pid of the init}
 HOOKS = "hooks"                    # init -> runtime: namespaces and mounts made, before pivot_root
 HOOKS_DONE = "hooks_done"          # runtime -> init: {"state": state JSON for the init's own hooks}
+CGROUP_JOINED = "cgroup_joined"    # runtime -> init: in every cgroup now (Manager.adopt done)
 READY = "ready"                    # init -> runtime: rootfs done, blocking on the exec fifo
 LISTENER = "listener"              # init or exec'd process -> runtime: {"fd"} seccomp notify listener
 LISTENER_DONE = "listener_done"    # runtime -> it: the agent has the fd, carry on

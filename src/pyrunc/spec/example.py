@@ -41,7 +41,7 @@ def example(rootless: bool = False) -> dict[str, Any]:
         ],
         "linux": {
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
                             "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
                             "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
@@ -49,6 +49,9 @@ def example(rootless: bool = False) -> dict[str, Any]:
                               "/proc/sysrq-trigger"],
         },
     }
+    from pyrunc.cgroups import is_v2_host
+    if is_v2_host():  # as runc: a cgroup namespace only on a pure cgroup v2 host
+        spec["linux"]["namespaces"].append({"type": "cgroup"})
     if rootless:
         spec["linux"]["namespaces"].append({"type": "user"})
         spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
