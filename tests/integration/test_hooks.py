@@ -125,16 +125,18 @@ def _children_of(pid: int) -> list[int]:
 def test_signal_during_setup_cleans_up(sandbox: Sandbox, command: str, sig: int) -> None:
     """SIGTERM or SIGINT while a create or a run is still setting up (here: blocked in a
     createRuntime hook that sleeps) ends it promptly with one line and exit 1, and leaves
-    nothing: no init, no hook, no cgroup, no state (the sandbox's teardown checks the rest)."""
+    nothing: no init, no hook nor what it started, no cgroup, no state (the sandbox's
+    teardown checks the rest)."""
     marker = "97.125"
+    # a shell that forks the sleep: what the hook started must go too, not the hook alone
     b = sandbox.bundle(["true"], hooks={"createRuntime": [
-        {"path": "/bin/sleep", "args": ["sleep", marker]}]})
+        {"path": "/bin/sh", "args": ["sh", "-c", f"sleep {marker}; true"]}]})
     cid = sandbox.new_id()
     proc = sandbox.rt.popen(command, "--bundle", str(b.path), cid)
 
     def hook_pids() -> list[int]:
         found = []
-        for p in _children_of(proc.pid):
+        for p in [q for c in _children_of(proc.pid) for q in _children_of(c)]:
             try:
                 argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
             except OSError:  # gone meanwhile

@@ -10,6 +10,8 @@ it is a warning.
 
 from __future__ import annotations
 
+import os
+
 from pyrunc import jsonio
 from pyrunc.errors import PyruncError
 from pyrunc.linux import syscalls as sc
@@ -43,10 +45,7 @@ def run(phase: str, hooks: Sequence[Hook], state: str, *, first_index: int = 0,
         if trampoline_fd >= 0:
             through = _through_trampoline(trampoline_fd, hook.path, argv, env)
         try:
-            res = subprocess.run(argv, executable=hook.path, input=state.encode(), env=env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 timeout=hook.timeout, close_fds=True, preexec_fn=through,
-                                 cwd=cwd)
+            res = _run_one(subprocess, argv, hook, state, env, through, cwd)
         except subprocess.TimeoutExpired:
             raise PyruncError(f"{phase} hook #{i} ({hook.path}) timed out after {hook.timeout}s") from None
         except OSError as exc:
@@ -72,6 +71,28 @@ def _how_it_ended(returncode: int) -> str:
     except ValueError:
         name = None
     return f"signal: {(name or f'signal {-returncode}').lower()}"
+
+
+def _run_one(subprocess: Any, argv: list[str], hook: Hook, state: str, env: dict[str, str],
+             through: Callable[[], None] | None, cwd: str | None) -> Any:
+    """One hook, in a process group of its own: when it times out or the runtime is
+    interrupted (a SIGTERM to create), the whole group is killed, not the hook alone, so
+    nothing it started (`sh -c 'sleep 100'`) outlives the failed create."""
+    import _signal  # `signal` without its enums (see pyrunc/cli/signals.py)
+    proc = subprocess.Popen(argv, executable=hook.path, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            close_fds=True, preexec_fn=through, cwd=cwd, start_new_session=True)
+    try:
+        out, err = proc.communicate(state.encode(), timeout=hook.timeout)
+    except BaseException:
+        try:
+            os.killpg(proc.pid, _signal.SIGKILL)
+        except OSError:
+            pass  # the group is gone already
+        proc.kill()
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _through_trampoline(fd: int, path: str, argv: list[str],
