@@ -248,3 +248,17 @@ def test_the_mounts_runc_allows_inside_proc_still_work(sandbox: Sandbox, rt: Run
         {"destination": f"/proc/{n}", "type": "bind", "source": str(fake / n),
          "options": ["bind", "ro"]} for n in ("uptime", "meminfo")])
     assert out == "12345.00 0.00\nMemTotal: 1 kB\n"
+
+
+def test_host_process_dir_bound_on_proc_is_refused(sandbox: Sandbox, rt: Runtime) -> None:
+    """A host process's /proc/PID (on procfs, so runc takes it) bound on /proc: the masked
+    paths would find nothing to mask and /proc/root would be that process's root. Only a
+    procfs root (a proc mount, or a bind of one) may go on /proc."""
+    b = sandbox.bundle(["cat", "/proc/status"], linux={"maskedPaths": [], "readonlyPaths": []})
+    b.config["mounts"][_proc_mount_index(b.config)] = {
+        "destination": "/proc", "type": "bind", "source": "/proc/1", "options": ["rbind"]}
+    b.write()
+    res = rt.run(b, sandbox.new_id())
+    assert res.returncode == 1, f"a host /proc/1 bound on /proc was accepted: {res}"
+    assert len(res.stderr.splitlines()) == 1, res.stderr
+    assert '"/proc" cannot be mounted because it is not of type proc' in res.stderr, res.stderr

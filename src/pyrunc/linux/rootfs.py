@@ -16,7 +16,7 @@ import stat
 from pyrunc.errors import SystemError_
 from pyrunc.linux import devices, paths
 from pyrunc.linux import syscalls as sc
-from pyrunc.linux.procfs import PROC_SUPER_MAGIC
+from pyrunc.linux.procfs import PROC_ROOT_INO, PROC_SUPER_MAGIC
 from pyrunc.spec.config import Config, Mount
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
@@ -80,14 +80,20 @@ def _check_destination(m: Mount, where: str) -> None:
 
 
 def _is_procfs(path: str) -> bool:
+    """The root of a procfs (runc takes any file on one: a host /proc/PID bound on /proc
+    would leave the masked paths nothing to mask and its root link to walk)."""
     try:
         fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
     except OSError:
         return False
     try:
-        return sc.fstatfs_type(fd) == PROC_SUPER_MAGIC
+        return sc.fstatfs_type(fd) == PROC_SUPER_MAGIC and os.fstat(fd).st_ino == PROC_ROOT_INO
     finally:
         os.close(fd)
+
+
+def _norm(path: str) -> str:
+    return posixpath.normpath("/" + path.lstrip("/"))  # normpath keeps a leading "//"
 
 
 def _resolved(rootfd: int, fd: int) -> str:
@@ -98,7 +104,7 @@ def _resolved(rootfd: int, fd: int) -> str:
 
 def _open_destination(rootfd: int, m: Mount, is_dir: bool) -> int:
     """The mount point, opened once (created if missing) and checked where it really is."""
-    _check_destination(m, posixpath.normpath("/" + m.destination))
+    _check_destination(m, _norm(m.destination))
     dest = paths.ensure(rootfd, m.destination, is_dir)
     try:
         st, root = os.fstat(dest), os.fstat(rootfd)
@@ -186,6 +192,7 @@ def _mount_new(rootfd: int, path: str, dest: int, source: str | None, fstype: st
 
 
 _own_proc = -1  # O_PATH fd of the procfs this init mounted on /proc (for the sysctls)
+_ro_dev = -1  # O_PATH fd of a read-only /dev mount, made read-only only in finalize()
 
 
 def own_proc() -> int:
@@ -326,17 +333,23 @@ def _is_readonly_dev(m: Mount) -> bool:
 def _mount_other(rootfd: int, m: Mount) -> None:
     """proc, tmpfs, devpts, ...: mounted on the opened destination; what follows (propagation,
     rro, the sysctls' procfs) goes through an fd checked to be the new mount."""
-    global _own_proc
+    global _own_proc, _ro_dev
     dest = _open_destination(rootfd, m, True)
     copyup = m.type == "tmpfs" and "tmpcopyup" in m.options
     # A read-only /dev must still get its devices, links and submounts: ro comes in
     # finalize(), after them, as with runc. A tmpfs to copy into is made read-only once
     # it is filled.
-    flags = m.flags & ~sc.MS_RDONLY if _is_readonly_dev(m) or copyup else m.flags
-    own_proc = m.type == "proc" and _resolved(rootfd, dest) == "/proc"
+    ro_dev = _is_readonly_dev(m)
+    flags = m.flags & ~sc.MS_RDONLY if ro_dev or copyup else m.flags
+    where = _resolved(rootfd, dest)
+    if m.type in ("proc", "sysfs") and where != _norm(m.destination):
+        os.close(dest)  # swapped for a symlink since _check_ordinary_dir looked
+        raise SystemError_(f'cannot mount {m.type} on {m.destination}: filesystem "{m.type}" '
+                           "must be mounted on ordinary directory", errno.EINVAL)
+    own_proc = m.type == "proc" and where == "/proc"
     below = -1
     try:
-        if not (own_proc or copyup or m.propagation or m.rec_set or m.rec_clear):
+        if not (own_proc or ro_dev or copyup or m.propagation or m.rec_set or m.rec_clear):
             sc.mount(m.source or m.type, paths.fd_path(dest), m.type, flags, m.data or None)
             return
         if copyup:  # the directory as the image has it, before the tmpfs covers it
@@ -364,6 +377,10 @@ def _mount_other(rootfd: int, m: Mount) -> None:
     if own_proc:
         release_proc()  # a second proc on /proc: the later one is what the container sees
         _own_proc = top
+    elif ro_dev:  # made read-only in finalize(), through this fd
+        if _ro_dev >= 0:
+            os.close(_ro_dev)
+        _ro_dev = top
     else:
         os.close(top)
 
@@ -596,18 +613,15 @@ def finalize(cfg: Config) -> None:
     for path in cfg.linux.masked_paths:
         mask_path(path)
     dev = next((m for m in cfg.mounts if posixpath.normpath(m.destination) == "/dev"), None)
-    if dev is not None and _is_readonly_dev(dev):
-        rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    global _ro_dev
+    if dev is not None and _is_readonly_dev(dev) and _ro_dev >= 0:
         try:
-            top = paths.open_in_root(rootfd, "/dev")
-            try:
-                remount_bind(paths.fd_path(top), dev.flags & _SETTABLE)
-            finally:
-                os.close(top)
+            remount_bind(paths.fd_path(_ro_dev), dev.flags & _SETTABLE)  # the mount, not a path
         except OSError as exc:
             raise SystemError_.from_oserror("cannot make /dev read-only", exc) from None
         finally:
-            os.close(rootfd)
+            os.close(_ro_dev)
+            _ro_dev = -1
     if cfg.root.readonly:
         try:
             remount_bind("/", sc.MS_RDONLY)
