@@ -243,9 +243,10 @@ class Runtime:
             console_fd = console.fileno() if console else opts.console_fd
             idmapped: dict[int, int] = {}
             try:
-                if any(m.idmap for m in cfg.mounts):
+                in_userns = cfg.linux.namespace("user") is not None
+                if any(m.idmap or (in_userns and m.is_bind) for m in cfg.mounts):
                     from pyrunc.linux import idmap
-                    idmapped = idmap.prepare(cfg.mounts)
+                    idmapped = idmap.prepare(cfg.mounts, every_bind=in_userns)
                 init_opts = InitOptions(fifo, opts.no_pivot, opts.preserve_fds, console_fd,
                                         compiled, idmapped,
                                         keyring=record.keyring)

@@ -227,3 +227,24 @@ def test_tmpcopyup_in_a_user_namespace(sandbox: Sandbox, rt: Runtime) -> None:
     os.mknod(d / "null", 0o20666, os.makedev(1, 3))  # S_IFCHR
     out = _run_ok(rt, sandbox, b)
     assert out == ["/cu/file 1000:1001 644", "/cu/sub 7:7 700", "image file", "file", "sub"]
+
+
+def test_bind_source_the_user_namespace_cannot_reach(sandbox: Sandbox, rt: Runtime) -> None:
+    """A bind source below a host directory of mode 0700 (root's): the container's mapped
+    root may not even look it up. runc opens bind sources on the host before the container
+    enters its user namespace, so it still mounts -- with its options (ro) -- and shows the
+    host's content; pyrunc must too, and leave the host directory as it was."""
+    locked = sandbox.host_dir("locked")
+    os.chmod(locked, 0o700)
+    shared = locked / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    (shared / "file").write_text("from the host\n")
+    os.chmod(shared / "file", 0o644)
+    b = _mapped_bundle(sandbox, "cat /mnt/shared/file; touch /mnt/shared/new 2>/dev/null "
+                       "|| echo read-only", extra_mounts=[
+                           {"destination": "/mnt/shared", "type": "bind", "source": str(shared),
+                            "options": ["rbind", "ro"]}])
+    assert _run_ok(rt, sandbox, b) == ["from the host", "read-only"]
+    assert sorted(os.listdir(shared)) == ["file"]
+    assert os.stat(locked).st_mode & 0o777 == 0o700

@@ -23,8 +23,11 @@ AT_FDCWD = -100
 _Maps = tuple[tuple[IDMapping, ...], tuple[IDMapping, ...]]
 
 
-def prepare(mounts: tuple[Mount, ...]) -> dict[int, int]:
-    """Detached, idmapped clones of the idmapped mounts' sources, by index in `mounts`.
+def prepare(mounts: tuple[Mount, ...], every_bind: bool = False) -> dict[int, int]:
+    """Detached, idmapped clones of the idmapped mounts' sources, by index in `mounts`; with
+    `every_bind` (a container in a user namespace) plain clones of the other binds too: their
+    sources are opened here, as host root, so a source the container's user namespace cannot
+    reach (a 0700 host directory) still mounts, as with runc.
 
     The caller closes the fds (`close`) once the init has them; on failure none is left."""
     trees: dict[int, int] = {}
@@ -32,6 +35,8 @@ def prepare(mounts: tuple[Mount, ...]) -> dict[int, int]:
     try:
         for i, m in enumerate(mounts):
             if not m.idmap:
+                if every_bind and m.is_bind:
+                    trees[i] = _clone(m)
                 continue
             maps = (m.uid_mappings, m.gid_mappings)
             if maps not in userns:
@@ -50,15 +55,20 @@ def close(fds: dict[_Maps, int] | dict[int, int]) -> None:
         os.close(fd)
 
 
-def _idmapped_tree(i: int, m: Mount, userns_fd: int) -> int:
+def _clone(m: Mount) -> int:
+    """A detached copy of the bind's source (with its submounts for rbind)."""
     assert m.source is not None
     recursive_bind = bool(m.flags & sc.MS_REC)
     try:
-        fd = sc.open_tree(AT_FDCWD, m.source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
-                          | (sc.AT_RECURSIVE if recursive_bind else 0))
+        return sc.open_tree(AT_FDCWD, m.source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
+                            | (sc.AT_RECURSIVE if recursive_bind else 0))
     except OSError as exc:
         raise SystemError_(f"mount source {m.source} for {m.destination}: {exc.strerror}",
                            exc.errno or errno.EIO) from None
+
+
+def _idmapped_tree(i: int, m: Mount, userns_fd: int) -> int:
+    fd = _clone(m)
     try:
         sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if m.idmap == "ridmap" else 0),
                          sc.MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
