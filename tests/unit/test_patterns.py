@@ -22,7 +22,8 @@ from pyrunc.spec.patterns import PLAIN
 from pyrunc.spec.schema import CONFIG_SCHEMA, STATE_SCHEMA, schema_path
 
 ALPHABET = "0123456789abcxyzABKMGTPEBCDRLIMTwrm_-+.,/:\n\x00é٣ \t"
-CORPUS = ["", "\n", "\n\n", "/", "x/", "MB:", "mb:", "CAP_", "CAP_A", "CAP_A\n", "CAP_A\n\n",
+CORPUS = ["eth0", "eth0\n", "a" * 15, "a" * 16, "a" * 15 + "\n", "e:0", "e/0", "e 0", "e\t0", "e\x1c0",
+          "c%d", "é" * 15, "", "\n", "\n\n", "/", "x/", "MB:", "mb:", "CAP_", "CAP_A", "CAP_A\n", "CAP_A\n\n",
           "CAP_a", "CAP_A_B", "RLIMIT_", "RLIMIT_NOFILE", "RLIMIT_NO_FILE", "rwm", "rwmx", "rw\n",
           "2MB", "02MB", "2MBB", "2KB\n", "B", "MB", "1٣MB", "0", "0-3", "0-3,5", "0,", ",", "-1",
           "1-", "٣", "1.0.0", "1.0.0\n", "01.0.0", "1.0", "1.0.0-", "1.0.0-rc.1", "1.0.0-01",

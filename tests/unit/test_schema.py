@@ -234,7 +234,11 @@ MAXIMAL: dict[str, Json] = {
             "memBwSchema": "MB:0=20;1=70",
             "enableCMT": True,
             "enableMBM": False,
+            "schemata": ["L2:0=ff", "MB:0=50"],
+            "enableMonitoring": True,
         },
+        "netDevices": {"eth1": {}, "ens4": {"name": "ctr%d"}},
+        "memoryPolicy": {"mode": "MPOL_INTERLEAVE", "nodes": "0-3,7", "flags": ["MPOL_F_STATIC_NODES"]},
         "sysctl": {"net.ipv4.ip_forward": "1", "net.core.somaxconn": "256"},
         "seccomp": {
             "defaultAction": "SCMP_ACT_ERRNO",

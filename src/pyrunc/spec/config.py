@@ -208,6 +208,27 @@ class Resources(NamedTuple):
     unified: tuple[tuple[str, str], ...] = ()
 
 
+class NetDevice(NamedTuple):
+    """linux.netDevices entry: the host interface `host`, named `name` in the container."""
+    host: str
+    name: str
+
+
+class MemoryPolicy(NamedTuple):
+    """linux.memoryPolicy as set_mempolicy(2) takes it: mode | flags, and the node numbers."""
+    mode: int
+    flags: int
+    nodes: tuple[int, ...]
+    text: str  # the config's words, for error messages
+
+
+class IntelRdt(NamedTuple):
+    """linux.intelRdt: the resctrl group (closID) and the lines to write to its schemata file."""
+    clos_id: str | None
+    schemata: tuple[str, ...]
+    monitoring: bool
+
+
 class Linux(NamedTuple):
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMapping, ...] = ()
@@ -223,6 +244,9 @@ class Linux(NamedTuple):
     mount_label: str | None = None
     personality: int | None = None
     time_offsets: tuple[tuple[str, int, int], ...] = ()  # (clock, seconds, nanoseconds)
+    net_devices: tuple[NetDevice, ...] = ()
+    memory_policy: MemoryPolicy | None = None
+    intel_rdt: IntelRdt | None = None
 
     def namespace(self, ns_type: str) -> Namespace | None:
         for ns in self.namespaces:
@@ -546,7 +570,56 @@ def _linux(raw: Mapping[str, Any] | None) -> Linux:
         personality=_personality(raw.get("personality")),
         time_offsets=tuple((clock, int(v.get("secs", 0)), int(v.get("nanosecs", 0)))
                            for clock, v in sorted((raw.get("timeOffsets") or {}).items())),
+        net_devices=tuple(NetDevice(host, (dev or {}).get("name") or host)
+                          for host, dev in sorted((raw.get("netDevices") or {}).items())),
+        memory_policy=_memory_policy(raw.get("memoryPolicy")),
+        intel_rdt=_intel_rdt(raw.get("intelRdt")),
     )
+
+
+# <linux/mempolicy.h>
+_MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+               "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+_MPOL_FLAGS = {"MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14,
+               "MPOL_F_NUMA_BALANCING": 1 << 13}
+# The kernel's nodemask is at most MAX_NUMNODES (1 << 10) bits; a bigger node number is a typo.
+MAX_NUMA_NODE = 1023
+
+
+def _memory_policy(raw: Mapping[str, Any] | None) -> MemoryPolicy | None:
+    """Turn the words into set_mempolicy's numbers; which combinations work is the kernel's call."""
+    if raw is None:
+        return None
+    nodes: list[int] = []
+    for part in filter(None, (raw.get("nodes") or "").split(",")):
+        first, _, last = part.partition("-")
+        lo, hi = int(first), int(last or first)
+        if lo > hi or hi > MAX_NUMA_NODE:
+            raise _err("linux.memoryPolicy.nodes",
+                       f"{part!r} is not a node range within 0-{MAX_NUMA_NODE}")
+        nodes.extend(range(lo, hi + 1))
+    flags = 0
+    for flag in raw.get("flags") or ():
+        flags |= _MPOL_FLAGS[flag]
+    text = raw["mode"] + "".join("|" + f for f in raw.get("flags") or ())
+    if raw.get("nodes"):
+        text += f" nodes {raw['nodes']}"
+    return MemoryPolicy(_MPOL_MODES[raw["mode"]], flags, tuple(sorted(set(nodes))), text)
+
+
+def _intel_rdt(raw: Mapping[str, Any] | None) -> IntelRdt | None:
+    """schemata (1.3) plus the older single-line l3CacheSchema and memBwSchema, in that order."""
+    if raw is None:
+        return None
+    lines = [line for line in (raw.get("schemata") or ()) if line]
+    for key in ("l3CacheSchema", "memBwSchema"):
+        if raw.get(key):
+            lines.extend(raw[key].splitlines())
+    for line in lines:
+        if "\n" in line:
+            raise _err("linux.intelRdt.schemata", f"{line!r} has a newline")
+    monitoring = bool(raw.get("enableMonitoring") or raw.get("enableCMT") or raw.get("enableMBM"))
+    return IntelRdt(raw.get("closID") or None, tuple(lines), monitoring)
 
 
 _PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
@@ -587,6 +660,23 @@ def _check_sysctls(linux: Linux) -> None:
                 raise _err(f"linux.sysctl[{key!r}]", "the network namespace is the host's")
 
 
+def _check_net_devices(linux: Linux) -> None:
+    """The spec: moving a device needs a network namespace other than the runtime's (a
+    joined one is compared with ours when the device moves), and two devices cannot take
+    one name there."""
+    if not linux.net_devices:
+        return
+    if linux.namespace("network") is None:
+        raise _err("linux.netDevices", f"moving {linux.net_devices[0].host!r} needs a new "
+                   "network namespace of the container's own (linux.namespaces has none)")
+    seen: dict[str, str] = {}
+    for dev in linux.net_devices:
+        if "%" not in dev.name and dev.name in seen:
+            raise _err(f"linux.netDevices.{dev.host}.name", f"{dev.name!r} is also the name "
+                       f"given to {seen[dev.name]!r}")
+        seen[dev.name] = dev.host
+
+
 def convert(raw: Mapping[str, Any], bundle: str) -> Config:
     """Turn a schema-valid config.json dict into a Config, or raise SpecError."""
     root_raw = raw["root"] if "root" in raw else None
@@ -602,6 +692,7 @@ def convert(raw: Mapping[str, Any], bundle: str) -> Config:
     if linux.uid_mappings or linux.gid_mappings:
         if linux.namespace("user") is None:
             raise SpecError("config.json: linux.uidMappings: id mappings need a user namespace")
+    _check_net_devices(linux)
     hostname = raw.get("hostname")
     if hostname and linux.namespace("uts") is None:
         raise SpecError("config.json: hostname: setting a hostname needs a new uts namespace")

@@ -91,7 +91,14 @@ def _access(s: str) -> bool:
     return _only(_before_end(s), frozenset("rwm"))
 
 
+def _if_name(s: str) -> bool:
+    """^[^/:\\s]{1,15}$ -- a network interface name (re's \\s is str.isspace)."""
+    s = _before_end(s)
+    return 0 < len(s) <= 15 and not any(c in "/:" or c.isspace() for c in s)
+
+
 PLAIN: dict[str, Callable[[str], bool]] = {
+    "^[^/:\\s]{1,15}$": _if_name,
     "^/": lambda s: s.startswith("/"),
     "^MB:": lambda s: s.startswith("MB:"),
     "\n": lambda s: "\n" in s,

@@ -1,4 +1,4 @@
-"""Check config.json and container state against pyrunc's OCI runtime-spec v1.2 JSON schemas.
+"""Check config.json and container state against pyrunc's OCI runtime-spec v1.3 JSON schemas.
 
 The runtime-spec says runtimes MUST error on invalid values, so `create` validates the whole
 config up front and reports the single most relevant problem as one line:
