@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Sandbox
-from .helpers import Runtime, cgroup_dirs, readline, wait_for
+from .helpers import PATH_ENV, Runtime, cgroup_dirs, readline, wait_for
 
 
 def _running(sandbox: Sandbox, rt: Runtime, args: list[str] | None = None,
@@ -183,3 +183,16 @@ def test_detached_exec_that_the_kernel_refuses_fails(sandbox: Sandbox, rt: Runti
     assert wait_for(lambda: os.waitpid(-1, os.WNOHANG)[0] != 0, timeout=10)
     assert res.returncode == 255, res  # runc 1.5: "exec failed: ...", 255
     assert res.stderr.strip().lower().endswith("exec: /bad: exec format error"), res.stderr
+
+
+def test_exec_process_json_without_capabilities_has_none(sandbox: Sandbox, rt: Runtime) -> None:
+    """issue 15.1: `exec --process` with a process.json that has no capabilities runs the
+    process with none (CapEff 0 and every other set empty), not with root's full set."""
+    cid, _ = _running(sandbox, rt)
+    pj = sandbox.tmp / "process.json"
+    pj.write_text(json.dumps({"args": ["grep", "^Cap", "/proc/self/status"], "cwd": "/",
+                              "env": [PATH_ENV], "user": {"uid": 0, "gid": 0}}))
+    res = rt.run_cmd("exec", "--process", str(pj), cid)
+    assert res.returncode == 0, res.stderr
+    masks = {line.split(":")[0]: int(line.split()[1], 16) for line in res.stdout.splitlines()}
+    assert masks == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0), masks

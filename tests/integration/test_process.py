@@ -263,3 +263,47 @@ def test_unknown_capability_names_warned_and_skipped(sandbox: Sandbox) -> None:
     warned = " ".join(e["msg"] for e in sandbox.rt.log_entries()
                       if e.get("level") in ("warning", "warn"))
     assert "UNKNOWN_CAP" in warned and "CAP_FOO" in warned, sandbox.rt.log_entries()
+
+
+_CAP_KEYS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+
+
+def test_no_capabilities_means_none(sandbox: Sandbox) -> None:
+    """issue 15.1: a config without process.capabilities runs with NO capability (runc and
+    crun: CapEff 0), never with the init's full root set (which let an image mount a cgroup
+    v1 hierarchy and have the host run its release_agent)."""
+    out = sandbox.sh_ok("grep -E '^Cap' /proc/self/status", process={"capabilities": None})
+    st = _status_fields(out)
+    assert {k: int(st[k], 16) for k in _CAP_KEYS} == dict.fromkeys(_CAP_KEYS, 0), st
+
+
+_K = 1 << 5  # CAP_KILL
+# absent set -> (the sets given, each ["CAP_KILL"]; uid; the masks seen inside after execve).
+# Sets whose absence would make the kernel refuse the rest (inheritable beyond an empty
+# bounding set, effective beyond an empty permitted set) are left out with it.
+_ABSENT_SET_CASES = {
+    "bounding": (("effective", "permitted"), 0,
+                 {"CapBnd": 0, "CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapAmb": 0}),
+    "inheritable": (("bounding", "effective", "permitted"), 1000,
+                    {"CapBnd": _K, "CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapAmb": 0}),
+    "permitted": (("bounding", "inheritable"), 1000,
+                  {"CapBnd": _K, "CapInh": _K, "CapPrm": 0, "CapEff": 0, "CapAmb": 0}),
+    "ambient": (("bounding", "effective", "permitted", "inheritable"), 1000,
+                {"CapBnd": _K, "CapInh": _K, "CapPrm": 0, "CapEff": 0, "CapAmb": 0}),
+    "effective": (("bounding", "permitted", "inheritable", "ambient"), 1000,
+                  {"CapBnd": _K, "CapInh": _K, "CapPrm": _K, "CapEff": _K, "CapAmb": _K}),
+}
+
+
+@pytest.mark.parametrize("absent", sorted(_ABSENT_SET_CASES))
+def test_an_absent_capability_set_is_empty(sandbox: Sandbox, absent: str) -> None:
+    """Each of the five sets, when absent, is an empty set (read from /proc/self/status
+    inside); the effective set's absence is invisible after execve (the ambient set decides),
+    so that case shows only that the rest still applies."""
+    given, uid, want = _ABSENT_SET_CASES[absent]
+    caps = {k: ["CAP_KILL"] if k in given else None  # None: deleted from the default config
+            for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    out = sandbox.sh_ok("grep -E '^Cap' /proc/self/status",
+                        process={"capabilities": caps, "user": {"uid": uid, "gid": uid}})
+    st = {k: int(v, 16) for k, v in _status_fields(out).items() if k in _CAP_KEYS}
+    assert st == want, (absent, st)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from pyrunc.errors import UnsupportedError, UsageError
-from pyrunc.spec.config import Capabilities, Process, User, process_from_json
+from pyrunc.spec.config import Process, User, process_from_json
 from pyrunc.spec.load import read_json
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
@@ -64,11 +64,10 @@ def build_process(rt: Any, container_id: str, process_file: str | None, command:
     if user or additional_gids:
         changes["user"] = _user(user or f"{proc.user.uid}:{proc.user.gid}", proc.user, additional_gids)
     if cap:
-        caps = proc.capabilities or Capabilities((), (), (), (), ())
+        caps = proc.capabilities
         changes["capabilities"] = caps._replace(
-            bounding=tuple(caps.bounding or ()) + cap,
-            effective=tuple(caps.effective or ()) + cap,
-            permitted=tuple(caps.permitted or ()) + cap)
+            bounding=caps.bounding + cap, effective=caps.effective + cap,
+            permitted=caps.permitted + cap)
     if no_new_privs:
         changes["no_new_privileges"] = True
     if tty:

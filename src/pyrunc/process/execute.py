@@ -172,11 +172,9 @@ def become_user(proc: Process) -> None:
         entered = False
     except OSError as exc:
         raise _chdir_error(proc.cwd, exc) from None
-    if proc.capabilities is not None:
-        capabilities.drop_bounding(proc.capabilities)
+    capabilities.drop_bounding(proc.capabilities)
     set_user(proc)
-    if proc.capabilities is not None:
-        capabilities.apply_sets(proc.capabilities)
+    capabilities.apply_sets(proc.capabilities)
     os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
     if not entered:
         try:

@@ -30,11 +30,13 @@ class User(NamedTuple):
 
 
 class Capabilities(NamedTuple):
-    bounding: tuple[str, ...] | None = None
-    effective: tuple[str, ...] | None = None
-    inheritable: tuple[str, ...] | None = None
-    permitted: tuple[str, ...] | None = None
-    ambient: tuple[str, ...] | None = None
+    """The five sets; an absent set is an empty one (runc, crun: no capabilities unless granted)."""
+
+    bounding: tuple[str, ...] = ()
+    effective: tuple[str, ...] = ()
+    inheritable: tuple[str, ...] = ()
+    permitted: tuple[str, ...] = ()
+    ambient: tuple[str, ...] = ()
 
 
 class Rlimit(NamedTuple):
@@ -60,7 +62,7 @@ class Process(NamedTuple):
     terminal: bool = False
     console_size: tuple[int, int] | None = None  # (height, width)
     user: User = User()
-    capabilities: Capabilities | None = None
+    capabilities: Capabilities = Capabilities()  # absent: none at all, never "keep root's"
     rlimits: tuple[Rlimit, ...] = ()
     no_new_privileges: bool = False
     apparmor_profile: str | None = None
@@ -282,13 +284,13 @@ def _user(raw: Mapping[str, Any]) -> User:
     )
 
 
-def _caps(raw: Mapping[str, Any] | None) -> Capabilities | None:
-    if raw is None:
-        return None
+def _caps(raw: Mapping[str, Any] | None) -> Capabilities:
+    """No `capabilities`, or no such set, is an empty set: a config that forgets them must
+    not run with every capability root holds (the init's own)."""
+    raw = raw or {}
 
-    def get(key: str) -> tuple[str, ...] | None:
-        value = raw.get(key)
-        return None if value is None else tuple(value)
+    def get(key: str) -> tuple[str, ...]:
+        return tuple(raw.get(key) or ())
 
     return Capabilities(get("bounding"), get("effective"), get("inheritable"),
                         get("permitted"), get("ambient"))
