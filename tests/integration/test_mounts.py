@@ -589,3 +589,39 @@ def test_tmpfs_tmpcopyup(sandbox: Sandbox, ro: bool) -> None:
     assert not (b.rootfs / "data" / "new").exists()  # the image is untouched
     assert _tree(b.rootfs / "data") == expected
     sandbox.rt.run_cmd("delete", "--force", cid, check=True)
+
+
+def test_tmpcopyup_keeps_holes(sandbox: Sandbox) -> None:
+    """A hostile image's sparse file (4 GiB long, 8 KiB of data) is copied up as a sparse
+    file: its data at the right offsets and its holes as holes. Copied byte by byte it
+    filled the 16 MiB tmpfs (create failed: No space left on device); without a size= it
+    would take 4 GiB of the host's memory."""
+    size, mid = 4 << 30, 3 << 30
+    b = sandbox.bundle(["sleep", "300"], extra_mounts=[
+        {"destination": "/data", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "nodev", "tmpcopyup", "size=16m"]}])
+    (b.rootfs / "data").mkdir(exist_ok=True)
+    with open(b.rootfs / "data" / "sparse", "wb") as f:
+        f.write(b"head" * 1024)
+        f.seek(mid)
+        f.write(b"mid!" * 1024)
+        f.truncate(size)
+    cid = sandbox.new_id()
+    sandbox.rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    pid = sandbox.rt.state(cid)["pid"]
+    inside = Path(f"/proc/{pid}/root/data/sparse")
+    st = inside.stat()
+    assert st.st_size == size
+    assert st.st_blocks * 512 <= 64 << 10, st.st_blocks  # 8 KiB of data, not 4 GiB
+    with open(inside, "rb") as f:
+        assert f.read(4096) == b"head" * 1024
+        f.seek(4096)
+        assert f.read(4096) == bytes(4096)
+        f.seek(mid)
+        assert f.read(4096) == b"mid!" * 1024
+        f.seek(size - 4096)
+        assert f.read() == bytes(4096)
+    res = sandbox.rt.run_cmd("exec", cid, "sh", "-c",
+                             "stat -c %s /data/sparse; head -c 4 /data/sparse")
+    assert res.stdout == f"{size}\nhead", res.stderr
+    sandbox.rt.run_cmd("delete", "--force", cid, check=True)

@@ -8,7 +8,8 @@ the tmpfs covered it, opened inside the rootfs, then each entry by name relative
 parent, O_NOFOLLOW), never a path string, so no symlink in the image can lead it out of the
 rootfs; a symlink is copied as a symlink. Owners, modes (set-id bits included), timestamps,
 hard links, fifos, sockets and device nodes (where the kernel allows mknod) are kept, and
-xattrs when the tmpfs takes them. Each level holds two fds: the depth is bounded.
+xattrs when the tmpfs takes them; a sparse file's holes stay holes. Each level holds two
+fds: the depth is bounded.
 """
 
 from __future__ import annotations
@@ -138,15 +139,36 @@ def _copy_file(src: int, dst: int, name: str, st: os.stat_result, path: str) -> 
         dfd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                       0o600, dir_fd=dst)
         try:
-            left = now.st_size
-            while left > 0:
-                sent = os.sendfile(dfd, sfd, None, min(left, 1 << 30))
-                if sent == 0:  # shrank meanwhile: what there was is copied
-                    break
-                left -= sent
+            _copy_data(sfd, dfd, now.st_size)
             _xattrs(sfd, dfd)
             _meta(dfd, now)
         finally:
             os.close(dfd)
     finally:
         os.close(sfd)
+
+
+def _copy_data(sfd: int, dfd: int, size: int) -> None:
+    """The file's data extents only (SEEK_DATA/SEEK_HOLE), its holes left as holes: a 100 GB
+    sparse file of a few KB on disk would otherwise fill the tmpfs and the host's memory with
+    zeros (or fail the create with ENOSPC). A filesystem without hole support reports one
+    extent, the whole file."""
+    pos = 0
+    while pos < size:
+        try:
+            data = os.lseek(sfd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole is left
+                break
+            raise
+        if data >= size:
+            break
+        end = min(os.lseek(sfd, data, os.SEEK_HOLE), size)
+        os.lseek(dfd, data, os.SEEK_SET)
+        pos = data
+        while pos < end:
+            sent = os.sendfile(dfd, sfd, pos, min(end - pos, 1 << 30))
+            if sent == 0:  # shrank meanwhile: what there was is copied
+                return
+            pos += sent
+    os.ftruncate(dfd, size)  # a hole at the end
