@@ -16,7 +16,7 @@ import _signal as signal  # `signal` without its enums (see pyrunc/cli/signals.p
 from pyrunc import jsonio
 from pyrunc.container import Container
 from pyrunc.errors import (InvalidStateError, NotExistError, NotRunningError,
-                           PyruncError, SystemError_, UnsupportedError, UsageError)
+                           PyruncError, SpecError, SystemError_, UnsupportedError, UsageError)
 from pyrunc.linux import procfs
 from pyrunc.log import Logger
 from pyrunc.state import Record, StateStore, atomic_write, validate_id
@@ -218,6 +218,9 @@ class Runtime:
                 seccomp.send_listener(compiled.listener_path, fd, st, compiled.listener_metadata)
 
             def at_hooks(pid: int) -> str:
+                if cfg.linux.net_devices:  # before the hooks: they may want to see them
+                    from pyrunc.linux import netdevices
+                    netdevices.move(cfg.linux.net_devices, pid)
                 st = hooks.state_json({**Container(self.store, record).state(), "pid": pid}, "creating")
                 # prestart (deprecated) is from the time when hooks ran after create: it is
                 # given "created", as crun does and the runtime-tools suite checks.
@@ -287,6 +290,10 @@ class Runtime:
 
     def _check_supported(self, cfg: Config, opts: CreateOptions) -> None:
         _check_host_netns(cfg)
+        for dev in cfg.linux.net_devices:  # before anything is made (sysfs: no pyroute2 import)
+            if not os.path.exists(f"/sys/class/net/{dev.host}"):
+                raise SpecError(f"config.json: linux.netDevices: network device {dev.host!r}: "
+                                "no such device on the host")
         if cfg.process is None:
             return
         if cfg.process.terminal and not opts.console_socket and opts.console_fd < 0:

@@ -194,7 +194,9 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
         """Let the runtime run prestart/createRuntime, then run createContainer here."""
         global _hook_state
         cgroup_joined()  # hooks' processes belong in the container's cgroups
-        if h.prestart or h.create_runtime or h.create_container or h.start_container:
+        # netDevices move at this point too (the runtime does it, before its hooks).
+        if (h.prestart or h.create_runtime or h.create_container or h.start_container
+                or linux.net_devices):
             sync.send(sock, sync.HOOKS)
             _hook_state = str(sync.recv(sock, sync.HOOKS_DONE)["state"])
             # The spec (and runc): createContainer runs with the rootfs as its cwd.
