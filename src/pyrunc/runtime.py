@@ -331,7 +331,33 @@ class Runtime:
                                         "(config.json has no process)")
             self._release(c)
         self.log.debug(f"container {container_id} started: init pid {c.pid}")
-        self._run_warn("poststart", c, "running")
+        self._run_poststart(c)
+
+    def _run_poststart(self, c: Container) -> None:
+        """runtime-spec 1.3: a failing poststart hook is an error; the container is stopped
+        (every process killed) and the lifecycle goes on: `delete` removes it and runs the
+        poststop hooks. The hooks after the failed one do not run (as runc)."""
+        if not c.record.hooks.get("poststart"):
+            return
+        from pyrunc.process import hooks
+        st = hooks.state_json({**c.state(), "pid": c.record.pid}, "running")
+        try:
+            hooks.run("poststart", hooks.from_records(c.record.hooks["poststart"]), st)
+        except PyruncError:
+            self._stop_now(c)
+            raise
+
+    def _stop_now(self, c: Container) -> None:
+        """SIGKILL all of the container and wait (bounded) until its init is gone."""
+        try:
+            if c.record.cgroup_path:
+                self._signal_all(c.cgroup(), signal.SIGKILL, c.status())
+            self._signal_init(c, signal.SIGKILL)
+        except NotRunningError:
+            return
+        deadline = time.monotonic() + 10
+        while c.alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _run_warn(self, phase: str, c: Container, status: str) -> None:
         """poststart/poststop: a failure is a warning, and the lifecycle goes on."""

@@ -85,6 +85,46 @@ def test_failing_create_runtime_hook_fails_create(sandbox: Sandbox) -> None:
     assert not sandbox.leaks()
 
 
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie its reaper (the test, a subreaper) has not reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_failing_poststart_hook_stops_the_container(sandbox: Sandbox) -> None:
+    """runtime-spec 1.3: start fails naming the hook, the container is stopped (its process
+    gone), the hooks after the failed one do not run, and delete still runs poststop."""
+    log = sandbox.host_dir("hooks") / "log"
+    b = sandbox.bundle(["sleep", "1000"],
+                       hooks={"poststart": [_hook(log, "p1", "exit 5"), _hook(log, "p2")],
+                              "poststop": [_hook(log, "ps")]})
+    cid = sandbox.new_id()
+    sandbox.rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    pid = sandbox.rt.state(cid)["pid"]
+    res = sandbox.rt.run_cmd("start", cid)
+    assert res.returncode == 1, res
+    assert "poststart hook" in res.stderr and "5" in res.stderr, res.stderr
+    assert sandbox.rt.state(cid)["status"] == "stopped"
+    assert wait_for(lambda: _gone(pid)), f"the container's process {pid} still runs"
+    sandbox.rt.run_cmd("delete", cid, check=True)
+    assert [n for n, _ in _entries(log)] == ["p1", "ps"]
+    assert not sandbox.leaks()
+
+
+def test_failing_poststart_hook_fails_run(sandbox: Sandbox) -> None:
+    log = sandbox.host_dir("hooks") / "log"
+    b = sandbox.bundle(["sleep", "1000"], hooks={"poststart": [_hook(log, "p1", "exit 5")],
+                                                 "poststop": [_hook(log, "ps")]})
+    res = sandbox.rt.run(b)
+    assert res.returncode == 1, res
+    assert "poststart hook" in res.stderr, res.stderr
+    assert [n for n, _ in _entries(log)] == ["p1", "ps"]
+    assert not sandbox.leaks()
+
+
 def test_failing_poststop_hook_is_a_warning(sandbox: Sandbox) -> None:
     log = sandbox.host_dir("hooks") / "log"
     b = sandbox.bundle(["true"], hooks={"poststop": [_hook(log, "ps", "exit 3")]})
