@@ -73,9 +73,20 @@ def validate_id(container_id: str) -> None:
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write to a temp name in the same directory, fsync-free rename into place."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    """Write to a fresh temp name in the same directory, then rename into place (no fsync).
+
+    The directory may be world-writable (a pid file in /tmp): the temp name is unpredictable
+    and made with O_EXCL|O_NOFOLLOW, so a name planted there (a symlink to a root-only file)
+    is never opened, let alone truncated; on EEXIST another name is drawn."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for attempt in range(100):
+        tmp = f"{path}.tmp{os.urandom(8).hex()}"
+        try:
+            fd = os.open(tmp, flags, mode)
+            break
+        except FileExistsError:
+            if attempt == 99:
+                raise
     try:
         try:
             os.write(fd, data)

@@ -85,6 +85,10 @@ def _edit(config: dict[str, Any], edit: list[Any]) -> None:
         del parent[key]
     elif op == "append":
         parent.setdefault(key, []).append(edit[2])
+    elif op == "fill":  # ["fill", path, item, N]: a list of N copies of item
+        parent[key] = [edit[2]] * edit[3]
+    elif op == "long":  # ["long", path, text, N]: the string text repeated N times
+        parent[key] = edit[2] * edit[3]
     else:  # pragma: no cover - a broken corpus file
         raise AssertionError(f"unknown edit {op!r}")
 

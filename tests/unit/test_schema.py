@@ -430,7 +430,7 @@ CASES: list[tuple[str, dict[str, Json], Callable[[dict[str, Json]], object], str
     ("uid-negative", RUNC_DEFAULT, lambda c: c["process"]["user"].update(uid=-1),
      "config.json: process.user.uid: -1 is less than the minimum of 0"),
     ("gid-too-big", RUNC_DEFAULT, lambda c: c["process"]["user"].update(gid=2**32),
-     "config.json: process.user.gid: 4294967296 is greater than the maximum of 4294967295"),
+     "config.json: process.user.gid: 4294967296 is greater than the maximum of 2147483647"),
     ("uid-float", RUNC_DEFAULT, lambda c: c["process"]["user"].update(uid=1.0),
      "config.json: process.user.uid: 1.0 is not of type 'integer'"),
     ("uid-bool", RUNC_DEFAULT, lambda c: c["process"]["user"].update(uid=True),

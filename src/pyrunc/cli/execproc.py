@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+MAX_ID = 2147483647  # the largest uid/gid runc accepts (and the kernel's ids are below 2**32-1)
+
+
 def _user(text: str, base: User, gids: tuple[int, ...]) -> User:
     uid_s, _, gid_s = text.partition(":")
     try:
@@ -19,6 +22,10 @@ def _user(text: str, base: User, gids: tuple[int, ...]) -> User:
         gid = int(gid_s) if gid_s else base.gid
     except ValueError:
         raise UsageError(f"--user {text!r}: expected UID[:GID] as numbers") from None
+    for value in (uid, gid):
+        if not 0 <= value <= MAX_ID:
+            # (uid_t)-1 is "unchanged" to setresuid: 4294967295 would stay root.
+            raise UsageError(f"--user {text!r}: {value} is not an id between 0 and {MAX_ID}")
     return User(uid=uid, gid=gid, umask=base.umask, additional_gids=gids or base.additional_gids)
 
 

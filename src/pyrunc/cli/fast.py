@@ -115,8 +115,9 @@ def _parse_create(command: str, rest: list[str], values: dict[str, str],
             else:
                 return None
             if CREATE_VALUES[name] == "preserve_fds":
-                if not (value.isascii() and value.isdigit()):
-                    return None  # click's error
+                if not (value.isascii() and value.isdigit()) or len(value) > 10 \
+                        or int(value) > 2**31 - 4:
+                    return None  # click's error (cli/main.py: MAX_PRESERVE_FDS)
                 options["preserve_fds"] = int(value)
             else:
                 options[CREATE_VALUES[name]] = value

@@ -19,6 +19,8 @@ from pyrunc.cli.edge import fail, leave, logger_from_argv
 from pyrunc.log import Logger
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
+# fds 3..3+N-1 must be fd numbers (ints): a bigger N overflows close_range's unsigned int.
+MAX_PRESERVE_FDS = 2**31 - 4
 
 
 class Ctx:
@@ -96,7 +98,7 @@ def create_options(f: Any) -> Any:
         click.option("--console-socket", default=None, help="AF_UNIX socket to receive the pty master"),
         click.option("--no-pivot", is_flag=True, help="use MS_MOVE + chroot instead of pivot_root"),
         click.option("--no-new-keyring", is_flag=True, help="do not create a session keyring"),
-        click.option("--preserve-fds", default=0, type=click.IntRange(min=0),
+        click.option("--preserve-fds", default=0, type=click.IntRange(0, MAX_PRESERVE_FDS),
                      help="pass N more fds (from 3) to the container"),
     ]):
         f = opt(f)
@@ -229,12 +231,13 @@ def ps(obj: Ctx, /, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> No
 @click.option("--cwd", default=None, help="working directory in the container")
 @click.option("-e", "--env", multiple=True, help="KEY=VALUE to set (repeatable)")
 @click.option("-u", "--user", default=None, help="UID[:GID]")
-@click.option("-g", "--additional-gids", multiple=True, type=int, help="additional gid (repeatable)")
+@click.option("-g", "--additional-gids", multiple=True, type=click.IntRange(0, 2147483647),
+              help="additional gid (repeatable)")
 @click.option("-c", "--cap", multiple=True, help="add a capability (repeatable)")
 @click.option("--no-new-privs", is_flag=True, help="set no_new_privs")
 @click.option("--apparmor", default=None, hidden=True)
 @click.option("--process-label", default=None, hidden=True)
-@click.option("--preserve-fds", default=0, type=click.IntRange(min=0))
+@click.option("--preserve-fds", default=0, type=click.IntRange(0, MAX_PRESERVE_FDS))
 @click.option("--cgroup", "cgroups", multiple=True, metavar="[CTRL[,CTRL]:]PATH",
               help="run the process in an existing sub-cgroup of the container's (repeatable)")
 @click.option("--ignore-paused", is_flag=True, help="exec into a paused container (the process "

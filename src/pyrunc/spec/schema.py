@@ -185,6 +185,8 @@ def _text(error: ValidationError) -> str:
         return f"{shown} is less than the minimum of {value}"
     if kind == "maximum":
         return f"{shown} is greater than the maximum of {value}"
+    if kind == "maxItems" and isinstance(instance, list):
+        return f"{len(instance)} items are more than the maximum of {value}"
     if kind == "exclusiveMinimum":
         return f"{shown} is not greater than {value}"
     if kind in ("minItems", "minLength"):
