@@ -585,7 +585,10 @@ class Runtime:
             # Kubernetes' shareProcessNamespace) its children outlive it in the cgroup, and
             # containerd's shim kills them with this (runc does the same; no cgroup, nothing
             # to do).
-            if c.record.cgroup_path:
+            # With a pid namespace of its own, the kernel killed all of the container's
+            # with its init: what the cgroup holds then is another's (a later container
+            # given the same cgroupsPath, once it was empty), never to be signalled.
+            if c.record.cgroup_path and not (status == Status.STOPPED and c.record.new_pid_ns):
                 self._signal_all(c.cgroup(), sig, status)
             return
         if status in (Status.STOPPED, Status.CREATING):
@@ -682,7 +685,17 @@ class Runtime:
                 finally:
                     os.close(pidfd)
         if c.record.cgroup_path:
-            c.cgroup().destroy()
+            if c.record.new_pid_ns:
+                # Its init gone, so is all of the pid namespace: a process still in the
+                # cgroup is another's (runc 1.1.5 kills the cgroup only without a pid
+                # namespace of its own); it keeps the cgroup, the container still goes.
+                try:
+                    c.cgroup().destroy(kill=False)
+                except PyruncError as exc:
+                    self.log.warning(f"{exc}: left in place (a process that is not the "
+                                     "container's is in it)")
+            else:
+                c.cgroup().destroy()
         self._run_warn("poststop", c, "stopped")
         self.store.remove(c.id)
 

@@ -13,6 +13,7 @@ These tests only ever point the runtime at cgroups they made themselves under
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,6 +137,39 @@ def test_second_container_in_the_same_cgroup_is_refused(sandbox: Sandbox, rt: Ru
         f"deleting the second container killed the first: {alive}")
     assert res.returncode == 1, "a second container was created in a cgroup already in use"
     assert "cgroup" in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_stopped_container_spares_the_next_one_in_its_cgroup(sandbox: Sandbox, rt: Runtime) -> None:
+    """A container with a pid namespace of its own stops; its cgroup, now empty, is given to
+    a second container (allowed, as with runc). `kill --all` and `delete` of the stopped one
+    must not reach the second one's processes: the kernel took all of the first's with its
+    init. They killed the second one (runc 1.1.5's delete leaves it running, warning that
+    the cgroup is busy)."""
+    first = sandbox.bundle(["true"])
+    ct1 = sandbox.new_id()
+    rt.create(first, ct1, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", ct1, check=True)
+    rt.wait_status(ct1, "stopped")
+    reap_children()
+
+    second = sandbox.bundle(["sleep", "60"], linux={"cgroupsPath": first.cgroups_path})
+    ct2 = sandbox.new_id()
+    rt.create(second, ct2, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", ct2, check=True)
+    pid = rt.wait_status(ct2, "running")["pid"]
+
+    assert rt.run_cmd("kill", "--all", ct1, "KILL").returncode == 0
+    res = rt.run_cmd("delete", ct1)
+    time.sleep(0.3)
+    alive = rt.state(ct2)
+    assert alive["status"] == "running" and alive["pid"] == pid, (
+        f"kill --all / delete of the stopped container killed the next one: {alive}")
+    assert res.returncode == 0, res.stderr
+    warned = [e["msg"] for e in rt.log_entries() if e.get("level") == "warning"]
+    assert [w for w in warned if "left in place" in w], warned
+    assert rt.run_cmd("state", ct1).returncode == 1  # the stopped one is gone all the same
+    rt.run_cmd("delete", "--force", ct2, check=True)
+    assert not any((h / first.cgroups_path.lstrip("/")).exists() for h in cgroup_hierarchies())
 
 
 def test_create_refuses_a_frozen_cgroup(sandbox: Sandbox, rt: Runtime, victim: VictimCgroup) -> None:

@@ -16,9 +16,12 @@ if TYPE_CHECKING:
     from pyrunc.cgroups import Manager
 
 
-def kill_all_and_rmdir(mgr: "Manager", dirs: list[str], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    if mgr.exists() and mgr.pids():
+def kill_all_and_rmdir(mgr: "Manager", dirs: list[str], timeout: float = 5.0,
+                       kill: bool = True) -> None:
+    """With `kill` False nothing is signalled: a busy directory is retried a moment (the
+    container's last processes being reaped), then refused."""
+    deadline = time.monotonic() + (timeout if kill else min(timeout, 1.0))
+    if kill and mgr.exists() and mgr.pids():
         if mgr.is_frozen():
             mgr.freeze(False)
         for pid in mgr.pids():
@@ -38,7 +41,7 @@ def kill_all_and_rmdir(mgr: "Manager", dirs: list[str], timeout: float = 5.0) ->
             except OSError as exc:
                 if exc.errno != errno.EBUSY or time.monotonic() > deadline:
                     raise SystemError_.from_oserror(f"cannot remove cgroup {d}", exc) from None
-                for pid in mgr.pids():
+                for pid in mgr.pids() if kill else ():
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:

@@ -490,10 +490,10 @@ class V1Manager:
             raise UnsupportedError("OOM events need the memory cgroup controller")
         return V1OomWatcher(d)
 
-    def destroy(self) -> None:
+    def destroy(self, kill: bool = True) -> None:
         """Kill what is left inside, then remove every directory (retrying while busy)."""
         from pyrunc.cgroups.common import kill_all_and_rmdir
-        kill_all_and_rmdir(self, self._dirs())
+        kill_all_and_rmdir(self, self._dirs(), kill=kill)
 
 
 class V1OomWatcher:

@@ -351,9 +351,9 @@ class V2Manager:
     def oom_watcher(self) -> "V2OomWatcher":
         return V2OomWatcher(self.dir)
 
-    def destroy(self) -> None:
+    def destroy(self, kill: bool = True) -> None:
         from pyrunc.cgroups.common import kill_all_and_rmdir
-        kill_all_and_rmdir(self, [self.dir])
+        kill_all_and_rmdir(self, [self.dir], kill=kill)
 
 
 class V2OomWatcher:
