@@ -36,6 +36,7 @@ int pr_sched_setattr(int pid, unsigned int policy, unsigned long long flags, int
                      unsigned long long deadline, unsigned long long period);
 int pr_ioprio_set(int which, int who, int ioprio);
 int pr_personality(unsigned long persona);
+int pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
 
 /* keyring.c: keyctl(2) JOIN_SESSION_KEYRING (returns the keyring's serial), DESCRIBE
  * (the bytes the kernel would write, NUL included), SETPERM. */

@@ -1,5 +1,5 @@
 /* Process scheduling knobs Python's os module lacks: sched_setattr(2), ioprio_set(2),
- * personality(2). */
+ * personality(2), set_mempolicy(2) (through syscall(2): no libnuma). */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <string.h>
@@ -45,4 +45,9 @@ int pr_ioprio_set(int which, int who, int ioprio)
 int pr_personality(unsigned long persona)
 {
     return personality(persona);
+}
+
+int pr_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode)
+{
+    return (int)syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
 }

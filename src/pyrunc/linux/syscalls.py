@@ -137,6 +137,21 @@ def ioprio_set(ioprio: int) -> None:
         raise _fail("ioprio_set")
 
 
+def set_mempolicy(mode: int, nodes: tuple[int, ...]) -> None:
+    """set_mempolicy(2) for this thread (inherited across fork and exec). The kernel reads
+    maxnode - 1 bits of the mask, hence the + 1 (as numactl passes it)."""
+    if not nodes:
+        rc = lib.pr_set_mempolicy(mode, ffi.NULL, 0)
+    else:
+        words = max(nodes) // 64 + 1
+        mask = ffi.new("unsigned long[]", words)
+        for node in nodes:
+            mask[node // 64] |= 1 << (node % 64)
+        rc = lib.pr_set_mempolicy(mode, mask, words * 64 + 1)
+    if rc < 0:
+        raise _fail("set_mempolicy")
+
+
 def personality(persona: int) -> int:
     rc: int = lib.pr_personality(persona)
     if rc < 0:

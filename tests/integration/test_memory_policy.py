@@ -1,0 +1,40 @@
+"""linux.memoryPolicy (runtime-spec 1.3): set_mempolicy(2) in the init before exec, seen from
+inside in /proc/self/numa_maps (the policy is inherited across exec). This VM has one NUMA
+node, 0."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import Sandbox
+
+FIRST_MAP = "grep -m1 . /proc/self/numa_maps"
+
+
+@pytest.mark.parametrize(("policy", "shown"), [
+    ({"mode": "MPOL_BIND", "nodes": "0"}, " bind:0 "),
+    ({"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]},
+     " interleave=static:0 "),
+    ({"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES"]},
+     " prefer=relative:0 "),
+    ({"mode": "MPOL_LOCAL"}, " local "),
+])
+def test_policy_seen_inside(sandbox: Sandbox, policy: dict[str, object], shown: str) -> None:
+    out = sandbox.sh_ok(FIRST_MAP, linux={"memoryPolicy": policy})
+    assert shown in out, out
+
+
+@pytest.mark.parametrize(("policy", "words"), [
+    ({"mode": "MPOL_BIND", "nodes": "1000"}, "MPOL_BIND nodes 1000"),
+    ({"mode": "MPOL_DEFAULT", "nodes": "0"}, "MPOL_DEFAULT nodes 0"),
+    ({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]},
+     "MPOL_BIND|MPOL_F_STATIC_NODES|MPOL_F_RELATIVE_NODES nodes 0"),
+])
+def test_kernel_refusal_is_one_clear_error(sandbox: Sandbox, policy: dict[str, object],
+                                           words: str) -> None:
+    res = sandbox.sh("true", linux={"memoryPolicy": policy})
+    assert res.returncode == 1, res
+    line = res.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, res.stderr
+    assert f"config.json: linux.memoryPolicy: the kernel refuses {words}: " in line, line
+    assert not sandbox.leaks()
