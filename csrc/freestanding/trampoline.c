@@ -15,6 +15,12 @@
  * REPORT-FD, or else one line on stderr; exit 127. Any other failure: a line on stderr,
  * exit 127. Without a PATH (a container created without a process, which `start` refuses)
  * there is only the waiting. No decisions: what to run and when was decided by the runtime.
+ *
+ * argv: pyrunc-init relay FIFO-FD SOCK-FD   (the exec fifo's relay, in the host's pid namespace)
+ * Wait until FIFO-FD is readable or SOCK-FD's peer is gone; in the first case move one byte
+ * from FIFO-FD to SOCK-FD (the created init waits on the other end), then exit 0. Nothing
+ * read from SOCK-FD is ever acted on. So the waiting init holds only a socket, which cannot
+ * be reopened through /proc/PID/fd, and `start`'s byte reaches it from here alone.
  */
 #include <asm/errno.h>
 #include <asm/fcntl.h>
@@ -89,6 +95,63 @@ static __attribute__((noreturn)) void report(long fd, long err)
     sys_exit(127);
 }
 
+#define PR_POLLIN 0x0001
+#define PR_POLLERR 0x0008
+#define PR_POLLHUP 0x0010
+#define PR_POLLNVAL 0x0020
+#define PR_MSG_NOSIGNAL 0x4000
+
+struct pr_pollfd {
+    int fd;
+    short events;
+    short revents;
+};
+
+static __attribute__((noreturn)) void relay(long fifo_fd, long sock_fd)
+{
+    struct pr_pollfd fds[2];
+    long ret;
+    char byte;
+
+    fds[0].fd = (int)fifo_fd;
+    fds[0].events = PR_POLLIN;
+    fds[1].fd = (int)sock_fd;
+    fds[1].events = 0;  /* only its hang-up matters: what arrives there is never read */
+    for (;;) {
+        fds[0].revents = 0;
+        fds[1].revents = 0;
+        ret = sys6(__NR_ppoll, (long)fds, 2, 0, 0, 0, 0);
+        if (ret == -EINTR)
+            continue;
+        if (ret < 0)
+            fail("relay: ppoll", 0, -ret);
+        if (fds[1].revents & (PR_POLLHUP | PR_POLLERR | PR_POLLNVAL))
+            sys_exit(0);  /* the init is gone: nobody to start */
+        if (fds[0].revents & (PR_POLLERR | PR_POLLNVAL))
+            fail("relay: the exec fifo", 0, EBADF);
+        if (fds[0].revents & PR_POLLIN)
+            break;
+    }
+    do
+        ret = sys3(__NR_read, fifo_fd, (long)&byte, 1);
+    while (ret == -EINTR);
+    if (ret != 1)
+        fail("relay: reading the exec fifo", 0, ret == 0 ? EIO : -ret);
+    do
+        ret = sys6(__NR_sendto, sock_fd, (long)&byte, 1, PR_MSG_NOSIGNAL, 0, 0);
+    while (ret == -EINTR);
+    sys_exit(ret == 1 ? 0 : 1);  /* EPIPE: the init died meanwhile */
+}
+
+static int is(const char *a, const char *b)
+{
+    unsigned long i;
+
+    for (i = 0; a[i] && a[i] == b[i]; i++)
+        ;
+    return a[i] == b[i];
+}
+
 __attribute__((noreturn, used)) void program_main(long *sp)
 {
     long argc = sp[0];
@@ -104,13 +167,19 @@ __attribute__((noreturn, used)) void program_main(long *sp)
      * resets it. A seccomp profile may refuse prctl: then we are merely as dumpable as
      * the container's own process will be, which is no reason not to run it. */
     sys3(__NR_prctl, PR_SET_DUMPABLE, 0, 0);
+    if (argc == 4 && is(argv[1], "relay")) {
+        wait_fd = parse_fd(argv[2]);
+        report_fd = parse_fd(argv[3]);
+        if (wait_fd >= 0 && report_fd >= 0)
+            relay(wait_fd, report_fd);
+    }
     if (argc == 3 || argc >= 5) {
         wait_fd = parse_fd(argv[1]);
         report_fd = parse_fd(argv[2]);
     }
     if (wait_fd == -2 || report_fd == -2) {
         say("pyrunc-init: run by pyrunc only, as: "
-            "pyrunc-init WAIT-FD|- REPORT-FD|- [PATH ARGV0 [ARG...]]\n");
+            "pyrunc-init WAIT-FD|- REPORT-FD|- [PATH ARGV0 [ARG...]], or pyrunc-init relay FIFO-FD SOCK-FD\n");
         sys_exit(127);
     }
     if (wait_fd >= 0) {

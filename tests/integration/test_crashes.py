@@ -385,15 +385,30 @@ def test_kill_run_foreground(sandbox: Sandbox, rt: Runtime) -> None:
 
 
 
+def _holder_of(path: Path) -> int:
+    """The one process that has `path` open."""
+    target = str(path)
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if any(os.readlink(f) == target for f in (d / "fd").iterdir()):
+                    return int(d.name)
+            except OSError:
+                continue
+    raise AssertionError(f"nobody holds {path} open")
+
+
 def test_kill_start_after_the_init_took_the_go_byte(sandbox: Sandbox, rt: Runtime) -> None:
     """The one window of `start` a timed kill rarely hits, made deterministic: the runtime
-    has written the go byte into the exec fifo, the init has read it and exec'd the
-    container's process, and the runtime dies before it removes the fifo. The init is held
-    with SIGSTOP until the byte is written, then the runtime is held while the init goes.
-    `state` must then say running (the container's process runs), not created."""
+    has written the go byte into the exec fifo, the init has got it (through the fifo's
+    relay) and exec'd the container's process, and the runtime dies before it removes the
+    fifo. The relay (the fifo's reader) is held with SIGSTOP until the byte is written, then
+    the runtime is held while the init goes. `state` must then say running (the
+    container's process runs), not created."""
     b, cid = _created(sandbox, rt)
     init = rt.state(cid)["pid"]
     fifo = rt.root / cid / "exec.fifo"
+    relay = _holder_of(fifo)
     probe = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a second reader, to see the byte
 
     def pending() -> int:
@@ -401,20 +416,20 @@ def test_kill_start_after_the_init_took_the_go_byte(sandbox: Sandbox, rt: Runtim
 
     starter = None
     try:
-        os.kill(init, signal.SIGSTOP)
+        os.kill(relay, signal.SIGSTOP)
         out = sandbox.tmp / "kill"
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "start.out", "w") as so, open(out / "start.err", "w") as se:
             starter = rt.popen("start", cid, stdout=so, stderr=se)
         assert wait_for(lambda: pending() > 0 or starter.poll() is not None, timeout=20)
         os.kill(starter.pid, signal.SIGSTOP)
-        os.kill(init, signal.SIGCONT)
+        os.kill(relay, signal.SIGCONT)
         assert wait_for(lambda: _cmdline(init) == ARGS, timeout=20), _cmdline(init)
         os.kill(starter.pid, signal.SIGKILL)
         starter.wait(timeout=20)
     finally:
         os.close(probe)
-        os.kill(init, signal.SIGCONT)
+        os.kill(relay, signal.SIGCONT)
         if starter is not None and starter.poll() is None:
             os.kill(starter.pid, signal.SIGKILL)
             starter.wait(timeout=20)

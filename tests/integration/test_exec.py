@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import Sandbox
-from .helpers import PATH_ENV, Runtime, cgroup_dirs, readline, wait_for
+from .helpers import PATH_ENV, Runtime, cgroup_dirs, readline, reap_children, wait_for
 
 
 def _running(sandbox: Sandbox, rt: Runtime, args: list[str] | None = None,
@@ -177,6 +177,7 @@ def test_detached_exec_that_the_kernel_refuses_fails(sandbox: Sandbox, rt: Runti
     """The same with `exec -d`: the caller learns of it from the exit status, not only
     from the process's stderr (runc 1.1.5 exits 0 here)."""
     cid = _running_with_bad_binary(sandbox, rt)
+    reap_children()  # the container's exec fifo relay, gone since `start` (process/init.py)
     res = rt.run_cmd("exec", "-d", cid, "/bad")
     # The failed process was reparented to us (a subreaper), as it would be to a shim:
     # reap it once it has exited, or the container's pid namespace cannot die.

@@ -428,15 +428,37 @@ def _needs_dev(cfg: Config) -> bool:
     return not any(m.destination == "/dev" and m.is_bind for m in cfg.mounts)
 
 
+_AT_FDCWD = -100
+
+
+def _under(path: str, tops: list[str]) -> bool:
+    path = posixpath.normpath("/" + path)
+    return any(path == top or path.startswith(top.rstrip("/") + "/") for top in tops)
+
+
+def _detach_bind(m: Mount) -> int:
+    """A detached clone of a bind mount's source, to attach after the pivot (deferred)."""
+    assert m.source is not None
+    flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | (sc.AT_RECURSIVE if m.flags & sc.MS_REC else 0)
+    try:
+        return sc.open_tree(_AT_FDCWD, m.source, flags)  # a host path: before the pivot
+    except OSError as exc:
+        raise _fail(m, exc) from None
+
+
 def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
             before_pivot: Callable[[], None] = lambda: None,
             idmapped: Mapping[int, int] | None = None,
-            before_cgroup: Callable[[], None] = lambda: None) -> None:
+            before_cgroup: Callable[[], None] = lambda: None,
+            defer_proc: bool = False) -> list[tuple[Mount, int]]:
     """Everything up to and including the pivot; the process ends up chrooted in the rootfs.
 
     `before_cgroup` runs before the first cgroup mount (which binds our own cgroups).
     `before_pivot` runs once the mounts exist and paths still resolve on the host (hooks).
-    `idmapped` gives, by index in cfg.mounts, the detached trees the runtime idmapped."""
+    `idmapped` gives, by index in cfg.mounts, the detached trees the runtime idmapped.
+    With `defer_proc`, procfs mounts (whose pid namespace is the mounting process's) and
+    what is mounted inside them are left out and returned, with a detached tree for each
+    bind (-1 for the others), for `mount_deferred` once in the right pid namespace."""
     rootfs = cfg.root.path
     try:
         sc.mount(None, "/", None, sc.MS_SLAVE | sc.MS_REC)
@@ -444,11 +466,19 @@ def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
     except OSError as exc:
         raise SystemError_.from_oserror(f"cannot prepare rootfs {rootfs}", exc) from None
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    deferred: list[tuple[Mount, int]] = []
+    deferred_tops: list[str] = []
     try:
         cgroupns = cfg.linux.namespace("cgroup") is not None
         for i, m in enumerate(cfg.mounts):
             tree = (idmapped or {}).get(i)
-            if tree is not None:
+            if defer_proc and (m.type == "proc" or _under(m.destination, deferred_tops)):
+                if m.type == "proc":
+                    deferred_tops.append(posixpath.normpath("/" + m.destination))
+                if tree is None and m.is_bind:
+                    tree = _detach_bind(m)
+                deferred.append((m, -1 if tree is None else tree))
+            elif tree is not None:
                 _attach_tree(rootfd, m, tree)
             else:
                 if m.type in ("cgroup", "cgroup2"):
@@ -472,6 +502,41 @@ def prepare(cfg: Config, in_userns: bool, no_pivot: bool, cwd: str | None,
         _move_root(rootfs)
     else:
         _pivot(rootfs)
+    return deferred
+
+
+def mount_deferred(deferred: list[tuple[Mount, int]], cgroupns: bool) -> None:
+    """The mounts `prepare` left out, made after the pivot, in config order (see there)."""
+    if not deferred:
+        return
+    rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _bootstrap_proc(rootfd)
+        for m, tree in deferred:
+            if tree >= 0:
+                _attach_tree(rootfd, m, tree)
+            else:
+                mount_entry(rootfd, m, cgroupns)
+    finally:
+        os.close(rootfd)
+
+
+def _bootstrap_proc(rootfd: int) -> None:
+    """Mounting goes through /proc/self/fd/N names, and after the pivot there is no procfs
+    yet: a first one (of our pid namespace) is mounted on /proc by changing into it and
+    mounting on "."; the config's proc mount then goes on top of it, with every check."""
+    try:
+        dest = paths.mkdir_all(rootfd, "/proc")
+        try:
+            os.fchdir(dest)
+        finally:
+            os.close(dest)
+        try:
+            sc.mount("proc", ".", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
+        finally:
+            os.chdir("/")
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot mount proc on /proc", exc) from None
 
 
 def _pivot(rootfs: str) -> None:

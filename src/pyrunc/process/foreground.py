@@ -145,6 +145,25 @@ class Foreground:
             if got == 0:
                 return None
             if got == pid:
+                Foreground._reap_exited()
                 if os.WIFSIGNALED(status):
                     return 128 + os.WTERMSIG(status)
                 return os.WEXITSTATUS(status)
+
+    @staticmethod
+    def _reap_exited() -> None:
+        """Our other children once the container's process is gone: the exec fifo's relay
+        (process/init.py: _start_relay), ours as subreaper, which exits as soon as it has
+        passed on `start`'s byte. Left to whoever adopts it after us, it would be a zombie
+        there; it is given a moment (bounded) if it has not quite exited yet."""
+        import time
+        deadline = time.monotonic() + 0.2
+        while True:
+            try:
+                got = os.waitpid(-1, os.WNOHANG)[0]
+            except ChildProcessError:
+                return
+            if got == 0:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.001)

@@ -16,11 +16,12 @@ from pyrunc.records import NamedTuple
 
 import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
 
+from pyrunc import unixsock
 from pyrunc.errors import PyruncError, SystemError_
 from pyrunc.linux import keyring, namespaces, network, procfs, rootfs, terminal
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, hooks, sync, trampoline
-from pyrunc.spec.config import Config, Hooks, MemoryPolicy, Process
+from pyrunc.spec.config import Config, Hooks, MemoryPolicy, Mount, Process
 from pyrunc.unixsock import Socket
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
@@ -79,6 +80,9 @@ def defers_cgroup_join(cfg: Config) -> bool:
     """What the runtime may finish for the init (Manager.adopt) while the init works: all
     but where a new cgroup namespace must be rooted at the container's cgroup."""
     ns = cfg.linux.namespace("cgroup")
+    pidns = cfg.linux.namespace("pid")
+    if pidns is not None and pidns.path is not None:
+        return False  # the stage itself builds the rootfs (binds its own cgroups): _stage
     return ns is None or ns.path is not None
 
 
@@ -98,18 +102,13 @@ def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> Non
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
     close_inherited({sock.fileno(), opts.console_fd, opts.trampoline_fd, *opts.idmapped.values()},
                     3 + opts.preserve_fds)
+    global _wait_fd
+    _wait_fd = _start_relay(opts.fifo_path, opts.trampoline_fd)  # before: not in the cgroup
     # Before the namespaces: a new cgroup namespace is rooted where we are.
     cgroup.join(defer=defers_cgroup_join(cfg))
-    # The exec fifo, opened while we are still host root in the host's mount namespace (the
-    # init inherits it), for reading AND writing, so this neither blocks nor ever sees EOF:
-    # `start` writes one byte and the init's read of it is the go. Only the fifo itself is
-    # held, never a directory of the host that a process with CAP_SYS_PTRACE could walk
-    # through /proc/1/fd; it stays root's, mode 0600, whatever user namespace the init joins.
-    global _fifo_fd
-    try:
-        _fifo_fd = os.open(opts.fifo_path, os.O_RDWR | os.O_CLOEXEC)
-    except OSError as exc:
-        raise SystemError_.from_oserror("cannot open the exec fifo", exc) from None
+    # While the host's /proc is ours: the init (and a created init that waits in Python for
+    # startContainer hooks) may be seen from the container.
+    execute.forget_host_environment()
     linux = cfg.linux
     to_join = {ns.type: (namespaces.open_checked(ns), ns.path) for ns in linux.namespaces if ns.path}
     new_flags = 0
@@ -144,32 +143,82 @@ def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> Non
                 f.write("".join(f"{clock} {secs} {nsecs}\n" for clock, secs, nsecs in linux.time_offsets))
         except OSError as exc:
             raise SystemError_.from_oserror("cannot write linux.timeOffsets", exc) from None
+    pidns = linux.namespace("pid")
+    deferred: list[tuple[Mount, int]] | None = None
+    if pidns is not None and pidns.path is not None:
+        # A joined pid namespace is shared with others (a pod's, another container's): our
+        # child becomes visible there the moment it exists, so it must not be born with the
+        # host's root, cwd or environment (/proc/PID/root, cwd, environ, fd of a process
+        # there are open to whoever may ptrace it). The filesystem is made, and pivoted
+        # into, here, where nobody of the container sees us; what needs the container's
+        # pid namespace (procfs) the init mounts afterwards.
+        deferred = _prepare_fs(sock, cfg, opts, _process(cfg), defer_proc=True)
     pid = os.fork()
     if pid == 0:
-        init_main(sock, cfg, opts)
+        init_main(sock, cfg, opts, deferred)
     sync.send(sock, sync.INIT_PID, pid=pid)
 
 
-def init_main(sock: Socket, cfg: Config, opts: InitOptions) -> NoReturn:
+def _start_relay(fifo_path: str, trampoline_fd: int) -> int:
+    """The exec fifo's reader, and the end of a socket the init waits on for `start`.
+
+    The fifo is opened here, while we are host root in the host's namespaces, for reading
+    AND writing (so this neither blocks nor ever sees EOF), but held only by a relay, a
+    child that stays in the host's pid namespace and cgroup as pyrunc-init in relay mode
+    (csrc/freestanding/trampoline.c): it moves `start`'s byte from the fifo to the socket.
+    The init holds only the socket: a process that may open /proc/<init>/fd/N (one with
+    CAP_SYS_PTRACE in a pid namespace shared with the container) could reopen a fifo for
+    writing and start the container early, but cannot reopen a socket, and what it writes
+    into a dup of the init's end goes to the relay, which never reads it. The relay exits
+    when the init is gone (its end hangs up), so a dead init leaves no fifo reader, and
+    `state`/`start` see that as before (container.py: _init_waits_on)."""
     try:
-        proc, path, env = _init(sock, cfg, opts)
+        fifo = os.open(fifo_path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SystemError_.from_oserror("cannot open the exec fifo", exc) from None
+    ours, theirs = unixsock.pair(unixsock.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            close_inherited({fifo, theirs.fileno(), trampoline_fd}, 3)
+            for fd in (fifo, theirs.fileno()):
+                os.set_inheritable(fd, True)
+            trampoline.execute(trampoline_fd, [trampoline.NAME, "relay", str(fifo),
+                                               str(theirs.fileno())], {})
+        finally:
+            os._exit(127)
+    os.close(fifo)
+    theirs.close()
+    return ours.detach()
+
+
+def init_main(sock: Socket, cfg: Config, opts: InitOptions,
+              deferred: list[tuple[Mount, int]] | None = None) -> NoReturn:
+    try:
+        proc, path, env = _init(sock, cfg, opts, deferred)
     except BaseException as exc:  # noqa: BLE001
         report(sock, exc)
         os._exit(1)
     _wait_start_and_exec(opts, proc, path, env, cfg.hooks)
 
 
-_fifo_fd = -1
+_wait_fd = -1  # our end of the relay's socket (see _start_relay)
 _hook_state = ""
 
 
-def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, dict[str, str]]:
-    # Speak only after the stage has told the runtime our pid: the runtime says go.
-    sync.recv(sock, sync.GO)
+def _process(cfg: Config) -> Process:
     # Without a process the container can still be created (the spec requires one only at
     # start, which the runtime then refuses): an empty Process applies nothing.
-    proc = cfg.process or Process(args=(), cwd="/")
-    os.setsid()
+    return cfg.process or Process(args=(), cwd="/")
+
+
+def _prepare_fs(sock: Socket, cfg: Config, opts: InitOptions, proc: Process,
+                defer_proc: bool = False) -> list[tuple[Mount, int]]:
+    """The container's filesystem up to the pivot (and the hooks on the way); with
+    `defer_proc`, what rootfs.prepare leaves for after it (see there)."""
     os.umask(0)
     linux = cfg.linux
     netns = linux.namespace("network")
@@ -197,18 +246,32 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions) -> tuple[Process, str, d
         # netDevices move at this point too (the runtime does it, before its hooks).
         if (h.prestart or h.create_runtime or h.create_container or h.start_container
                 or linux.net_devices):
-            sync.send(sock, sync.HOOKS)
+            sync.send(sock, sync.HOOKS, pid=os.getpid())
             _hook_state = str(sync.recv(sock, sync.HOOKS_DONE)["state"])
             # The spec (and runc): createContainer runs with the rootfs as its cwd.
             hooks.run("createContainer", h.create_container, _hook_state,
                       trampoline_fd=opts.trampoline_fd, cwd=cfg.root.path)
 
     if linux.namespace("mount") is not None:
-        rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd, hook_point, opts.idmapped,
-                       cgroup_joined)
-    else:
-        hook_point()
-        os.chroot(cfg.root.path)
+        return rootfs.prepare(cfg, in_userns, opts.no_pivot, proc.cwd, hook_point, opts.idmapped,
+                              cgroup_joined, defer_proc)
+    hook_point()
+    os.chroot(cfg.root.path)
+    os.chdir("/")
+    return []
+
+
+def _init(sock: Socket, cfg: Config, opts: InitOptions,
+          deferred: list[tuple[Mount, int]] | None) -> tuple[Process, str, dict[str, str]]:
+    # Speak only after the stage has told the runtime our pid: the runtime says go.
+    sync.recv(sock, sync.GO)
+    proc = _process(cfg)
+    os.setsid()
+    linux = cfg.linux
+    if deferred is None:
+        _prepare_fs(sock, cfg, opts, proc)
+    else:  # the stage made the rest (a joined pid namespace)
+        rootfs.mount_deferred(deferred, linux.namespace("cgroup") is not None)
     if cfg.hostname is not None:
         sc.sethostname(cfg.hostname)
     if cfg.domainname is not None:
@@ -269,16 +332,16 @@ def _write_sysctls(sysctl: tuple[tuple[str, str], ...]) -> None:
 
 def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[str, str],
                          cfg_hooks: Hooks) -> NoReturn:
-    """Become pyrunc-init, which waits on the exec fifo for `start` and then execs the
-    process: until `start` the container sees no Python. startContainer hooks must run
-    between the two, so with them we wait here and pyrunc-init only execs."""
-    wait_fd = _fifo_fd
+    """Become pyrunc-init, which waits for `start`'s byte (from the exec fifo's relay) and
+    then execs the process: until `start` the container sees no Python. startContainer
+    hooks must run between the two, so with them we wait here and pyrunc-init only execs."""
+    wait_fd = _wait_fd
     try:
         if cfg_hooks.start_container:
             try:
-                if not os.read(_fifo_fd, 1):  # blocks until start
-                    raise OSError(errno.EPIPE, "the exec fifo closed")
-                os.close(_fifo_fd)
+                if not os.read(_wait_fd, 1):  # blocks until start
+                    raise OSError(errno.EPIPE, "the exec fifo's relay exited")
+                os.close(_wait_fd)
                 wait_fd = -1
             except OSError as exc:
                 raise SystemError_.from_oserror("waiting on the exec fifo", exc) from None

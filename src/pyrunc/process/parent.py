@@ -61,7 +61,14 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
             sync.recv(psock, sync.USERNS_READY)
             _write_maps(stage, cfg)
             sync.send(psock, sync.MAPPINGS_DONE)
-        init_pid = int(sync.recv(psock, sync.INIT_PID)["pid"])
+        # With a joined pid namespace the stage builds the rootfs itself (init.py: _stage),
+        # so the hooks come before the init exists; they get the stage's pid, which is in
+        # every namespace of the container but the pid namespace (that one for its children).
+        msg = sync.recv(psock, sync.INIT_PID, sync.HOOKS)
+        if msg["type"] == sync.HOOKS:
+            _hooks(psock, at_hooks, int(msg["pid"]))
+            msg = sync.recv(psock, sync.INIT_PID)
+        init_pid = int(msg["pid"])
         if at_pid is not None:
             at_pid(init_pid)
         sync.send(psock, sync.GO)
@@ -77,8 +84,7 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
             if msg["type"] == sync.READY:
                 return InitHandle(init_pid)
             if msg["type"] == sync.HOOKS:
-                state = at_hooks(init_pid) if at_hooks is not None else "{}"
-                sync.send(psock, sync.HOOKS_DONE, state=state)
+                _hooks(psock, at_hooks, init_pid)
             elif "fd" in msg:  # the seccomp notify listener: to the agent before it goes on
                 try:
                     if at_listener is not None:
@@ -99,6 +105,11 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         raise
     finally:
         psock.close()
+
+
+def _hooks(psock: Socket, at_hooks: Callable[[int], str] | None, pid: int) -> None:
+    state = at_hooks(pid) if at_hooks is not None else "{}"
+    sync.send(psock, sync.HOOKS_DONE, state=state)
 
 
 def _fork_stage(child: Callable[[Socket, int], NoReturn]) -> tuple[int, Socket]:
