@@ -108,6 +108,15 @@ def _write_config(b: Bundle, case: dict[str, Any], ctx: dict[str, str]) -> None:
         b.config_path.write_bytes(base64.b64decode(raw["b64"]))
     elif "append_text" in raw:
         b.config_path.write_text(json.dumps(b.config) + raw["append_text"])
+    elif "symlink" in raw:
+        b.config_path.unlink()
+        b.config_path.symlink_to(raw["symlink"])
+    elif raw.get("fifo"):
+        b.config_path.unlink()
+        os.mkfifo(b.config_path)
+    elif "pad_mib" in raw:
+        text = json.dumps(b.config)
+        b.config_path.write_text(text + " " * ((raw["pad_mib"] << 20) - len(text)))
     elif "nested_depth" in raw:
         n = raw["nested_depth"]
         b.config_path.write_text("[" * n + "]" * n)

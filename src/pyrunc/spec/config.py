@@ -8,6 +8,7 @@ one the runtime can act on.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import resource
 from pyrunc.records import NamedTuple
@@ -320,16 +321,66 @@ def _scheduler(raw: Mapping[str, Any] | None) -> Scheduler | None:
                      raw.get("runtime", 0), raw.get("deadline", 0), raw.get("period", 0))
 
 
+def possible_cpus() -> int:
+    """The kernel's nr_cpu_ids: CPU numbers are below it (/sys/devices/system/cpu/possible,
+    e.g. "0-7"); os.cpu_count() when that cannot be read."""
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            text = f.read().strip()
+        return int(text.replace("-", ",").split(",")[-1]) + 1
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
 def parse_cpu_list(text: str, where: str) -> frozenset[int]:
-    """"0-3,7" -> {0, 1, 2, 3, 7}."""
+    """"0-3,7" -> {0, 1, 2, 3, 7}; a CPU that cannot exist here is refused before any range
+    is built ("0-20000000" took 2.2 GB and 3.8 s)."""
     cpus: set[int] = set()
+    limit = possible_cpus()
     try:
         for part in text.split(","):
-            lo, sep, hi = part.strip().partition("-")
-            cpus.update(range(int(lo), int(hi if sep else lo) + 1))
+            lo_s, sep, hi_s = part.strip().partition("-")
+            lo, hi = int(lo_s), int(hi_s if sep else lo_s)
+            if hi < lo:
+                raise _err(where, f"{text!r}: the range {part.strip()!r} is empty")
+            if hi >= limit:
+                raise _err(where, f"{text!r}: CPU {hi} does not exist (this kernel has CPUs "
+                           f"0-{limit - 1})")
+            cpus.update(range(lo, hi + 1))
     except ValueError:
         raise _err(where, f"{text!r} is not a CPU list like 0-3,7") from None
     return frozenset(cpus)
+
+
+# execve's limits (linux/binfmts.h): one string, NUL included, at most MAX_ARG_STRLEN; all of
+# them with their pointers within a quarter of the stack rlimit, capped at 3/4 of _STK_LIM.
+MAX_ARG_STRLEN = 32 * 4096
+_STK_LIM = 8 << 20
+
+
+def _check_exec_size(args: tuple[str, ...], env: tuple[str, ...],
+                     rlimits: tuple[Rlimit, ...], where: str) -> None:
+    """What execve would refuse (E2BIG) is refused here, so `create` fails rather than the
+    init dying after a create that said yes."""
+    total = 0
+    for field, strings in (("args", args), ("env", env)):
+        for i, text in enumerate(strings):
+            size = len(text.encode(errors="surrogateescape")) + 1
+            if size > MAX_ARG_STRLEN:
+                raise _err(f"{where}.{field}[{i}]", f"{size - 1} bytes: longer than execve "
+                           f"takes ({MAX_ARG_STRLEN - 1})")
+            total += size
+    stack = next((r.soft for r in rlimits if r.type == "RLIMIT_STACK"), None)
+    if stack is None:
+        stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    limit = _STK_LIM // 4 * 3
+    if stack != resource.RLIM_INFINITY and stack >= 0:
+        limit = min(limit, stack // 4)
+    limit = max(limit, MAX_ARG_STRLEN)
+    total += 8 * (max(len(args), 1) + len(env)) + len(args[0].encode(errors="surrogateescape")) + 1 \
+        if args else 0
+    if total > limit:
+        raise _err(where, f"args and env take {total} bytes: more than execve takes ({limit})")
 
 
 def _process(raw: Mapping[str, Any] | None) -> Process | None:
@@ -350,10 +401,12 @@ def _process(raw: Mapping[str, Any] | None) -> Process | None:
             raise _err(f"process.rlimits[{i}]", f"soft limit {rl['soft']} is above hard limit {rl['hard']}")
         rlimits.append(Rlimit(rl["type"], rl["soft"], rl["hard"]))
     size = raw.get("consoleSize")
+    args, env = tuple(raw.get("args") or ()), tuple(raw.get("env") or ())
+    _check_exec_size(args, env, tuple(rlimits), "process")
     return Process(
-        args=tuple(raw.get("args") or ()),
+        args=args,
         cwd=posixpath.normpath(cwd),
-        env=tuple(raw.get("env") or ()),
+        env=env,
         terminal=bool(raw.get("terminal", False)),
         console_size=(size["height"], size["width"]) if size else None,
         user=_user(raw.get("user") or {}),
