@@ -193,6 +193,7 @@ class Runtime:
             raise SystemError_(f"rootfs ({cfg.root.path}) does not exist", errno.ENOENT)
         lock = self.store.claim(container_id)
         cgroup = None
+        record: Record | None = None
         init_pid = 0
         try:
             candidate = cgroups.manager(cfg.linux.cgroups_path, container_id)
@@ -263,6 +264,9 @@ class Runtime:
             start = procfs.start_time(init_pid)
             if start is None:
                 raise SystemError_("container init exited during create")
+            if cfg.linux.intel_rdt is not None:  # the init waits for start: nothing ran yet
+                from pyrunc.linux import intelrdt
+                record.rdt_dirs = intelrdt.apply(cfg.linux.intel_rdt, container_id, init_pid)
             record.pid = init_pid
             record.start_time = start
             record.ready = True
@@ -278,6 +282,9 @@ class Runtime:
                     os.kill(init_pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            if record is not None and record.rdt_dirs:
+                from pyrunc.linux import intelrdt
+                intelrdt.remove(record.rdt_dirs)
             if cgroup is not None:
                 try:
                     cgroup.destroy()
@@ -290,6 +297,9 @@ class Runtime:
 
     def _check_supported(self, cfg: Config, opts: CreateOptions) -> None:
         _check_host_netns(cfg)
+        if cfg.linux.intel_rdt is not None:
+            from pyrunc.linux import intelrdt
+            intelrdt.check_host()
         for dev in cfg.linux.net_devices:  # before anything is made (sysfs: no pyroute2 import)
             if not os.path.exists(f"/sys/class/net/{dev.host}"):
                 raise SpecError(f"config.json: linux.netDevices: network device {dev.host!r}: "
@@ -696,6 +706,9 @@ class Runtime:
                                      "container's is in it)")
             else:
                 c.cgroup().destroy()
+        if c.record.rdt_dirs:
+            from pyrunc.linux import intelrdt
+            intelrdt.remove(c.record.rdt_dirs)
         self._run_warn("poststop", c, "stopped")
         self.store.remove(c.id)
 

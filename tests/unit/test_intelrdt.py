@@ -1,0 +1,93 @@
+"""linux.intelRdt's resctrl writing, against a directory laid out like /sys/fs/resctrl (this
+host has no resctrl; the integration corpus checks the refusal there). The stand-in for the
+kernel does what resctrl does on mkdir (fills the group with schemata, tasks, mon_groups/)
+and on rmdir (removes it with its files)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from pyrunc.errors import SpecError
+from pyrunc.linux import intelrdt
+from pyrunc.spec.config import IntelRdt
+
+
+def _kernel_mkdir(path: str, mode: int = 0o777) -> None:
+    os.mkdir(path, mode)
+    for name in ("schemata", "tasks"):
+        Path(path, name).write_text("")
+    if Path(path).parent.name != "mon_groups":
+        os.mkdir(os.path.join(path, "mon_groups"))
+
+
+@pytest.fixture
+def resctrl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "resctrl"
+    root.mkdir()
+    (root / "schemata").write_text("L3:0=fff\nMB:0=100\n")
+    (root / "tasks").write_text("1\n")
+    (root / "info").mkdir()
+    monkeypatch.setattr(intelrdt, "_mkdir", _kernel_mkdir)
+    monkeypatch.setattr(intelrdt, "_rmdir", shutil.rmtree)
+    return root
+
+
+def test_new_group_gets_schemata_task_and_monitoring(resctrl: Path) -> None:
+    rdt = IntelRdt("gold", ("L3:0=f0", "MB:0=50"), True)
+    made = intelrdt.apply(rdt, "c1", 4242, root=str(resctrl))
+    assert (resctrl / "gold" / "schemata").read_text() == "L3:0=f0\nMB:0=50\n"
+    assert (resctrl / "gold" / "tasks").read_text() == "4242"
+    assert (resctrl / "gold" / "mon_groups" / "c1" / "tasks").read_text() == "4242"
+    assert made == [str(resctrl / "gold" / "mon_groups" / "c1"), str(resctrl / "gold")]
+    intelrdt.remove(made)
+    assert not (resctrl / "gold").exists()
+
+
+def test_group_named_after_the_container_without_closid(resctrl: Path) -> None:
+    made = intelrdt.apply(IntelRdt(None, ("MB:0=30",), False), "c2", 7, root=str(resctrl))
+    assert made == [str(resctrl / "c2")]
+    assert (resctrl / "c2" / "schemata").read_text() == "MB:0=30\n"
+
+
+def test_existing_group_joined_unchanged_and_kept(resctrl: Path) -> None:
+    _kernel_mkdir(str(resctrl / "shared"))
+    (resctrl / "shared" / "schemata").write_text("    L3:0=00f\n    MB:0= 40\n")
+    made = intelrdt.apply(IntelRdt("shared", ("L3:0=00f", "MB:0=40"), False), "c3", 9,
+                          root=str(resctrl))
+    assert made == []
+    assert (resctrl / "shared" / "tasks").read_text() == "9"
+    assert (resctrl / "shared" / "schemata").read_text() == "    L3:0=00f\n    MB:0= 40\n"
+
+
+def test_existing_group_with_other_schemata_refused(resctrl: Path) -> None:
+    _kernel_mkdir(str(resctrl / "shared"))
+    (resctrl / "shared" / "schemata").write_text("MB:0=40\n")
+    with pytest.raises(SpecError, match="the existing group 'shared' has MB:0=40, not MB:0=90"):
+        intelrdt.apply(IntelRdt("shared", ("MB:0=90",), False), "c4", 9, root=str(resctrl))
+    assert (resctrl / "shared" / "tasks").read_text() == ""
+
+
+def test_failure_removes_what_it_made(resctrl: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def mkdir_no_mon(path: str, mode: int = 0o777) -> None:
+        if Path(path).parent.name == "mon_groups":
+            raise OSError(28, "No space left on device")  # out of RMIDs
+        _kernel_mkdir(path, mode)
+    monkeypatch.setattr(intelrdt, "_mkdir", mkdir_no_mon)
+    with pytest.raises(Exception, match="monitoring group"):
+        intelrdt.apply(IntelRdt("g", (), True), "c5", 9, root=str(resctrl))
+    assert not (resctrl / "g").exists()
+
+
+@pytest.mark.parametrize("clos", ["info", "..", "a/b", "mon_groups"])
+def test_closid_that_cannot_be_a_group(resctrl: Path, clos: str) -> None:
+    with pytest.raises(SpecError, match="cannot name a resctrl group"):
+        intelrdt.apply(IntelRdt(clos, (), False), "c6", 9, root=str(resctrl))
+
+
+def test_no_resctrl_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=f"no resctrl at {tmp_path}"):
+        intelrdt.apply(IntelRdt("g", (), False), "c7", 9, root=str(tmp_path))
