@@ -35,6 +35,29 @@ def test_features_json_shape(rt: Runtime) -> None:
     assert isinstance(f["annotations"], dict)
 
 
+def test_features_runtime_spec_1_3_fields(rt: Runtime) -> None:
+    """The 1.3 fields, each matching what the config accepts (schema and converter)."""
+    from pyrunc.spec.config import convert
+    from pyrunc.spec.schema import validate_config
+    f = json.loads(rt.run_cmd("features", check=True).stdout)
+    assert f["ociVersionMax"] == "1.3.0"
+    linux = f["linux"]
+    assert linux["netDevices"] == {"enabled": True}
+    assert linux["intelRdt"] == {"enabled": True, "schemata": True, "monitoring": True}
+    assert "tmpcopyup" in f["mountOptions"]
+    policy = linux["memoryPolicy"]
+    assert set(policy["modes"]) == {"MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE",
+                                    "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED",
+                                    "MPOL_PREFERRED_MANY", "MPOL_LOCAL"}
+    assert set(policy["flags"]) == {"MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES",
+                                    "MPOL_F_STATIC_NODES"}
+    for mode in policy["modes"]:
+        doc = {"ociVersion": "1.3.0", "root": {"path": "r"},
+               "linux": {"memoryPolicy": {"mode": mode, "flags": policy["flags"][:1]}}}
+        validate_config(doc)
+        assert convert(doc, "/b").linux.memory_policy is not None
+
+
 @pytest.mark.pyrunc_only
 def test_socket_activation_fds_reach_the_container(sandbox: Sandbox) -> None:
     """LISTEN_FDS=1 for the runtime: fd 3 (a listening socket) reaches the container, which

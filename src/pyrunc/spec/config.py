@@ -633,9 +633,9 @@ def _linux(raw: Mapping[str, Any] | None) -> Linux:
 
 
 # <linux/mempolicy.h>
-_MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
                "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
-_MPOL_FLAGS = {"MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14,
+MPOL_FLAGS = {"MPOL_F_STATIC_NODES": 1 << 15, "MPOL_F_RELATIVE_NODES": 1 << 14,
                "MPOL_F_NUMA_BALANCING": 1 << 13}
 # The kernel's nodemask is at most MAX_NUMNODES (1 << 10) bits; a bigger node number is a typo.
 MAX_NUMA_NODE = 1023
@@ -655,11 +655,11 @@ def _memory_policy(raw: Mapping[str, Any] | None) -> MemoryPolicy | None:
         nodes.extend(range(lo, hi + 1))
     flags = 0
     for flag in raw.get("flags") or ():
-        flags |= _MPOL_FLAGS[flag]
+        flags |= MPOL_FLAGS[flag]
     text = raw["mode"] + "".join("|" + f for f in raw.get("flags") or ())
     if raw.get("nodes"):
         text += f" nodes {raw['nodes']}"
-    return MemoryPolicy(_MPOL_MODES[raw["mode"]], flags, tuple(sorted(set(nodes))), text)
+    return MemoryPolicy(MPOL_MODES[raw["mode"]], flags, tuple(sorted(set(nodes))), text)
 
 
 def _intel_rdt(raw: Mapping[str, Any] | None) -> IntelRdt | None:
