@@ -12,7 +12,7 @@ from pyrunc.errors import SystemError_
 from pyrunc.linux import capabilities, procfs
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import trampoline
-from pyrunc.spec.config import Process
+from pyrunc.spec.config import RLIM_UNLIMITED, Process
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -65,11 +65,16 @@ def load_seccomp(compiled: Any, before_user: bool, proc: Process) -> int | None:
     return seccomp.load(compiled)
 
 
+def _rlim(value: int) -> int:
+    """The spec's uint64 RLIM_INFINITY (2**64-1) is Python's -1."""
+    return resource.RLIM_INFINITY if value == RLIM_UNLIMITED else value
+
+
 def set_rlimits(proc: Process) -> None:
     for rl in proc.rlimits:
         try:
-            resource.setrlimit(getattr(resource, rl.type), (rl.soft, rl.hard))
-        except (OSError, ValueError) as exc:
+            resource.setrlimit(getattr(resource, rl.type), (_rlim(rl.soft), _rlim(rl.hard)))
+        except (OSError, ValueError, OverflowError) as exc:
             raise SystemError_(f"cannot set {rl.type} to soft {rl.soft} hard {rl.hard}: {exc}",
                                getattr(exc, "errno", None) or errno.EPERM) from None
 

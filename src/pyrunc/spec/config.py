@@ -40,6 +40,10 @@ class Capabilities(NamedTuple):
     ambient: tuple[str, ...] = ()
 
 
+RLIM_MAX = 2**63 - 1
+RLIM_UNLIMITED = 2**64 - 1  # RLIM_INFINITY as the spec's uint64 says it
+
+
 class Rlimit(NamedTuple):
     type: str
     soft: int
@@ -397,6 +401,12 @@ def _process(raw: Mapping[str, Any] | None) -> Process | None:
         if rl["type"] in seen:
             raise _err(f"process.rlimits[{i}].type", f"duplicate rlimit {rl['type']!r}")
         seen.add(rl["type"])
+        for key in ("soft", "hard"):
+            # rlim_t is unsigned: 2**64-1 is RLIM_INFINITY; C's setrlimit wrapper takes no more
+            # than 2**63-1 otherwise (was: internal error, OverflowError).
+            if RLIM_MAX < rl[key] < RLIM_UNLIMITED:
+                raise _err(f"process.rlimits[{i}].{key}", f"{rl[key]} is too large (at most "
+                           f"{RLIM_MAX}, or {RLIM_UNLIMITED} for unlimited)")
         if rl["soft"] > rl["hard"]:
             raise _err(f"process.rlimits[{i}]", f"soft limit {rl['soft']} is above hard limit {rl['hard']}")
         rlimits.append(Rlimit(rl["type"], rl["soft"], rl["hard"]))
