@@ -18,11 +18,16 @@ GLOBALS = [
 COMMANDS = [
     ["state", "c1"], ["start", "c1"], ["kill", "c1"], ["kill", "c1", "9"], ["kill", "c1", "KILL"],
     ["kill", "c1", "SIGTERM"], ["delete", "c1"], ["delete", "--force", "c1"], ["delete", "-f", "c1"],
-    ["delete", "c1", "--force"],
+    ["delete", "c1", "--force"], ["pause", "c1"], ["resume", "c1"], ["kill", "--all", "c1", "9"],
+    ["kill", "-a", "c1"], ["kill", "c1", "KILL", "--all"], ["kill", "-a", "c1", "SIGKILL"],
+    ["ps", "--format", "json", "c1"], ["ps", "-f", "json", "c1"], ["ps", "--format=json", "c1"],
 ]
 # Shapes the fast path must leave to click (it returns None for them).
 DECLINED = [
-    ["state"], ["state", "a", "b"], ["kill", "--all", "c1", "9"], ["kill", "-a", "c1"],
+    ["state"], ["state", "a", "b"], ["pause"], ["resume", "a", "b"], ["pause", "--help"],
+    ["ps", "c1"], ["ps", "--format", "table", "c1"], ["ps", "--format", "json", "c1", "-e"],
+    ["ps", "c1", "--format", "json"], ["ps", "--format", "json"], ["ps", "-f=json", "c1"],
+    ["kill", "--all"], ["kill", "-a", "--", "c1"],
     ["--help"], ["state", "--help"], ["list"], ["--log-format", "xml", "state", "c"],
     ["--root"], ["--version"], ["state", "--", "c1"], ["--unknown", "state", "c1"],
     ["kill", "c1", "9", "extra"], ["delete", "--force"],
@@ -42,7 +47,7 @@ def _click_reading(argv: list[str]) -> dict[str, object]:
     return {"command": name, "root": ctx.params["root"], "log": ctx.params["log_path"],
             "log_format": ctx.params["log_format"], "debug": ctx.params["debug"],
             "id": sub.params["container_id"], "signal": sub.params.get("signal", "SIGTERM"),
-            "force": sub.params.get("force", False)}
+            "force": sub.params.get("force", False), "all": sub.params.get("all_procs", False)}
 
 
 @pytest.mark.parametrize("argv", [g + c for g, c in itertools.product(GLOBALS, COMMANDS)],
@@ -52,7 +57,9 @@ def test_fast_path_reads_like_click(argv: list[str]) -> None:
     assert p is not None, "a plain engine call must take the fast path"
     assert {"command": p.command, "root": p.root, "log": p.log, "log_format": p.log_format,
             "debug": p.debug, "id": p.container_id, "signal": p.signal,
-            "force": p.force} == _click_reading(argv)
+            "force": p.force, "all": p.all_procs} == _click_reading(argv)
+    if p.command == "ps":
+        assert _click_parse(argv)[2].params["fmt"] == "json" and not _click_parse(argv)[2].params["ps_args"]
 
 
 CREATES = [

@@ -1,4 +1,5 @@
-"""The engines' hot path without click: `create`, `run`, `state`, `start`, `kill`, `delete`.
+"""The engines' hot path without click: `create`, `run`, `state`, `start`, `kill` (also
+`--all`), `delete`, `pause`, `resume` and `ps --format json`.
 
 Container engines call these once or more per container, and importing click costs more than
 the work of most of them (~30 ms). Only the plain shapes callers use are taken here (global flags, then the
@@ -16,6 +17,9 @@ from pyrunc import jsonio
 GLOBAL_VALUES = ("--root", "--log", "--log-format", "--rootless", "--criu")
 GLOBAL_FLAGS = ("--debug", "--systemd-cgroup")
 FORCE_FLAGS = ("-f", "--force")
+ALL_FLAGS = ("-a", "--all")  # kill: containerd's `ctr task rm -f` / shim kill of a shared pid ns
+# ps: only the JSON listing engines ask for (docker top, ctr task ps); a table runs ps(1)
+PS_JSON = (["--format", "json"], ["-f", "json"], ["--format=json"])
 # create/run options (long names; `-b` too, but only as a separate word): name -> field.
 CREATE_VALUES = {"-b": "bundle", "--bundle": "bundle", "--pid-file": "pid_file",
                  "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"}
@@ -36,6 +40,7 @@ class Parsed:
         self.log_format = log_format
         self.debug = debug
         self.force = force
+        self.all_procs = False
         self.signal = "SIGTERM"
         self.options: dict[str, str | int | bool] = {}  # create/run: CreateOptions fields
         self.detach = False
@@ -71,17 +76,30 @@ def parse(argv: list[str]) -> Parsed | None:
         if "--systemd-cgroup" in flags or values.get("--rootless") == "true":
             return None  # click words the refusal
         return _parse_create(command, rest, values, flags)
-    force = False
+    force = all_procs = False
     if command == "delete":
         force = any(a in FORCE_FLAGS for a in rest)
         rest = [a for a in rest if a not in FORCE_FLAGS]
+    elif command == "kill":
+        all_procs = any(a in ALL_FLAGS for a in rest)
+        rest = [a for a in rest if a not in ALL_FLAGS]
+    elif command == "ps":
+        # Options before the id only: after it, every word is ps(1)'s (click reads it so).
+        for shape in PS_JSON:
+            if rest[:len(shape)] == shape:
+                rest = rest[len(shape):]
+                break
+        else:
+            return None
     if any(a.startswith("-") for a in rest):
         return None
-    shapes = {"state": (1, 1), "start": (1, 1), "delete": (1, 1), "kill": (1, 2)}
+    shapes = {"state": (1, 1), "start": (1, 1), "delete": (1, 1), "kill": (1, 2),
+              "pause": (1, 1), "resume": (1, 1), "ps": (1, 1)}
     if command not in shapes or not shapes[command][0] <= len(rest) <= shapes[command][1]:
         return None
     p = _parsed(command, rest[0], values, flags)
     p.force = force
+    p.all_procs = all_procs
     if command == "kill" and len(rest) == 2:
         p.signal = rest[1]
     return p
@@ -163,7 +181,13 @@ def run(argv: list[str]) -> int | None:
             rt.start(p.container_id)
         elif p.command == "kill":
             from pyrunc.cli.signals import parse_signal
-            rt.kill(p.container_id, parse_signal(p.signal))
+            rt.kill(p.container_id, parse_signal(p.signal), p.all_procs)
+        elif p.command == "pause":
+            rt.pause(p.container_id)
+        elif p.command == "resume":
+            rt.resume(p.container_id)
+        elif p.command == "ps":
+            sys.stdout.write(jsonio.dumps(rt.pids(p.container_id)) + "\n")
         else:
             rt.delete(p.container_id, p.force)
     except PyruncError as exc:
