@@ -23,7 +23,7 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": sorted(n for n, v in capabilities.CAP_NUMBERS.items() if v <= top),
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False,
                        "rdma": False},
             "seccomp": seccomp.features(),
             "apparmor": {"enabled": False},

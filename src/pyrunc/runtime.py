@@ -142,9 +142,10 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 class Runtime:
-    def __init__(self, root: str, log: Logger | None = None) -> None:
+    def __init__(self, root: str, log: Logger | None = None, systemd_cgroup: bool = False) -> None:
         self.store = StateStore(root)
         self.log = log or Logger()
+        self.systemd_cgroup = systemd_cgroup  # the driver of containers this one creates
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -196,7 +197,8 @@ class Runtime:
         record: Record | None = None
         init_pid = 0
         try:
-            candidate = cgroups.manager(cfg.linux.cgroups_path, container_id)
+            candidate = cgroups.manager(cfg.linux.cgroups_path, container_id,
+                                        self.systemd_cgroup, dict(cfg.annotations))
             _check_cgroup_unused(candidate)
             cgroup = candidate  # from here on it is ours to clean up
             record = Record(

@@ -27,7 +27,8 @@ def test_features_json_shape(rt: Runtime) -> None:
     assert "CAP_SYS_ADMIN" in linux["capabilities"]
     for key in ("v1", "v2", "systemd", "systemdUser", "rdma"):
         assert isinstance(linux["cgroup"][key], bool)
-    assert linux["cgroup"]["systemd"] is False  # pyrunc has no systemd driver: say so
+    assert linux["cgroup"]["systemd"] is True  # --systemd-cgroup (tests/integration/test_systemd_cgroup.py)
+    assert linux["cgroup"]["systemdUser"] is False  # no rootless driver: say so
     seccomp = linux["seccomp"]
     assert seccomp["enabled"] is True
     assert "SCMP_ACT_ERRNO" in seccomp["actions"] and "SCMP_CMP_MASKED_EQ" in seccomp["operators"]

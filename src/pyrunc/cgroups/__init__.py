@@ -153,7 +153,15 @@ def sub_path(base: str, sub: str) -> str:
     return path
 
 
-def manager(cgroups_path: str | None, container_id: str) -> Manager:
+def manager(cgroups_path: str | None, container_id: str, systemd: bool = False,
+            annotations: dict[str, str] | None = None) -> Manager:
+    """The manager for a new container; `systemd`: the systemd driver (--systemd-cgroup)."""
+    if systemd:
+        from pyrunc.cgroups import systemd as sd
+        unit, slice_name, path = sd.parse_path(cgroups_path, container_id)
+        sd.annotation_properties(annotations or {})  # bad annotations fail before anything is made
+        sd.check_host()
+        return sd.SystemdManager(path, unit, slice_name, annotations)
     if is_v2_host():
         from pyrunc.cgroups.v2 import V2Manager
         return V2Manager(resolve_path(cgroups_path, container_id, None))
@@ -163,6 +171,9 @@ def manager(cgroups_path: str | None, container_id: str) -> Manager:
 
 def load(path: str) -> Manager:
     """The manager for a cgroup path recorded in a container's state."""
+    if path.startswith("systemd:"):
+        from pyrunc.cgroups.systemd import SystemdManager
+        return SystemdManager(path[len("systemd:"):])
     if is_v2_host():
         from pyrunc.cgroups.v2 import V2Manager
         return V2Manager(path)

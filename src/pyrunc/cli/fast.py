@@ -74,7 +74,7 @@ def parse(argv: list[str]) -> Parsed | None:
     command, rest = argv[i], argv[i + 1:]
     if command in ("create", "run"):
         if "--systemd-cgroup" in flags or values.get("--rootless") == "true":
-            return None  # click words the refusal
+            return None  # the systemd driver (and the rootless refusal) go through click
         return _parse_create(command, rest, values, flags)
     force = all_procs = False
     if command == "delete":

@@ -34,7 +34,7 @@ class Ctx:
 
     def runtime(self) -> Any:
         from pyrunc.runtime import Runtime
-        return Runtime(self.root, self.log)
+        return Runtime(self.root, self.log, self.systemd_cgroup)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -62,7 +62,7 @@ class Group(click.Group):
 @click.option("--log", "log_path", default=None, help="append log lines to this file")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="log line format")
 @click.option("--debug", is_flag=True, help="log debug lines too")
-@click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver (not supported yet)")
+@click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver (a transient unit over D-Bus; cgroup v2)")
 @click.option("--rootless", default="auto", help="rootless mode: true, false or auto (only false/auto supported)")
 @click.option("--criu", default="criu", hidden=True)
 @click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
@@ -84,9 +84,6 @@ def _create_opts(bundle: str, pid_file: str | None, console_socket: str | None, 
 
 
 def _check_driver(obj: Ctx) -> None:
-    if obj.systemd_cgroup:
-        raise UnsupportedError("--systemd-cgroup: the systemd cgroup driver is not supported yet; "
-                               "use the cgroupfs driver (drop --systemd-cgroup)")
     if obj.rootless == "true":
         raise UnsupportedError("--rootless=true: rootless containers are not supported yet")
 

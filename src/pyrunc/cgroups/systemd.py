@@ -1,0 +1,366 @@
+"""The systemd cgroup driver (`--systemd-cgroup`), as runc's, on cgroup v2.
+
+`linux.cgroupsPath` is `slice:prefix:name` (empty: `:pyrunc:<id>`; an empty slice is
+system.slice, `-` the root slice). The container gets a transient unit: the scope
+`<prefix>-<name>.scope` in that slice, or the slice `name` itself when it ends in
+`.slice`. systemd owns the unit (Delegate=yes: the cgroup below it is ours to write);
+the limits that systemd knows as unit properties are given to it as properties, so a
+`systemctl daemon-reload` keeps them, and all of them are also written to the cgroup's
+files by the v2 manager, as runc does.
+
+A scope cannot be started empty, and the container's init does not exist yet when the
+cgroup is made (the stage joins it itself, before its namespaces): so the scope is started
+around a placeholder process, which the stage kills once it has joined.
+
+Only create, update and delete talk to systemd (pyrunc.cgroups.dbus, which imports the
+D-Bus client); state, kill, pause, ps and events read and write the cgroup's files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyrunc.cgroups import CGROUP_ROOT
+from pyrunc.cgroups.v2 import V2Manager
+from pyrunc.errors import SpecError, SystemError_, UnsupportedError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyrunc.cgroups.dbus import Props
+    from pyrunc.spec.config import Resources
+
+PREFIX = "systemd:"          # how a state's cgroup_path says "this driver"
+DEFAULT_SLICE = "system.slice"
+DEFAULT_PREFIX = "pyrunc"
+PROPERTY_ANNOTATION = "org.systemd.property."
+_UNIT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.\\@")
+MAX_U64 = (1 << 64) - 1
+
+
+def expand_slice(slice_name: str) -> str:
+    """systemd's path of a slice: `a-b-c.slice` is /a.slice/a-b.slice/a-b-c.slice."""
+    if not slice_name.endswith(".slice") or "/" in slice_name:
+        raise SpecError(f"invalid systemd slice name {slice_name!r}: it must end in .slice "
+                        "and contain no /")
+    if slice_name == "-.slice":
+        return "/"
+    stem = slice_name[:-len(".slice")]
+    if not stem or stem.startswith("-") or stem.endswith("-") or "--" in stem:
+        raise SpecError(f"invalid systemd slice name {slice_name!r}")
+    path, prefix = "", ""
+    for part in stem.split("-"):
+        path += f"/{prefix}{part}.slice"
+        prefix += part + "-"
+    return path
+
+
+def parse_path(cgroups_path: str | None, container_id: str) -> tuple[str, str, str]:
+    """(unit name, its parent slice, cgroup path) from `slice:prefix:name`, as runc reads it."""
+    text = cgroups_path or f":{DEFAULT_PREFIX}:{container_id}"
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise SpecError(f"config.json: linux.cgroupsPath {text!r}: the systemd cgroup driver "
+                        "expects \"slice:prefix:name\"")
+    slice_name, prefix, name = parts
+    if not slice_name:
+        slice_name = DEFAULT_SLICE
+    elif slice_name == "-":
+        slice_name = "-.slice"
+    if not name:
+        raise SpecError(f"config.json: linux.cgroupsPath {text!r}: the name part is empty")
+    if name.endswith(".slice"):
+        unit, path = name, expand_slice(name)
+        expand_slice(slice_name)  # checked all the same
+    else:
+        unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
+        parent = expand_slice(slice_name)
+        path = parent.rstrip("/") + "/" + unit
+    if not set(unit) <= _UNIT_CHARS or len(unit) > 255:
+        raise SpecError(f"config.json: linux.cgroupsPath {text!r}: {unit!r} is not a valid "
+                        "systemd unit name")
+    return unit, slice_name, path
+
+
+def check_host() -> None:
+    """Refuse early, and say why, where the driver cannot work."""
+    from pyrunc.cgroups import is_v2_host
+    if not os.path.isdir("/run/systemd/system"):
+        raise UnsupportedError("--systemd-cgroup: systemd is not running on this host "
+                               "(no /run/systemd/system); use the cgroupfs driver "
+                               "(drop --systemd-cgroup)")
+    if not is_v2_host():
+        raise UnsupportedError("--systemd-cgroup: the systemd cgroup driver on cgroup v1 or "
+                               "hybrid hosts is not supported yet; use the cgroupfs driver")
+
+
+class SystemdManager(V2Manager):
+    """A v2 cgroup whose directory a transient systemd unit owns."""
+
+    def __init__(self, cgroup_path: str, unit: str = "", slice_name: str = "",
+                 annotations: dict[str, str] | None = None) -> None:
+        super().__init__(cgroup_path)
+        self.unit = unit or cgroup_path.rstrip("/").rsplit("/", 1)[-1]
+        self.slice = slice_name
+        self.annotations = annotations or {}
+        self._placeholder = 0
+
+    @property
+    def path(self) -> str:
+        return PREFIX + self.cgroup_path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        self.cgroup_path = value
+
+    def create(self) -> None:
+        from pyrunc.cgroups import dbus
+        props = base_properties(self.unit, self.slice) + annotation_properties(self.annotations)
+        bus = dbus.connect()
+        try:
+            if self.unit.endswith(".scope"):
+                self._placeholder = _start_placeholder()
+                props.append(("PIDs", ("au", [self._placeholder])))
+            try:
+                bus.start_transient_unit(self.unit, props)
+            except BaseException:
+                self._kill_placeholder()
+                raise
+        finally:
+            bus.close()
+        if not os.path.isdir(self.dir):
+            raise SystemError_(f"systemd started {self.unit} but its cgroup {self.dir} is not there "
+                               "(is systemd's cgroup root this process's?)")
+        if not self.unit.endswith(".scope"):
+            V2Manager(self.cgroup_path).create()  # a slice: the controllers for its children
+
+    def join(self) -> None:
+        super().join()
+        self._kill_placeholder()
+
+    def _kill_placeholder(self) -> None:
+        if self._placeholder:
+            try:
+                os.kill(self._placeholder, 9)
+            except ProcessLookupError:
+                pass
+            self._placeholder = 0
+
+    def set(self, resources: Resources, update: bool = False) -> list[str]:
+        from pyrunc.cgroups import dbus
+        props = resource_properties(resources)
+        if props:
+            bus = dbus.connect()
+            try:
+                bus.set_unit_properties(self.unit, props)
+            finally:
+                bus.close()
+        return super().set(resources, update)
+
+    def destroy(self) -> None:
+        """Kill what is left, stop the unit and forget it: nothing stays in systemd."""
+        from pyrunc.cgroups.common import kill_all_and_rmdir
+        from pyrunc.cgroups import dbus
+        self._kill_placeholder()
+        if os.path.isdir(self.dir):
+            kill_all_and_rmdir(self, [], timeout=5.0)
+        try:
+            bus = dbus.connect()
+        except UnsupportedError:
+            if os.path.isdir(self.dir):
+                raise
+            return  # systemd never had it (create was refused before it)
+        try:
+            bus.stop_unit(self.unit)
+        finally:
+            bus.close()
+        kill_all_and_rmdir(self, [self.dir])
+
+
+def _start_placeholder() -> int:
+    """A process for the scope to hold until the stage joins it: its own session, no fds."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            os.closerange(0, 65536)
+            import signal
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    return pid
+
+
+def base_properties(unit: str, slice_name: str) -> Props:
+    """What runc gives every unit it starts."""
+    props: Props = [("Description", ("s", f"pyrunc container {unit}"))]
+    if unit.endswith(".slice"):
+        props.append(("Wants", ("as", [slice_name])))
+    else:
+        props += [("Slice", ("s", slice_name)), ("Delegate", ("b", True))]
+    props += [(name, ("b", True)) for name in
+              ("MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting")]
+    props.append(("DefaultDependencies", ("b", False)))
+    return props
+
+
+def _u64(value: int) -> tuple[str, int]:
+    return ("t", MAX_U64 if value < 0 else value)
+
+
+def cpu_quota_per_sec(quota: int | None, period: int | None) -> int | None:
+    """runc's CPUQuotaPerSecUSec: systemd keeps a percentage, so round up to 10 ms."""
+    if not quota and not period:
+        return None
+    if quota is None or quota <= 0:
+        return MAX_U64
+    per_sec = quota * 1_000_000 // (period or 100_000)
+    if per_sec % 10_000:
+        per_sec = (per_sec // 10_000 + 1) * 10_000
+    return per_sec
+
+
+def cpuset_bytes(spec: str) -> bytes:
+    """`0-2,5` as systemd's AllowedCPUs byte array (bit n of byte n/8)."""
+    bits: set[int] = set()
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        lo, _, hi = item.partition("-")
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise SpecError(f"invalid cpuset {spec!r}") from None
+        if first > last or last > 1 << 16:
+            raise SpecError(f"invalid cpuset {spec!r}")
+        bits.update(range(first, last + 1))
+    out = bytearray((max(bits) // 8 + 1) if bits else 0)
+    for b in bits:
+        out[b // 8] |= 1 << (b % 8)
+    return bytes(out)
+
+
+def resource_properties(r: Resources) -> Props:
+    """The limits runc hands systemd as unit properties on cgroup v2."""
+    from pyrunc.cgroups import resources as conv
+    props: Props = []
+    if r.memory_limit:
+        props.append(("MemoryMax", _u64(r.memory_limit)))
+    if r.memory_reservation:
+        props.append(("MemoryLow", _u64(r.memory_reservation)))
+    if r.memory_swap:
+        swap = conv.swap_to_v2(r.memory_swap, r.memory_limit or 0)
+        if swap:
+            props.append(("MemorySwapMax", _u64(swap)))
+    if r.cpu_shares:
+        props.append(("CPUWeight", ("t", conv.shares_to_weight(r.cpu_shares))))
+    if r.cpu_period:
+        props.append(("CPUQuotaPeriodUSec", ("t", r.cpu_period)))
+    per_sec = cpu_quota_per_sec(r.cpu_quota, r.cpu_period)
+    if per_sec is not None:
+        props.append(("CPUQuotaPerSecUSec", ("t", per_sec)))
+    if r.cpu_cpus:
+        props.append(("AllowedCPUs", ("ay", cpuset_bytes(r.cpu_cpus))))
+    if r.cpu_mems:
+        props.append(("AllowedMemoryNodes", ("ay", cpuset_bytes(r.cpu_mems))))
+    if r.pids_limit is not None and (r.pids_limit > 0 or r.pids_limit == -1):
+        props.append(("TasksMax", _u64(r.pids_limit)))
+    props += _unified_properties(r.unified)
+    return props
+
+
+def _unified_properties(unified: tuple[tuple[str, str], ...]) -> Props:
+    """linux.resources.unified keys systemd has properties for (runc's list)."""
+    props: Props = []
+    for key, raw in unified:
+        value = raw.strip()
+        try:
+            if key in ("memory.max", "memory.low", "memory.high", "memory.min", "memory.swap.max"):
+                name = {"memory.max": "MemoryMax", "memory.low": "MemoryLow",
+                        "memory.high": "MemoryHigh", "memory.min": "MemoryMin",
+                        "memory.swap.max": "MemorySwapMax"}[key]
+                props.append((name, ("t", MAX_U64 if value == "max" else int(value))))
+            elif key == "pids.max":
+                props.append(("TasksMax", ("t", MAX_U64 if value == "max" else int(value))))
+            elif key == "cpu.weight":
+                props.append(("CPUWeight", ("t", int(value))))
+            elif key == "cpu.max":
+                quota, _, period = value.partition(" ")
+                p = int(period) if period else 100_000
+                props.append(("CPUQuotaPeriodUSec", ("t", p)))
+                props.append(("CPUQuotaPerSecUSec",
+                              ("t", cpu_quota_per_sec(-1 if quota == "max" else int(quota), p))))
+            elif key in ("cpuset.cpus", "cpuset.mems"):
+                name = "AllowedCPUs" if key == "cpuset.cpus" else "AllowedMemoryNodes"
+                props.append((name, ("ay", cpuset_bytes(value))))
+        except ValueError:
+            raise SpecError(f"linux.resources.unified[{key!r}]: invalid value {raw!r}") from None
+    return props
+
+
+def annotation_properties(annotations: dict[str, str]) -> Props:
+    """`org.systemd.property.NAME` annotations, GVariant text values, as runc passes them."""
+    props: Props = []
+    for key, text in sorted(annotations.items()):
+        if not key.startswith(PROPERTY_ANNOTATION):
+            continue
+        name = key[len(PROPERTY_ANNOTATION):]
+        if not name or "." in name or not name.isascii() or not name[0].isupper():
+            raise SpecError(f"annotation {key}: malformed systemd property name")
+        value = parse_gvariant(text, key)
+        if name.endswith("Sec") and not name.endswith("USec"):
+            # runc takes seconds here and hands systemd the USec property it means
+            if value[0] not in "yqutnix" + "d":
+                raise SpecError(f"annotation {key}: {text!r} is not a number of seconds")
+            name, value = name[:-3] + "USec", ("t", int(float(value[1]) * 1_000_000))
+        props.append((name, value))
+    return props
+
+
+_GV_TYPES = {"byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u",
+             "int64": "x", "uint64": "t", "double": "d", "boolean": "b", "string": "s",
+             "objectpath": "o"}
+
+
+def parse_gvariant(text: str, where: str) -> tuple[str, Any]:
+    """The GVariant text forms runc's annotations use: `'s'`, `true`, `123`, `uint64 5`,
+    `@t 5`, `1.5`, `['a', 'b']`; anything else is refused by name."""
+    t = text.strip()
+    sig = ""
+    head, _, rest = t.partition(" ")
+    if head in _GV_TYPES:
+        sig, t = _GV_TYPES[head], rest.strip()
+    elif head.startswith("@") and len(head) == 2 and head[1] in "ynqiuxtdbso":
+        sig, t = head[1], rest.strip()
+    try:
+        if t.startswith("[") and t.endswith("]") and sig in ("", "s"):
+            items = [i.strip() for i in t[1:-1].split(",") if i.strip()]
+            return ("as", [_gv_string(i) for i in items])
+        if t[:1] in ("'", '"'):
+            return (sig or "s", _gv_string(t))
+        if t in ("true", "false"):
+            return ("b", t == "true")
+        if sig == "d" or (not sig and ("." in t or "e" in t.lower())):
+            return ("d", float(t))
+        n = int(t, 0)
+        return (sig or "i", n)
+    except ValueError:
+        pass
+    raise SpecError(f"annotation {where}: cannot read {text!r} as a GVariant value")
+
+
+def _gv_string(item: str) -> str:
+    if len(item) < 2 or item[0] not in "'\"" or item[-1] != item[0]:
+        raise ValueError(item)
+    return item[1:-1].replace("\\" + item[0], item[0]).replace("\\\\", "\\")
+
+
+def is_systemd_path(path: str) -> bool:
+    return path.startswith(PREFIX)
+
+
+def cgroup_dir(path: str) -> str:
+    return CGROUP_ROOT + path[len(PREFIX):]
