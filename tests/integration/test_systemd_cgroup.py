@@ -18,6 +18,8 @@ from .helpers import Runtime, cgroup_dirs, mounts_under, wait_for
 
 HAS_SYSTEMD = os.path.isdir("/run/systemd/system")
 needs_systemd = pytest.mark.skipif(not HAS_SYSTEMD, reason="systemd is not PID 1 here")
+#: The systemd host is an emulated guest (tests/vm/run-systemd-host.sh): a create takes ~25 s.
+SLOW = 120.0
 
 
 def _refused(sandbox: Sandbox, rt: Runtime, cgroups_path: str, want: str) -> None:
@@ -68,7 +70,7 @@ def test_systemd_scope_lifecycle(sandbox: Sandbox, rt: Runtime) -> None:
         annotations={"org.systemd.property.CollectMode": "'inactive-or-failed'"})
     cid = sandbox.new_id()
     try:
-        rt.run_cmd("--systemd-cgroup", "run", "-d", "--bundle", str(b.path), cid, check=True)
+        rt.run_cmd("--systemd-cgroup", "run", "-d", "--bundle", str(b.path), cid, check=True, timeout=SLOW)
         pid = rt.state(cid)["pid"]
         assert Path(f"/proc/{pid}/cgroup").read_text().strip() == f"0::/system.slice/{unit}"
         props = _show(unit, "ActiveState", "Delegate", "MemoryMax", "TasksMax",
@@ -81,16 +83,16 @@ def test_systemd_scope_lifecycle(sandbox: Sandbox, rt: Runtime) -> None:
         assert (cgdir / "cpu.max").read_text().strip() == "50000 100000"
         # the placeholder that held the scope open is gone: only the container is in it
         assert [int(p) for p in (cgdir / "cgroup.procs").read_text().split()] == [pid]
-        rt.run_cmd("pause", cid, check=True)
+        rt.run_cmd("pause", cid, check=True, timeout=SLOW)
         assert (cgdir / "cgroup.freeze").read_text().strip() == "1"
-        rt.run_cmd("resume", cid, check=True)
-        assert rt.run_cmd("ps", "--format", "json", cid, check=True).stdout.strip() == f"[{pid}]"
-        rt.run_cmd("update", "--memory", str(32 << 20), "--pids-limit", "7", cid, check=True)
+        rt.run_cmd("resume", cid, check=True, timeout=SLOW)
+        assert rt.run_cmd("ps", "--format", "json", cid, check=True, timeout=SLOW).stdout.strip() == f"[{pid}]"
+        rt.run_cmd("update", "--memory", str(32 << 20), "--pids-limit", "7", cid, check=True, timeout=SLOW)
         assert _show(unit, "MemoryMax", "TasksMax") == {"MemoryMax": str(32 << 20), "TasksMax": "7"}
         assert (cgdir / "memory.max").read_text().strip() == str(32 << 20)
-        rt.run_cmd("delete", "--force", cid, check=True)
+        rt.run_cmd("delete", "--force", cid, check=True, timeout=SLOW)
         assert _show(unit, "LoadState")["LoadState"] == "not-found"
         assert wait_for(lambda: not cgdir.exists())
     finally:
-        rt.run_cmd("delete", "--force", cid)
+        rt.run_cmd("delete", "--force", cid, timeout=SLOW)
         subprocess.run(["systemctl", "stop", unit], capture_output=True)

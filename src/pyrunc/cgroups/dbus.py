@@ -50,7 +50,8 @@ class Bus:
         self.conn.close()
 
     def _call(self, method: str, signature: str | None, body: tuple[Any, ...], what: str) -> Any:
-        from jeepney import DBusErrorResponse, new_method_call, unwrap_msg
+        from jeepney import new_method_call
+        from jeepney.wrappers import DBusErrorResponse, unwrap_msg  # type: ignore[import-untyped]
         msg = new_method_call(self.systemd, method, signature, body)
         try:
             return unwrap_msg(self.conn.send_and_get_reply(msg, timeout=JOB_TIMEOUT))
@@ -64,7 +65,9 @@ class Bus:
                  what: str) -> None:
         """Call a method that queues a job, and wait for the job's JobRemoved."""
         from jeepney import MatchRule, message_bus
-        rule = MatchRule(type="signal", sender=SYSTEMD, interface=MANAGER, member="JobRemoved",
+        # No sender= : the signal carries systemd's unique name, and jeepney's local filter
+        # compares it literally (the bus would match the well-known name, jeepney does not).
+        rule = MatchRule(type="signal", interface=MANAGER, member="JobRemoved",
                          path="/org/freedesktop/systemd1")
         self.conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=JOB_TIMEOUT)
         try:
