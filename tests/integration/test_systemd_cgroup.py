@@ -70,7 +70,10 @@ def test_systemd_scope_lifecycle(sandbox: Sandbox, rt: Runtime) -> None:
         annotations={"org.systemd.property.CollectMode": "'inactive-or-failed'"})
     cid = sandbox.new_id()
     try:
-        rt.run_cmd("--systemd-cgroup", "run", "-d", "--bundle", str(b.path), cid, check=True, timeout=SLOW)
+        # the container's stdio to a file: a pipe would keep communicate() waiting for it
+        with open(sandbox.tmp / "container.out", "w") as out:
+            rt.run_cmd("--systemd-cgroup", "run", "-d", "--bundle", str(b.path), cid, check=True,
+                       timeout=SLOW, stdout=out, stderr=out)
         pid = rt.state(cid)["pid"]
         assert Path(f"/proc/{pid}/cgroup").read_text().strip() == f"0::/system.slice/{unit}"
         props = _show(unit, "ActiveState", "Delegate", "MemoryMax", "TasksMax",

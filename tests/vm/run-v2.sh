@@ -16,6 +16,7 @@
 #   PYTEST_PYTHON   interpreter with pytest (default: PYRUNC_PYTHON, the venv setup.sh --test made;
 #                   never whatever python3 a machine happens to have on PATH)
 #   RUN_IN_VM       the guest runner (default /work/shared/vm/run-in-vm.sh)
+#   RUN_IN_VM_ARGS  more options for it (run-systemd-host.sh passes --systemd)
 #   V2_TIMEOUT      seconds before the guest is killed (default 330)
 #
 # Exit status: pytest's (0 = all passed); 124 guest timeout; 125 the guest failed to run.
@@ -67,7 +68,8 @@ exec "$PYTEST_PYTHON" -m pytest -p no:cacheprovider -v -rs --durations=10 "$@"
 EOF
 )
 rc=0
-PYTEST_PYTHON=$pytest_python "$vm" --timeout "${V2_TIMEOUT:-330}" -- \
+read -ra vm_args <<< "${RUN_IN_VM_ARGS:-}"
+PYTEST_PYTHON=$pytest_python "$vm" "${vm_args[@]}" --timeout "${V2_TIMEOUT:-330}" -- \
     bash -c "$guest_script" run-v2 "$@" || rc=$?
 echo "run-v2: exit status $rc after $((SECONDS - start)) s" >&2
 exit "$rc"
