@@ -135,9 +135,13 @@ class SystemdManager(V2Manager):
         if not self.unit.endswith(".scope"):
             V2Manager(self.cgroup_path).create()  # a slice: the controllers for its children
 
-    def join(self) -> None:
-        super().join()
+    def join(self, defer: bool = False) -> None:
+        super().join(defer)
         self._kill_placeholder()
+
+    def sub(self, paths: dict[str, str]) -> V2Manager:
+        """exec --cgroup: a sub-cgroup of the scope (ours: Delegate=yes), by its files."""
+        return V2Manager(self.cgroup_path).sub(paths)
 
     def _kill_placeholder(self) -> None:
         if self._placeholder:
@@ -158,13 +162,15 @@ class SystemdManager(V2Manager):
                 bus.close()
         return super().set(resources, update)
 
-    def destroy(self) -> None:
-        """Kill what is left, stop the unit and forget it: nothing stays in systemd."""
+    def destroy(self, kill: bool = True) -> None:
+        """Kill what is left (with `kill`; without, a process still there keeps the unit and
+        fails this, as on v2), stop the unit and forget it: nothing stays in systemd."""
         from pyrunc.cgroups.common import kill_all_and_rmdir
         from pyrunc.cgroups import dbus
         self._kill_placeholder()
         if os.path.isdir(self.dir):
-            kill_all_and_rmdir(self, [], timeout=5.0)
+            # with kill: SIGKILL all; without: refuse (EBUSY) before StopUnit would kill them
+            kill_all_and_rmdir(self, [] if kill else [self.dir], kill=kill)
         try:
             bus = dbus.connect()
         except UnsupportedError:
@@ -175,7 +181,7 @@ class SystemdManager(V2Manager):
             bus.stop_unit(self.unit)
         finally:
             bus.close()
-        kill_all_and_rmdir(self, [self.dir])
+        kill_all_and_rmdir(self, [self.dir], kill=kill)
 
 
 def _start_placeholder() -> int:
