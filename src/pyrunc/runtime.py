@@ -290,7 +290,7 @@ class Runtime:
             if cgroup is not None:
                 try:
                     cgroup.destroy()
-                except PyruncError as exc:
+                except Exception as exc:  # whatever it was, the state dir must still go
                     self.log.warning(f"cleanup after failed create: {exc}")
             self.store.remove(container_id)
             raise
