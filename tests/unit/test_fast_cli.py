@@ -115,3 +115,42 @@ def test_fast_create_declines_the_rest(argv: list[str]) -> None:
 @pytest.mark.parametrize("argv", DECLINED, ids=lambda a: " ".join(a) or "empty")
 def test_fast_path_declines_the_rest(argv: list[str]) -> None:
     assert fast.parse(argv) is None
+
+
+EXECS = [
+    ["exec", "--process", "/p.json", "--detach", "--pid-file", "/pid", "c1"],
+    ["exec", "--pid-file", "/pid", "--process", "/p.json", "--detach", "--tty",
+     "--console-socket", "/s", "c1"],
+    ["exec", "--process=/p.json", "-d", "-t", "--pid-file=/pid", "c1"], ["exec", "--process", "/p", "c1"],
+]
+# exec shapes left to click: a command, the flags that change the process, misuse, -p's spellings.
+DECLINED_EXECS = [
+    ["exec", "c1", "sh"], ["exec", "--process", "/p", "c1", "sh"], ["exec", "--process"],
+    ["exec", "--process", "/p"], ["exec", "-e", "A=b", "--process", "/p", "c1"],
+    ["exec", "--process", "/p", "--cwd", "/x", "c1"], ["exec", "-p", "/p", "c1"],
+    ["exec", "--process", "/p", "--", "c1"], ["exec", "--help"], ["exec", "--detach", "c1"],
+    ["exec", "--process", "/p", "--ignore-paused", "c1"], ["exec", "--process", "/p", "--cgroup", "x", "c1"],
+    ["exec", "--process", "/p", "--preserve-fds", "1", "c1"], ["exec", "--process", "", "c1"],
+]
+
+
+@pytest.mark.parametrize("argv", [g + c for g, c in itertools.product(CREATE_GLOBALS, EXECS)],
+                         ids=lambda a: " ".join(a))
+def test_fast_exec_reads_like_click(argv: list[str]) -> None:
+    p = fast.parse(argv)
+    assert p is not None, "the engines' exec must take the fast path"
+    ctx, name, sub = _click_parse(argv)
+    assert (name, sub.params["container_id"], sub.params["command"]) == ("exec", p.container_id, ())
+    assert (ctx.params["root"], ctx.params["log_path"], ctx.params["log_format"],
+            ctx.params["debug"]) == (p.root, p.log, p.log_format, p.debug)
+    assert {k: sub.params[k] for k in ("process_file", "pid_file", "console_socket", "detach",
+                                       "tty")} == {"pid_file": None, "console_socket": None,
+                                                   "detach": False, "tty": False, **p.options}
+    assert p.detach == sub.params["detach"]
+    assert sub.params["preserve_fds"] == 0 and not sub.params["ignore_paused"]
+    assert not any(sub.params[k] for k in ("env", "user", "cwd", "cap", "cgroups", "additional_gids"))
+
+
+@pytest.mark.parametrize("argv", DECLINED_EXECS, ids=lambda a: " ".join(a))
+def test_fast_exec_declines_the_rest(argv: list[str]) -> None:
+    assert fast.parse(argv) is None

@@ -4,6 +4,7 @@ their path (json, re, enum, typing, click, the spec model) costs every call mill
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 import sys
 
 import pytest
@@ -61,3 +62,18 @@ def test_create_path_does_not_import(module: str) -> None:
                          timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
+
+
+def test_exec_with_a_process_file_skips_click(tmp_path: Any) -> None:
+    """docker/podman/ctr exec (and every healthcheck) call `exec --process F --detach ...`:
+    click's import was ~70 ms of its CPU here (126 -> 56 ms). The process model and its
+    schema check are needed."""
+    proc = tmp_path / "process.json"
+    proc.write_text('{"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}}')
+    res = subprocess.run([sys.executable, "-I", "-c", PROBE, "--root", str(tmp_path), "exec",
+                          "--process", str(proc), "--detach", "--pid-file", str(tmp_path / "p"),
+                          "c1"], capture_output=True, text=True, timeout=60)
+    loaded = set(res.stdout.split())
+    assert "pyrunc.cli.execproc" in loaded, res  # the probe did reach the command
+    assert sorted(loaded.intersection(HEAVY) - {"pyrunc.spec.config", "pyrunc.spec.schema",
+                                                   "pyrunc._native"}) == []

@@ -1,5 +1,6 @@
 """The engines' hot path without click: `create`, `run`, `state`, `start`, `kill` (also
-`--all`), `delete`, `pause`, `resume` and `ps --format json`.
+`--all`), `delete`, `pause`, `resume`, `ps --format json` and `exec --process FILE` (the shims'
+and conmon's shape: docker/podman/ctr exec, healthchecks).
 
 Container engines call these once or more per container, and importing click costs more than
 the work of most of them (~30 ms). Only the plain shapes callers use are taken here (global flags, then the
@@ -14,6 +15,10 @@ import sys
 
 from pyrunc import jsonio
 
+TYPE_CHECKING = False  # typing is for the type checker only: its import costs every call
+if TYPE_CHECKING:
+    from pyrunc.runtime import Runtime
+
 GLOBAL_VALUES = ("--root", "--log", "--log-format", "--rootless", "--criu")
 GLOBAL_FLAGS = ("--debug", "--systemd-cgroup")
 FORCE_FLAGS = ("-f", "--force")
@@ -25,6 +30,10 @@ CREATE_VALUES = {"-b": "bundle", "--bundle": "bundle", "--pid-file": "pid_file",
                  "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"}
 CREATE_FLAGS = {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}
 RUN_FLAGS = {"-d": "detach", "--detach": "detach", "--keep": "keep"}
+# exec: the options engines pass with --process (long names, values as separate words or =).
+EXEC_VALUES = {"--process": "process_file", "--pid-file": "pid_file",
+               "--console-socket": "console_socket"}
+EXEC_FLAGS = {"--detach": "detach", "-d": "detach", "--tty": "tty", "-t": "tty"}
 
 
 class Parsed:
@@ -76,6 +85,8 @@ def parse(argv: list[str]) -> Parsed | None:
         if "--systemd-cgroup" in flags or values.get("--rootless") == "true":
             return None  # the systemd driver (and the rootless refusal) go through click
         return _parse_create(command, rest, values, flags)
+    if command == "exec":
+        return _parse_exec(rest, values, flags)
     force = all_procs = False
     if command == "delete":
         force = any(a in FORCE_FLAGS for a in rest)
@@ -155,6 +166,55 @@ def _parse_create(command: str, rest: list[str], values: dict[str, str],
     return p
 
 
+def _parse_exec(rest: list[str], values: dict[str, str], flags: set[str]) -> Parsed | None:
+    """`exec` with --process FILE and only the options engines pass, all before the one id
+    (click stops reading options at the id: what follows is the command)."""
+    options: dict[str, str | int | bool] = {}
+    i = 0
+    while i < len(rest) and rest[i].startswith("-"):
+        name, eq, inline = rest[i].partition("=")
+        if name in EXEC_VALUES:
+            if eq:
+                options[EXEC_VALUES[name]] = inline
+            elif i + 1 < len(rest):
+                i += 1
+                options[EXEC_VALUES[name]] = rest[i]
+            else:
+                return None
+        elif rest[i] in EXEC_FLAGS:
+            options[EXEC_FLAGS[rest[i]]] = True
+        else:
+            return None  # "--", -e/-u/--cwd/--cgroup/..., --help: click's to read
+        i += 1
+    if i != len(rest) - 1 or not options.get("process_file"):
+        return None
+    p = _parsed("exec", rest[i], values, flags)
+    p.options = options
+    p.detach = bool(options.get("detach"))
+    return p
+
+
+def _exec(rt: Runtime, p: Parsed) -> int:
+    """exec as the click command runs it: its errors are "exec failed: ...", exit status 255."""
+    from pyrunc.cli.execproc import build_process
+    from pyrunc.errors import ExecFailed, PyruncError
+    o = p.options
+    console = o.get("console_socket")
+    console_socket = console if isinstance(console, str) else None
+    try:
+        proc = build_process(rt, p.container_id, str(o["process_file"]), (), console_socket,
+                             bool(o.get("tty")), None, (), None, (), (), False, None, None)
+        pid_file = o.get("pid_file")
+        return int(rt.exec(p.container_id, proc, p.detach,
+                           pid_file if isinstance(pid_file, str) else None, 0, console_socket,
+                           {}, False))
+    except PyruncError as exc:
+        raise ExecFailed(f"exec failed: {exc.msg}", exc.errno) from None
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ExecFailed(f"exec failed: {exc.strerror or exc}{where}", exc.errno) from None
+
+
 def run(argv: list[str]) -> int | None:
     """Run the command if it is one of ours; None hands it to the click CLI."""
     p = parse(argv)
@@ -186,12 +246,14 @@ def run(argv: list[str]) -> int | None:
             rt.pause(p.container_id)
         elif p.command == "resume":
             rt.resume(p.container_id)
+        elif p.command == "exec":
+            code = _exec(rt, p)
         elif p.command == "ps":
             sys.stdout.write(jsonio.dumps(rt.pids(p.container_id)) + "\n")
         else:
             rt.delete(p.container_id, p.force)
     except PyruncError as exc:
-        fail(logger, exc.msg)
+        fail(logger, exc.msg, exc.exit_code)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         fail(logger, f"{exc.strerror or exc}{where}")
