@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install pyrunc and what it needs on a Debian 12 machine, as root. Idempotent.
+# Install pyrunc and what it needs on a Debian 12 or 13 machine, as root. Idempotent.
 #   scripts/setup.sh          the runtime only
 #   scripts/setup.sh --test   plus what the test suites need
 #   PYRUNC_PREFIX=/opt/x PYRUNC_LINK=0 scripts/setup.sh   another install, /usr/local/bin untouched
+#   PYTHON=/usr/bin/python3.12 scripts/setup.sh   another interpreter (>= 3.11, with its headers)
 # pyrunc goes into its own virtual environment (/opt/pyrunc by default, PYRUNC_PREFIX to
 # change it): a clean site-packages keeps interpreter start-up short, which is most of a
 # runtime call's latency. /usr/local/bin/pyrunc links to its entry point.
@@ -27,17 +28,35 @@ apt_install() {
     fi
 }
 
+die() { echo "setup.sh: $*" >&2; exit 1; }
 # Build: gcc and headers for the C core (cffi) and python-prctl (libcap). Run: busybox for demos.
-# Python: Debian's 3.11, built with PGO and LTO and its libpython linked in, starts in ~11 ms
-# here where a default source build (pyenv's) takes ~14-17 ms, on every runtime call.
-apt_install gcc libc6-dev libcap-dev libseccomp-dev busybox-static iproute2 procps util-linux \
-    python3.11 python3.11-venv python3.11-dev
+apt_install gcc libc6-dev libcap-dev libseccomp-dev busybox-static iproute2 procps util-linux
 if ((want_test)); then
     # The other runtimes, to compare against (bench) and to prove the tests against.
     apt_install runc crun hyperfine time
 fi
 
-py=${PYTHON:-/usr/bin/python3.11}
+# Python: the release's own python3 (Debian 12: 3.11, Debian 13: 3.13), with venv and headers.
+# Debian's builds (PGO and LTO, libpython linked in) start in ~11 ms here where a default
+# source build (pyenv's) takes ~14-17 ms, on every runtime call; so never python3 on PATH.
+# A release whose python3 is older than 3.11 gets its python3.11 packages where apt has them.
+py_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; }
+py_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || echo "?"; }
+release=$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-$ID $VERSION_ID}") || release="this system"
+if [[ -n ${PYTHON:-} ]]; then
+    py=$(command -v "$PYTHON") || die "PYTHON=$PYTHON: no such interpreter"
+    py_ok "$py" || die "PYTHON=$PYTHON is Python $(py_version "$py"); pyrunc needs 3.11 or newer"
+else
+    apt_install python3 python3-venv python3-dev
+    py=/usr/bin/python3
+    if ! py_ok "$py"; then
+        old=$(py_version "$py")
+        apt-cache show python3.11-venv >/dev/null 2>&1 ||
+            die "$release's python3 is $old and apt has no python3.11: pyrunc needs 3.11 or newer (PYTHON= names another)"
+        apt_install python3.11 python3.11-venv python3.11-dev
+        py=/usr/bin/python3.11
+    fi
+fi
 # A venv made by another interpreter (an older setup, another PYTHON) is made again.
 if [[ ! -x $prefix/bin/python || $(readlink -f "$prefix/bin/python") != "$(readlink -f "$(command -v "$py")")" ]]; then
     [[ -f $prefix/pyvenv.cfg ]] && rm -rf "$prefix"  # only ever a venv of ours
