@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Everything, on a fresh Debian 12 machine as root: install, then every test suite.
-#   unit + integration + clients (pytest), type check (mypy), conformance (runtime-tools).
+#   unit + integration + clients (pytest), type check (mypy), conformance (runtime-tools),
+#   cgroup v2 (a QEMU guest), fresh-debian12 and fresh-debian13 (scripts/fresh.sh).
+# PYRUNC_SKIP_CONFORMANCE=1, PYRUNC_SKIP_VM=1, PYRUNC_SKIP_FRESH=1 leave those out.
 # Each suite runs even when an earlier one failed; the exit status says whether all passed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +32,17 @@ fi
 if [[ -x tests/vm/run-v2.sh && ${PYRUNC_SKIP_VM:-0} != 1 ]]; then
     echo "== cgroup v2: the cgroup_v2 tests in a pure cgroup v2 QEMU guest"
     PYRUNC_PYTHON="$py" tests/vm/run-v2.sh || failed+=(cgroup-v2)
+fi
+
+# The README's first command on new Debian 12 and 13 hosts (debootstrap chroots; the rootfs
+# is cached in /var/cache/pyrunc-fresh): ~4-5 min each on a new machine, ~2 min warm.
+if [[ ${PYRUNC_SKIP_FRESH:-0} != 1 ]]; then
+    for release in debian12 debian13; do
+        echo "== fresh-$release: scripts/demo.sh on a new $release host (scripts/fresh.sh)"
+        t0=$SECONDS
+        bash scripts/fresh.sh "$release" || failed+=("fresh-$release")
+        echo "fresh-$release: $((SECONDS - t0)) s"
+    done
 fi
 
 if ((${#failed[@]})); then
