@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -307,3 +308,24 @@ def test_an_absent_capability_set_is_empty(sandbox: Sandbox, absent: str) -> Non
                         process={"capabilities": caps, "user": {"uid": uid, "gid": uid}})
     st = {k: int(v, 16) for k, v in _status_fields(out).items() if k in _CAP_KEYS}
     assert st == want, (absent, st)
+
+
+@pytest.mark.pyrunc_only
+def test_a_capability_the_runtime_lacks_is_named(sandbox: Sandbox) -> None:
+    """A runtime started without a capability (a restricted host: docker --privileged there)
+    cannot give it to the container: the one error line names it, so the user knows what to
+    drop, and nothing is left behind. (runc: "unable to apply caps: operation not permitted".)"""
+    caps = ["CAP_CHOWN", "CAP_KILL", "CAP_SYS_TIME"]
+    b = sandbox.bundle(["true"], process={"capabilities": {
+        "bounding": caps, "effective": caps, "permitted": caps}})
+    cid = sandbox.new_id()
+    res = subprocess.run(["setpriv", "--bounding-set=-sys_time",
+                          *sandbox.rt.argv("run", "--bundle", str(b.path), cid)],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                         env={**os.environ, SANDBOX_ENV: sandbox.rt.sandbox_id})
+    assert res.returncode == 1, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CAP_SYS_TIME" in lines[0], res
+    assert "CAP_KILL" not in lines[0] and "CAP_CHOWN" not in lines[0]
+    assert "CAP_SYS_TIME" in sandbox.rt.log_entries()[-1]["msg"]
+    assert cid not in sandbox.rt.list_ids()

@@ -83,8 +83,28 @@ def apply_sets(caps: Capabilities) -> None:
         _prctl.set_caps(sorted(eff), sorted(perm), sorted(inh),
                         sorted(every - eff), sorted(every - perm), sorted(every - inh))
     except OSError as exc:
-        raise SystemError_.from_oserror("cannot apply the capabilities (capset; a capability "
-                                        "outside this process's bounding set?)", exc) from None
+        missing = _not_held(eff | perm, inh)
+        what = (f"the runtime itself lacks {', '.join(missing)}; drop it from the container's "
+                "capabilities" if missing else "a capability outside this process's bounding set?")
+        raise SystemError_.from_oserror(f"cannot apply the capabilities (capset: {what})",
+                                        exc) from None
     sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in sorted(_nums(caps.ambient, top) & perm & inh):
         sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap)
+
+
+def _not_held(raised: set[int], inheritable: set[int]) -> list[str]:
+    """Names of the capabilities capset refused because this process does not hold them (a
+    runtime started with a smaller bounding set: docker --privileged in a restricted host);
+    [] when /proc cannot tell."""
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        prm = int(fields["CapPrm"].strip(), 16)
+        bnd = int(fields["CapBnd"].strip(), 16)
+    except (OSError, KeyError, ValueError):
+        return []
+    names = {n: name for name, n in CAP_NUMBERS.items()}
+    lacking = {c for c in raised if not prm >> c & 1} | {c for c in inheritable
+                                                          if not (prm | bnd) >> c & 1}
+    return [names.get(c, f"capability {c}") for c in sorted(lacking)]
