@@ -104,6 +104,18 @@ def test_name_taken_inside_refused_device_stays(sandbox: Sandbox, dummy: str) ->
     assert _exists(dummy) and _addrs(dummy) == before
 
 
+@pytest.mark.parametrize("name", ["c%s", "c%d%d", "c0\n"])
+def test_name_the_kernel_refuses_device_stays(sandbox: Sandbox, dummy: str, name: str) -> None:
+    """The kernel renames a device only after moving it, so a name it refuses ('%' not as
+    one '%d', white space) used to fail with the device already inside: the veth died with
+    the namespace (a physical one would come home without its addresses). Refused first now."""
+    before = _addrs(dummy)
+    res = sandbox.sh("true", linux={"netDevices": {dummy: {"name": name}}})
+    assert res.returncode == 1, res
+    assert f"name: {name!r} is not a valid interface name" in res.stderr, res.stderr
+    assert _exists(dummy) and _addrs(dummy) == before
+
+
 def test_missing_device_refused_before_create(sandbox: Sandbox, rt: Runtime) -> None:
     res = sandbox.sh("true", linux={"netDevices": {"pyrunc-nodev0": {}}})
     assert res.returncode == 1

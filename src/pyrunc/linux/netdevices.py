@@ -61,18 +61,32 @@ def _addresses(ipr: Any, index: int) -> tuple[_Address, ...]:
     return tuple(out)
 
 
-def _find(ipr: Any, name: str, index: int, mac: str | None) -> int:
-    """The moved device's index inside: the kernel keeps the index when it is free there,
-    else picks one; a '%d' name is the kernel's choice too, so the MAC settles it."""
+def _find(ipr: Any, name: str, before: frozenset[int], mac: str | None) -> int:
+    """The moved device's index on arrival: the kernel keeps the index when it is free
+    there, else picks one; a '%d' name is the kernel's choice too, so what is new settles it."""
     if "%" not in name:
         found = ipr.link_lookup(ifname=name)
         if found:
             return int(found[0])
-    for link in ipr.get_links():
-        if link["index"] == index or (mac and link.get_attr("IFLA_ADDRESS") == mac):
-            return int(link["index"])
+    found = _locate(ipr, before, mac)
+    if found is not None:
+        return found
     raise SystemError_(f"network device {name!r} is not in the container's network namespace "
                        "after the move")
+
+
+def _indexes(ipr: Any) -> frozenset[int]:
+    return frozenset(int(link["index"]) for link in ipr.get_links())
+
+
+def _locate(ipr: Any, before: frozenset[int], mac: str | None) -> int | None:
+    """The device that came into `ipr`'s namespace since `before` was read: a joined
+    namespace may hold another device under the moved one's old index or even its MAC, and
+    touching that one (addresses, a move to the host) would be touching the container's."""
+    new = [link for link in ipr.get_links() if int(link["index"]) not in before]
+    if len(new) > 1:
+        new = [link for link in new if link.get_attr("IFLA_ADDRESS") == mac]
+    return int(new[0]["index"]) if len(new) == 1 else None
 
 
 def _socket_in(target_fd: int, host_fd: int) -> int:
@@ -114,12 +128,18 @@ def move(devices: tuple[NetDevice, ...], pid: int) -> None:
             moved: list[tuple[_Plan, int]] = []
             try:
                 for plan in plans:
+                    before = _indexes(ctr)
                     try:
                         host.link("set", index=plan.host_index, net_ns_fd=target_fd,
                                   ifname=plan.dev.name)
                     except Exception as exc:
+                        # The kernel renames after the move: a refused name or one taken
+                        # meanwhile fails with the device already inside. Home it too.
+                        stray = _locate(ctr, before, plan.mac)
+                        if stray is not None:
+                            moved.append((plan, stray))
                         raise _err(plan.dev, f"cannot move it into the container: {exc}") from None
-                    inside = _find(ctr, plan.dev.name, plan.host_index, plan.mac)
+                    inside = _find(ctr, plan.dev.name, before, plan.mac)
                     moved.append((plan, inside))
                     for a in plan.addresses:
                         ctr.addr("add", index=inside, family=a.family, address=a.address,
@@ -137,8 +157,9 @@ def _move_back(ctr: Any, host: Any, host_fd: int, moved: list[tuple[_Plan, int]]
     """Best effort after a failed move: each device home under its own name and addresses."""
     for plan, inside in reversed(moved):
         try:
+            before = _indexes(host)
             ctr.link("set", index=inside, net_ns_fd=host_fd, ifname=plan.dev.host)
-            index = _find(host, plan.dev.host, plan.host_index, plan.mac)
+            index = _find(host, plan.dev.host, before, plan.mac)
             for a in plan.addresses:
                 host.addr("add", index=index, family=a.family, address=a.address,
                           prefixlen=a.prefixlen)

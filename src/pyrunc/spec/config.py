@@ -725,6 +725,22 @@ def _check_sysctls(linux: Linux) -> None:
                 raise _err(f"linux.sysctl[{key!r}]", "the network namespace is the host's")
 
 
+def _if_name_problem(name: str) -> str | None:
+    """What the kernel would refuse in `name` (dev_valid_name, dev_alloc_name's one '%d').
+    The schema's pattern is not enough: it counts characters, not bytes, and its '$' lets a
+    final newline through; and a name the kernel refuses only after the device has changed
+    namespace (the rename comes after the move) lost the device: a veth died with the
+    container's namespace, a physical one came back without its addresses."""
+    if not 0 < len(name.encode(errors="surrogateescape")) <= 15:
+        return "1-15 bytes"
+    if name in (".", "..") or any(c in "/:" or c.isspace() for c in name):
+        return "no '/', ':' or white space, not '.' or '..'"
+    first = name.find("%")
+    if first >= 0 and (name[first + 1:first + 2] != "d" or "%" in name[first + 2:]):
+        return "a '%' only as one '%d'"
+    return None
+
+
 def _check_net_devices(linux: Linux) -> None:
     """The spec: moving a device needs a network namespace other than the runtime's (a
     joined one is compared with ours when the device moves), and two devices cannot take
@@ -736,6 +752,11 @@ def _check_net_devices(linux: Linux) -> None:
                    "network namespace of the container's own (linux.namespaces has none)")
     seen: dict[str, str] = {}
     for dev in linux.net_devices:
+        for where, name in (("linux.netDevices", dev.host),
+                            (f"linux.netDevices.{dev.host}.name", dev.name)):
+            problem = _if_name_problem(name)
+            if problem:
+                raise _err(where, f"{name!r} is not a valid interface name ({problem})")
         if "%" not in dev.name and dev.name in seen:
             raise _err(f"linux.netDevices.{dev.host}.name", f"{dev.name!r} is also the name "
                        f"given to {seen[dev.name]!r}")
