@@ -169,3 +169,26 @@ def test_log_lines_are_json(sandbox: Sandbox, rt: Runtime) -> None:
     assert raw.endswith("\n")
     for line in raw.splitlines():
         json.loads(line)  # one object per line, no pretty-printing
+
+
+def test_an_early_init_failure_is_always_reported(sandbox: Sandbox, rt: Runtime) -> None:
+    """The init fails on the first mount and exits while the runtime still tells it things
+    (on a v1 host, that its unified cgroup is joined): its error must reach the user every
+    time. It was lost in about half the creates, which said 'Broken pipe' (the runtime's
+    send) or 'no error reported' (ECONNRESET read before the queued error message)."""
+    b = sandbox.bundle(["true"], extra_mounts=[
+        {"destination": "/data", "type": "bind", "source": str(sandbox.tmp / "no-such-dir"),
+         "options": ["bind"]}])
+    b.config["mounts"].insert(1, b.config["mounts"].pop())  # right after /proc
+    # No cgroup namespace (docker and podman on a v1 host): the cgroup join is deferred.
+    b.config["linux"]["namespaces"] = [ns for ns in b.config["linux"]["namespaces"]
+                                       if ns["type"] != "cgroup"]
+    b.write()
+    said = []
+    for _ in range(32):
+        cid = sandbox.new_id()
+        res = rt.create(b, cid, out_dir=sandbox.tmp / "out", check=False)
+        said.append((res.returncode, res.stderr.strip()))
+    want = (1, f"mount source {sandbox.tmp / 'no-such-dir'} for /data: No such file or directory")
+    assert [s for s in said if s != want] == [], said
+    assert not rt.list_ids()

@@ -60,7 +60,7 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         if userns is not None and userns.path is None:
             sync.recv(psock, sync.USERNS_READY)
             _write_maps(stage, cfg)
-            sync.send(psock, sync.MAPPINGS_DONE)
+            sync.tell(psock, sync.MAPPINGS_DONE)
         # With a joined pid namespace the stage builds the rootfs itself (init.py: _stage),
         # so the hooks come before the init exists; they get the stage's pid, which is in
         # every namespace of the container but the pid namespace (that one for its children).
@@ -71,12 +71,12 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
         init_pid = int(msg["pid"])
         if at_pid is not None:
             at_pid(init_pid)
-        sync.send(psock, sync.GO)
+        sync.tell(psock, sync.GO)
         if defers_cgroup_join(cfg):
             # Meanwhile the init works; it waits for the word only before what needs it
             # (binding its own cgroups, hooks, READY).
             cgroup.adopt(init_pid)
-            sync.send(psock, sync.CGROUP_JOINED)
+            sync.tell(psock, sync.CGROUP_JOINED)
         os.waitpid(stage, 0)  # it is exiting; reaped while the init works
         stage = 0
         while True:
@@ -91,7 +91,7 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
                         at_listener(init_pid, msg["fd"])
                 finally:
                     os.close(msg["fd"])
-                sync.send(psock, sync.LISTENER_DONE)
+                sync.tell(psock, sync.LISTENER_DONE)
             else:
                 raise SystemError_("sync: a listener message without its fd")
     except sync.InitDied as exc:
@@ -109,7 +109,7 @@ def spawn(cfg: Config, opts: InitOptions, cgroup: Manager,
 
 def _hooks(psock: Socket, at_hooks: Callable[[int], str] | None, pid: int) -> None:
     state = at_hooks(pid) if at_hooks is not None else "{}"
-    sync.send(psock, sync.HOOKS_DONE, state=state)
+    sync.tell(psock, sync.HOOKS_DONE, state=state)
 
 
 def _fork_stage(child: Callable[[Socket, int], NoReturn]) -> tuple[int, Socket]:

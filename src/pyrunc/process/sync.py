@@ -64,6 +64,15 @@ def hand_listener(sock: Socket, fd: int) -> None:
         os.close(fd)
 
 
+def tell(sock: Socket, kind: str, **fields: Any) -> None:
+    """The runtime's send: an init that failed and exited meanwhile makes it EPIPE, and then
+    what matters is the error it sent before going, read from the socket and raised."""
+    try:
+        send(sock, kind, **fields)
+    except (BrokenPipeError, ConnectionResetError):
+        recv(sock, "(nothing: the container side is gone)")
+
+
 def send_error(sock: Socket, msg: str, errno: int) -> None:
     try:
         send(sock, ERROR, msg=msg, errno=errno)
@@ -76,7 +85,12 @@ def recv(sock: Socket, expect: str, *also: str) -> dict[str, Any]:
     try:
         data, fds = unixsock.recv_fds(sock, MAX_MSG, 1)
     except ConnectionResetError:
-        data, fds = b"", []
+        # The peer closed with a message of ours unread: the kernel reports that first,
+        # but what the peer sent before it closed (its error) is still queued behind it.
+        try:
+            data, fds = unixsock.recv_fds(sock, MAX_MSG, 1)
+        except OSError:
+            data, fds = b"", []
     if not data:
         raise InitDied("container init exited before it was ready (no error reported)")
     msg: dict[str, Any] = jsonio.loads(data)
