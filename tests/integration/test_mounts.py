@@ -148,20 +148,28 @@ def test_dev_symlinks_and_ptmx(sandbox: Sandbox) -> None:
     assert got["ptmx"] in ("link:pts/ptmx", "link:/dev/pts/ptmx", "character special file|5:2")
 
 
-def test_readonly_dev_still_gets_devices_and_submounts(sandbox: Sandbox) -> None:
+@pytest.mark.parametrize("copyup", [False, True])
+def test_readonly_dev_still_gets_devices_and_submounts(sandbox: Sandbox, copyup: bool) -> None:
     """A /dev tmpfs with `ro` (podman --read-only asks for it): the devices, links and the
     /dev/pts, /dev/shm, /dev/mqueue submounts are still made, ro applies after them (runc's
-    order), and the container cannot create files in /dev."""
+    order), and the container cannot create files in /dev. With `tmpcopyup` too, the image's
+    /dev files are copied up first; the copy-up made /dev read-only at once, so the create
+    failed (cannot mount devpts on /dev/pts: Read-only file system)."""
     b = sandbox.bundle(["sh", "-c",
+                        "cat /dev/from-image 2>/dev/null; "
                         "echo x > /dev/null && echo null-ok; readlink /dev/ptmx; "
                         "touch /dev/newfile 2>/dev/null || echo cannot-create; cat /proc/mounts"])
     for m in b.config["mounts"]:
         if m["destination"] == "/dev":
-            m["options"] = [*m["options"], "ro"]
+            m["options"] = [*m["options"], "ro"] + (["tmpcopyup"] if copyup else [])
     b.write()
+    (b.rootfs / "dev").mkdir(exist_ok=True)
+    (b.rootfs / "dev" / "from-image").write_text("image dev file\n")
     res = sandbox.rt.run(b, sandbox.new_id())
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
+    if copyup:
+        assert lines.pop(0) == "image dev file"
     assert lines[:3] == ["null-ok", "pts/ptmx", "cannot-create"]
     mounts = parse_mounts("\n".join(lines[3:]))
     assert "ro" in mounts["/dev"].options and mounts["/dev"].fstype == "tmpfs"

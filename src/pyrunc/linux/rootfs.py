@@ -365,7 +365,7 @@ def _mount_other(rootfd: int, m: Mount) -> None:
     try:
         if copyup:
             try:
-                _copy_up(m, below, top)
+                _copy_up(m, below, top, ro=not ro_dev)
             finally:
                 os.close(below)
         for prop in m.propagation:
@@ -407,10 +407,11 @@ def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
         raise _fail(m, exc) from None
 
 
-def _copy_up(m: Mount, below: int, top: int) -> None:
+def _copy_up(m: Mount, below: int, top: int, ro: bool) -> None:
     """tmpcopyup: fill the tmpfs `top` (O_PATH, checked to be the new mount) with what
     `below` (the directory it covers) holds, give it that directory's mode unless the
-    options name one (runc's order), then make it read-only if asked."""
+    options name one (runc's order), then make it read-only if asked and `ro` (a read-only
+    /dev is made so in finalize(), after its devices and submounts)."""
     from pyrunc.linux import copyup
     st = os.fstat(below)
     fill = os.open(paths.fd_path(top), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -420,7 +421,7 @@ def _copy_up(m: Mount, below: int, top: int) -> None:
             os.fchmod(fill, stat.S_IMODE(st.st_mode))
     finally:
         os.close(fill)
-    if m.flags & sc.MS_RDONLY:
+    if ro and m.flags & sc.MS_RDONLY:
         remount_bind(paths.fd_path(top), m.flags)
 
 
