@@ -197,3 +197,19 @@ def test_exec_process_json_without_capabilities_has_none(sandbox: Sandbox, rt: R
     assert res.returncode == 0, res.stderr
     masks = {line.split(":")[0]: int(line.split()[1], 16) for line in res.stdout.splitlines()}
     assert masks == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0), masks
+
+
+def test_exec_env_past_execve_limit_refused(sandbox: Sandbox, rt: Runtime) -> None:
+    """--env adds to the container's env after config.json's execve check: 1.2 MB there
+    plus 1.2 MB of --env is past what execve takes (2 MiB here), and was an internal error
+    (a TypeError); now one line naming the limit, exit 255 as runc, nothing started."""
+    big = [f"A{i}=" + "x" * 100_000 for i in range(12)]
+    cid, pid = _running(sandbox, rt, process={"env": [PATH_ENV, *big]})
+    flags = [f for i in range(12) for f in ("--env", f"B{i}=" + "x" * 100_000)]
+    res = rt.run_cmd("exec", *flags, cid, "true")
+    assert res.returncode == 255, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "more than execve takes" in lines[0], res.stderr
+    assert "internal error" not in lines[0]
+    assert rt.log_entries()[-1]["msg"] == lines[0]
+    assert open(f"/proc/{pid}/task/{pid}/children").read().split() == []

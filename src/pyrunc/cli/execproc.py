@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from pyrunc.errors import UnsupportedError, UsageError
-from pyrunc.spec.config import Process, User, process_from_json
+from pyrunc.spec.config import Process, User, check_exec_size, process_from_json
 from pyrunc.spec.load import read_json
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
@@ -79,4 +79,10 @@ def build_process(rt: Any, container_id: str, process_file: str | None, command:
         changes["no_new_privileges"] = True
     if tty:
         changes["terminal"] = True
-    return proc._replace(**changes) if changes else proc
+    if not changes and process_file:
+        return proc  # checked whole by process_from_json
+    proc = proc._replace(**changes)
+    # The command and --env replace what config.json's check saw: execve's limits again
+    # (the container's env plus --env past them was an internal error, a TypeError).
+    check_exec_size(proc, "exec")
+    return proc

@@ -804,8 +804,23 @@ def process_from_json(raw: Any, source: str = "process.json") -> Process:
     try:
         validate_config({"ociVersion": "1.0.0", "root": {"path": "rootfs"}, "process": raw})
     except SpecError as exc:
-        raise SpecError(exc.msg.replace("config.json: process.", f"{source}: ", 1)
-                        .replace("config.json: process: ", f"{source}: ", 1)) from None
-    proc = _process(raw)
+        raise SpecError(_reword(exc.msg, source)) from None
+    try:
+        proc = _process(raw)
+    except SpecError as exc:  # the same words as the schema's, naming the file given
+        raise SpecError(_reword(exc.msg, source)) from None
     assert proc is not None
     return proc
+
+
+def _reword(msg: str, source: str) -> str:
+    return (msg.replace("config.json: process.", f"{source}: ", 1)
+            .replace("config.json: process: ", f"{source}: ", 1))
+
+
+def check_exec_size(proc: Process, source: str) -> None:
+    """_check_exec_size for a process that exec built from flags (the command, --env)."""
+    try:
+        _check_exec_size(proc.args, proc.env, proc.rlimits, "process")
+    except SpecError as exc:
+        raise SpecError(_reword(exc.msg, source)) from None
