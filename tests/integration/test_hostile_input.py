@@ -292,3 +292,25 @@ def test_failed_exec_leaves_no_zombie(sandbox: Sandbox, rt: Runtime, argv: list[
     left = sorted(set(_zombies_in_pid_namespaces_of_ours()) - set(before))
     reap_children()  # whatever the verdict, let teardown's delete --force work
     assert not left, f"the failed exec left zombie(s) {left} of the container's pid namespace"
+
+
+def test_args_env_just_under_the_limit_refused_by_create(sandbox: Sandbox, rt: Runtime) -> None:
+    """args+env a few bytes under execve's limit (8 MiB RLIMIT_STACK: 2 MiB) passed the check
+    and create, and then the exec through pyrunc-init, which adds its own words, failed
+    ("cannot exec pyrunc-init: Argument list too long", exit 127). create refuses it now."""
+    limit = 2 << 20
+    env = ["PATH=/bin", "HOME=/"]
+
+    def counted(env: list[str]) -> int:  # what the check counts: strings, pointers, filename
+        return sum(len(e) + 1 for e in ["true", *env]) + 8 * (1 + len(env)) + 5
+
+    while counted(env) + 120_010 < limit:
+        env.append(f"F{len(env)}=" + "x" * 120_000)
+    env.append("R=" + "x" * (limit - 1 - counted(env) - 12))
+    stack = [{"type": "RLIMIT_STACK", "soft": 8 << 20, "hard": 8 << 20}]
+    b = sandbox.bundle(["true"], process={"env": env, "rlimits": stack})
+    res = rt.run_cmd("create", "--bundle", str(b.path), sandbox.new_id())
+    assert res.returncode == 1, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "more than execve takes (2097152)" in lines[0], res.stderr
+    assert rt.list_ids() == []

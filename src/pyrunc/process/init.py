@@ -47,7 +47,8 @@ def report(sock: Socket, exc: BaseException) -> None:
         sync.send_error(sock, exc.msg, exc.errno)
     elif isinstance(exc, OSError):
         msg = str(exc.strerror or exc)
-        if exc.filename is not None:  # a bare "Permission denied" would leave one guessing
+        # a bare "Permission denied" would leave one guessing; an fd (execve's) is no name
+        if isinstance(exc.filename, (str, bytes)):
             msg = f"{os.fsdecode(exc.filename)}: {msg}"
         sync.send_error(sock, msg, exc.errno or errno.EIO)
     else:

@@ -360,6 +360,11 @@ def parse_cpu_list(text: str, where: str) -> frozenset[int]:
 # them with their pointers within a quarter of the stack rlimit, capped at 3/4 of _STK_LIM.
 MAX_ARG_STRLEN = 32 * 4096
 _STK_LIM = 8 << 20
+# What the exec through pyrunc-init adds (process/trampoline.py argv): its name and two fd
+# words, the program's resolved path (PATH_MAX), HOME when the env has none (PATH_MAX), and
+# their pointers. Without it a config within 4 KiB of the limit passed and the init died
+# ("cannot exec pyrunc-init: Argument list too long", exit 127, after create said yes).
+_INIT_RESERVE = (16 + 2 * 12) + (4096 + 1) + (5 + 4096 + 1) + 4 * 8
 
 
 def _check_exec_size(args: tuple[str, ...], env: tuple[str, ...],
@@ -383,8 +388,9 @@ def _check_exec_size(args: tuple[str, ...], env: tuple[str, ...],
     limit = max(limit, MAX_ARG_STRLEN)
     total += 8 * (max(len(args), 1) + len(env)) + len(args[0].encode(errors="surrogateescape")) + 1 \
         if args else 0
-    if total > limit:
-        raise _err(where, f"args and env take {total} bytes: more than execve takes ({limit})")
+    if total + _INIT_RESERVE > limit:
+        raise _err(where, f"args and env take {total} bytes: with pyrunc-init's own "
+                   f"{_INIT_RESERVE}, more than execve takes ({limit})")
 
 
 def _process(raw: Mapping[str, Any] | None) -> Process | None:
