@@ -229,6 +229,26 @@ def test_hybrid_host_joins_the_unified_hierarchy_v1(sandbox: Sandbox, cgroupns: 
     assert not d.exists(), "delete left the unified cgroup behind"
 
 
+def test_covered_unified_hierarchy_is_left_alone_v1(sandbox: Sandbox) -> None:
+    """A hybrid host's cgroup2 mount covered by another mount (what crun needs here: a tmpfs
+    over /sys/fs/cgroup/unified in a private mount namespace, as bench/ runs every runtime)
+    is not a hierarchy: the container runs in its v1 cgroups, and nothing is written into
+    the tmpfs (it failed: 'cannot join cgroup .../unified/...: No such file or directory')."""
+    if UNIFIED is None or not V1_CONTROLLERS:
+        pytest.skip("needs a hybrid host (v1 controllers and a cgroup2 mount beside them)")
+    b = sandbox.bundle(["sh", "-c", "grep -c . /proc/self/cgroup"])
+    rt = sandbox.rt
+    cid = sandbox.new_id()
+    script = (f"mount -t tmpfs pyrunc-test-cover {UNIFIED} && exec \"$@\" && ls -A {UNIFIED}")
+    res = subprocess.run(["unshare", "-m", "--propagation", "slave", "sh", "-c", script, "sh",
+                          *rt.argv("run", "--bundle", str(b.path), cid)],
+                         capture_output=True, text=True, timeout=60, env=rt._env())
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""
+    assert int(res.stdout) >= 2  # the v1 hierarchies' lines
+    assert not (UNIFIED / b.cgroups_path.lstrip("/")).exists()
+
+
 def test_failed_create_removes_its_cgroups_v1(sandbox: Sandbox, rt: Runtime) -> None:
     """A create that fails after making the cgroups (unified on v1) leaves none behind."""
     if not V1_CONTROLLERS:

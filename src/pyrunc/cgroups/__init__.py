@@ -86,19 +86,27 @@ _mounts: list[tuple[str, str, list[str]]] = []
 
 
 def mountinfo() -> list[tuple[str, str, list[str]]]:
-    """(mount point, fs type, super options) of every cgroup mount of this process.
+    """(mount point, fs type, super options) of every cgroup mount of this process that
+    its path reaches (not covered by a later mount).
 
     Read once per process (a create asked four times): the host's cgroup mounts do not
     change under one command, and a container's init, forked with this copy, wants the
     host's view anyway."""
     if not _mounts:
+        every: list[tuple[str, str, list[str]]] = []
         with open("/proc/self/mountinfo") as f:
             for line in f:
                 pre, _, post = line.partition(" - ")
                 fields = pre.split()
                 fstype, _source, superopts = post.split()[:3]
-                if fstype in ("cgroup", "cgroup2"):
-                    _mounts.append((fields[4], fstype, superopts.split(",")))
+                every.append((fields[4], fstype, superopts.split(",")))
+        # A cgroup mount that a later mount covers (crun's workaround here: a tmpfs over
+        # /sys/fs/cgroup/unified) is not reachable by its path: leave it out.
+        for i, (mp, fstype, opts) in enumerate(every):
+            if fstype in ("cgroup", "cgroup2") and not any(
+                    later == mp or (later != "/" and mp.startswith(later + "/"))
+                    for later, _t, _o in every[i + 1:]):
+                _mounts.append((mp, fstype, opts))
     return list(_mounts)
 
 
