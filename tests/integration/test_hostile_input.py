@@ -314,3 +314,17 @@ def test_args_env_just_under_the_limit_refused_by_create(sandbox: Sandbox, rt: R
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "more than execve takes (2097152)" in lines[0], res.stderr
     assert rt.list_ids() == []
+
+
+def test_huge_error_from_the_init_reaches_the_user(sandbox: Sandbox, rt: Runtime) -> None:
+    """A 300 kB mount destination: the init's error quoting it was a message the sync
+    socket would not take (EMSGSIZE), so create said only "container init exited before it
+    was ready (no error reported)". Now the error, shortened in the middle."""
+    b = sandbox.bundle(["true"], extra_mounts=[{"destination": "/" + "x" * 300_000,
+                                                "type": "tmpfs", "source": "tmpfs"}])
+    res = rt.run_cmd("create", "--bundle", str(b.path), sandbox.new_id())
+    assert res.returncode == 1, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "characters left out" in lines[0], res.stderr[:300]
+    assert "File name too long" in lines[0] and len(lines[0]) < 5000, lines[0][-300:]
+    assert rt.list_ids() == [] and not sandbox.leaks()

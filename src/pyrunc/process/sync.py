@@ -73,7 +73,16 @@ def tell(sock: Socket, kind: str, **fields: Any) -> None:
         recv(sock, "(nothing: the container side is gone)")
 
 
+# An error quoting a hostile config's string (a 300 kB mount destination) was a message the
+# socket would not take (EMSGSIZE): the runtime saw only "no error reported". Bounded, with
+# both ends kept: the start names the field, the end says what failed.
+MAX_ERROR_CHARS = 4096
+
+
 def send_error(sock: Socket, msg: str, errno: int) -> None:
+    if len(msg) > MAX_ERROR_CHARS:
+        half = MAX_ERROR_CHARS // 2
+        msg = f"{msg[:half]}...({len(msg) - 2 * half} characters left out)...{msg[-half:]}"
     try:
         send(sock, ERROR, msg=msg, errno=errno)
     except OSError:
