@@ -124,12 +124,15 @@ def test_interrupted_fresh_leaves_nothing(how: str) -> None:
                 output.extend(line.decode(errors="replace") for line in lines)
             if started is None and any("running scripts/demo.sh" in line for line in output):
                 started = time.monotonic()
-            if started is not None and time.monotonic() - started > 8:
+            if started is not None and time.monotonic() - started > 3:
                 busy = _descendants(proc.pid)
                 ours = _mnt_ns("self")
                 inside = [p for p in busy if _mnt_ns(p) not in (None, ours)]
                 names = {_comm(p) for p in inside}
-                if inside and names & {"apt-get", "dpkg", "http", "pip", "python3", "cc1", "gcc"}:
+                # Any installer: on a warm cache apt is over in seconds, and pip runs as the
+                # venv's `python` (a CI run here missed every window the old set named).
+                if inside and names & {"apt-get", "dpkg", "http", "pip", "python", "python3",
+                                       "cc1", "gcc", "cc", "ld"}:
                     mnt_ns = _mnt_ns(inside[0]) or ""
                     break
         assert mnt_ns, "fresh.sh never got to installing in its chroot:\n" + "\n".join(output[-30:])
