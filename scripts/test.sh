@@ -22,7 +22,9 @@ echo "== mypy"
 "$py" -m mypy src/pyrunc || failed+=(mypy)
 
 echo "== pytest: unit, integration, clients"
-"$py" -m pytest -q -p no:cacheprovider tests || failed+=(pytest)
+# tests/scripts (fresh.sh interrupted) runs with the fresh suites below, in a pytest of its own:
+# it signals a process group as a terminal would, which wants a process no other test touched.
+"$py" -m pytest -q -p no:cacheprovider --ignore=tests/scripts tests || failed+=(pytest)
 
 if [[ -x conformance/run.sh && ${PYRUNC_SKIP_CONFORMANCE:-0} != 1 ]]; then
     echo "== conformance: runtime-tools validation suite"
@@ -37,6 +39,8 @@ fi
 # The README's first command on new Debian 12 and 13 hosts (debootstrap chroots; the rootfs
 # is cached in /var/cache/pyrunc-fresh): ~4-5 min each on a new machine, ~2 min warm.
 if [[ ${PYRUNC_SKIP_FRESH:-0} != 1 ]]; then
+    echo "== fresh-interrupt: scripts/fresh.sh interrupted leaves nothing behind"
+    "$py" -m pytest -q -p no:cacheprovider tests/scripts || failed+=(fresh-interrupt)
     for release in debian12 debian13; do
         echo "== fresh-$release: scripts/demo.sh on a new $release host (scripts/fresh.sh)"
         t0=$SECONDS

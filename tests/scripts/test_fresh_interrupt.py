@@ -96,12 +96,21 @@ def _mounts_under(path: Path) -> list[str]:
                 or line.split()[4] == str(path)]
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_interrupted_fresh_leaves_nothing(how: str) -> None:
     assert not [m for m in _cgroup_mounts() if os.path.isdir(f"{m}/pyrunc-demo")], \
         "a demo's cgroup exists before the test: another demo runs"
+    # A terminal's Ctrl-C reaches a shell whose SIGINT is not ignored; a run started in the
+    # background of a non-interactive shell (CI, nohup ... &) inherits SIGINT ignored, which
+    # bash then cannot trap, so the script is started with the dispositions a terminal gives.
     proc = subprocess.Popen(["bash", str(FRESH), "debian12"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_default_signals)
     assert proc.stdout is not None
     output: list[str] = []
     buf = b""
@@ -131,9 +140,20 @@ def test_interrupted_fresh_leaves_nothing(how: str) -> None:
                 names = {_comm(p) for p in inside}
                 # Any installer: on a warm cache apt is over in seconds, and pip runs as the
                 # venv's `python` (a CI run here missed every window the old set named).
-                if inside and names & {"apt-get", "dpkg", "http", "pip", "python", "python3",
-                                       "cc1", "gcc", "cc", "ld"}:
+                installers = {"apt-get", "dpkg", "http", "pip", "python", "python3",
+                              "cc1", "gcc", "cc", "ld"}
+                if inside and names & installers:
                     mnt_ns = _mnt_ns(inside[0]) or ""
+                    # Hold the install where it is, so the demo cannot finish before the
+                    # signal lands (a warm cache is through a step in well under a second);
+                    # the script's SIGKILL of the namespace ends stopped processes too.
+                    for p in inside:
+                        if _comm(p) not in installers:
+                            continue  # never unshare, setpriv or the shells that wait
+                        try:
+                            os.kill(p, signal.SIGSTOP)
+                        except ProcessLookupError:
+                            pass
                     break
         assert mnt_ns, "fresh.sh never got to installing in its chroot:\n" + "\n".join(output[-30:])
         work = CACHE / "run" / f"debian12.{proc.pid}"
@@ -146,9 +166,15 @@ def test_interrupted_fresh_leaves_nothing(how: str) -> None:
             want = 143
         # Judged when the script has exited, not at EOF: a leftover process may hold its stdout.
         proc.wait(timeout=120)
-        time.sleep(1)
-        alive = [p for p, start in busy.items() if (st := _stat(p)) is not None and st[1] == start]
-        holders = _holders_of(mnt_ns)
+        # SIGKILLed processes go away asynchronously (a loaded machine: seconds).
+        until = time.monotonic() + 15
+        while True:
+            time.sleep(0.5)
+            alive = [p for p, start in busy.items()
+                     if (st := _stat(p)) is not None and st[1] == start]
+            holders = _holders_of(mnt_ns)
+            if not (alive or holders) or time.monotonic() > until:
+                break
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
