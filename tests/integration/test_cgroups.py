@@ -185,6 +185,14 @@ def test_cgroups_path_placement_and_removal_v1(sandbox: Sandbox, kind: str) -> N
                 parent = CG / h / os.path.dirname(path).lstrip("/")
                 if parent.name == top and parent.exists():
                     force_rmdir_cgroup(parent)
+        # A hybrid host's unified hierarchy gets the same parent (the container joins it too).
+        if UNIFIED is not None and kind == "relative":
+            own0 = next(ln[3:] for ln in Path("/proc/self/cgroup").read_text().splitlines()
+                        if ln.startswith("0::"))
+            parent = UNIFIED / own0.lstrip("/") / top
+            for d in (parent / "ctr", parent):
+                if d.exists():
+                    force_rmdir_cgroup(d)
 
 
 UNIFIED = next((Path(mp) for mp, t in _cgroup_mounts() if t == "cgroup2" and mp != str(CG)), None)
