@@ -379,17 +379,20 @@ class MountNamespace:
     OVERLAID = ("/etc", "/var")
     SCRATCH = "/run/.pyrunc-clients"
 
-    def start(self) -> None:
-        """Create the namespace, with its /run tmpfs and the overlays, and wait until it is ready."""
-        lines = ["set -e",
-                 "mount -t tmpfs -o mode=0755,size=512m pyrunc-clients-run /run",
+    def setup_lines(self) -> list[str]:
+        """Shell lines run in the new namespace: the /run tmpfs and the overlays."""
+        lines = ["mount -t tmpfs -o mode=0755,size=512m pyrunc-clients-run /run",
                  "mkdir -p /run/containerd /run/lock"]
         for d in self.OVERLAID:
             up = f"{self.SCRATCH}{d}"
             lines.append(f"mkdir -p {up}/upper {up}/work")
             lines.append(f"mount -t overlay pyrunc-clients-overlay "
                          f"-o lowerdir={d},upperdir={up}/upper,workdir={up}/work {d}")
-        lines.append("echo ready; exec sleep infinity")
+        return lines
+
+    def start(self) -> None:
+        """Create the namespace, run setup_lines() in it, and wait until it is ready."""
+        lines = ["set -e", *self.setup_lines(), "echo ready; exec sleep infinity"]
         self.proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", "; ".join(lines)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,

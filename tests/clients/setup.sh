@@ -8,7 +8,10 @@
 # any containerd/dockerd that appeared during the install anyway - only those, by pid.
 set -eu
 
-PACKAGES="containerd docker.io podman conmon runc busybox-static util-linux bsdutils"
+# Rootless podman (test_rootless_podman.py): uidmap (newuidmap/newgidmap, setuid), and what
+# podman only recommends (a --no-install-recommends machine lacks it): fuse-overlayfs, slirp4netns;
+# crun proves the rootless flow beside runc. Same names on Debian 12 and 13.
+PACKAGES="containerd docker.io podman conmon runc crun uidmap fuse-overlayfs slirp4netns busybox-static util-linux bsdutils"
 APT="apt-get -o DPkg::Lock::Timeout=600"
 
 missing=""
