@@ -142,10 +142,12 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 class Runtime:
-    def __init__(self, root: str, log: Logger | None = None, systemd_cgroup: bool = False) -> None:
-        self.store = StateStore(root)
+    def __init__(self, root: str, log: Logger | None = None, systemd_cgroup: bool = False,
+                 rootless: bool = False) -> None:
+        self.store = StateStore(root, private=rootless)
         self.log = log or Logger()
         self.systemd_cgroup = systemd_cgroup  # the driver of containers this one creates
+        self.rootless = rootless  # pyrunc.rootless: an unprivileged caller (or forced)
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -241,15 +243,27 @@ class Runtime:
             # Root's alone (0600): whoever can write it can start the container. The stage
             # opens it before it joins any namespace, so the init needs no access of its own.
             os.mkfifo(fifo, 0o600)
-            cgroup.create()
-            if cfg.linux.resources is not None:
-                for warning in cgroup.set(cfg.linux.resources):
-                    self.log.warning(warning)
+            if self.rootless:
+                from pyrunc import rootless
+                cgroup = rootless.cgroup_or_none(cgroup, cfg, self.log)
+                if cgroup.path != record.cgroup_path:
+                    record.cgroup_path = cgroup.path
+                    self.store.save(record)
+                warnings = rootless.set_resources(cgroup, cfg.linux.resources) \
+                    if cfg.linux.resources is not None else []
+            else:
+                cgroup.create()
+                warnings = cgroup.set(cfg.linux.resources) \
+                    if cfg.linux.resources is not None else []
+            for warning in warnings:
+                self.log.warning(warning)
             console = terminal.connect(opts.console_socket) if opts.console_socket else None
             console_fd = console.fileno() if console else opts.console_fd
             idmapped: dict[int, int] = {}
             try:
-                in_userns = cfg.linux.namespace("user") is not None
+                # Rootless, the binds are made inside, by the container's user namespace
+                # (which can reach what the user can); open_tree here would need root.
+                in_userns = cfg.linux.namespace("user") is not None and not self.rootless
                 if any(m.idmap or (in_userns and m.is_bind) for m in cfg.mounts):
                     from pyrunc.linux import idmap
                     idmapped = idmap.prepare(cfg.mounts, every_bind=in_userns)

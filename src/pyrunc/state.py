@@ -132,8 +132,11 @@ def _still_at(fd: int, path: str) -> bool:
 
 
 class StateStore:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, private: bool = False) -> None:
         self.root = os.path.abspath(root)
+        # Rootless: the root is the user's alone (0700), so no other user can list, read
+        # or signal through it; root's is 0711 (state.json and the fifo are 0600 anyway).
+        self.root_mode = 0o1700 if private else 0o711  # sticky: XDG cleaners keep it
 
     def dir(self, container_id: str) -> str:
         validate_id(container_id)
@@ -146,7 +149,7 @@ class StateStore:
         """Create the container's directory and lock it; exactly one caller wins an id."""
         path = self.dir(container_id)
         try:
-            os.makedirs(self.root, mode=0o711, exist_ok=True)
+            os.makedirs(self.root, mode=self.root_mode, exist_ok=True)
         except OSError as exc:
             raise SystemError_.from_oserror(f"cannot create root directory {self.root}", exc) from None
         try:

@@ -13,7 +13,8 @@ from pyrunc.cli.main import cli
 GLOBALS = [
     [], ["--root", "/r"], ["--root=/r"], ["--root", "/r", "--log", "/l.json", "--log-format", "json"],
     ["--log-format=json", "--log=/l"], ["--debug"], ["--systemd-cgroup", "--root", "/x"],
-    ["--rootless", "false"], ["--criu", "criu"], ["--log-format", "text"],
+    ["--rootless", "false"], ["--rootless", "true"], ["--rootless=auto"], ["--criu", "criu"],
+    ["--log-format", "text"],
 ]
 COMMANDS = [
     ["state", "c1"], ["start", "c1"], ["kill", "c1"], ["kill", "c1", "9"], ["kill", "c1", "KILL"],
@@ -30,6 +31,7 @@ DECLINED = [
     ["kill", "--all"], ["kill", "-a", "--", "c1"],
     ["--help"], ["state", "--help"], ["list"], ["--log-format", "xml", "state", "c"],
     ["--root"], ["--version"], ["state", "--", "c1"], ["--unknown", "state", "c1"],
+    ["--rootless", "yes", "state", "c1"],
     ["kill", "c1", "9", "extra"], ["delete", "--force"],
 ]
 
@@ -46,7 +48,7 @@ def _click_reading(argv: list[str]) -> dict[str, object]:
     ctx, name, sub = _click_parse(argv)
     return {"command": name, "root": ctx.params["root"], "log": ctx.params["log_path"],
             "log_format": ctx.params["log_format"], "debug": ctx.params["debug"],
-            "id": sub.params["container_id"], "signal": sub.params.get("signal", "SIGTERM"),
+            "rootless": ctx.params["rootless"], "id": sub.params["container_id"], "signal": sub.params.get("signal", "SIGTERM"),
             "force": sub.params.get("force", False), "all": sub.params.get("all_procs", False)}
 
 
@@ -56,7 +58,7 @@ def test_fast_path_reads_like_click(argv: list[str]) -> None:
     p = fast.parse(argv)
     assert p is not None, "a plain engine call must take the fast path"
     assert {"command": p.command, "root": p.root, "log": p.log, "log_format": p.log_format,
-            "debug": p.debug, "id": p.container_id, "signal": p.signal,
+            "debug": p.debug, "rootless": p.rootless, "id": p.container_id, "signal": p.signal,
             "force": p.force, "all": p.all_procs} == _click_reading(argv)
     if p.command == "ps":
         assert _click_parse(argv)[2].params["fmt"] == "json" and not _click_parse(argv)[2].params["ps_args"]
@@ -72,14 +74,14 @@ CREATES = [
     ["run", "--keep", "-b", "/b", "--pid-file", "/p", "c1"], ["run", "c1", "-d"],
 ]
 CREATE_GLOBALS = [[], ["--root", "/r"], ["--log=/l", "--log-format", "json", "--debug"],
-                  ["--rootless", "false"]]
+                  ["--rootless", "false"], ["--rootless", "true"]]
 # create/run shapes left to click: its errors, refusals and unusual spellings.
 DECLINED_CREATES = [
     ["create"], ["create", "a", "b"], ["create", "--bundle"], ["create", "-b/b", "c1"],
     ["create", "-b=/b", "c1"], ["create", "--preserve-fds", "x", "c1"],
     ["create", "--preserve-fds", "-1", "c1"], ["create", "--no-pivot=1", "c1"],
     ["create", "--", "c1"], ["create", "--help"], ["create", "-d", "c1"],
-    ["run", "-dk", "c1"], ["--systemd-cgroup", "create", "c1"], ["--rootless", "true", "run", "c1"],
+    ["run", "-dk", "c1"], ["--systemd-cgroup", "create", "c1"],
     ["create", "--unknown", "c1"], ["run", "--detach=true", "c1"],
 ]
 

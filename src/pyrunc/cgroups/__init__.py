@@ -178,7 +178,10 @@ def manager(cgroups_path: str | None, container_id: str, systemd: bool = False,
 
 
 def load(path: str) -> Manager:
-    """The manager for a cgroup path recorded in a container's state."""
+    """The manager for a cgroup path recorded in a container's state ("": none)."""
+    if not path:
+        from pyrunc.cgroups.null import NullManager
+        return NullManager()
     if path.startswith("systemd:"):
         from pyrunc.cgroups.systemd import SystemdManager
         return SystemdManager(path[len("systemd:"):])

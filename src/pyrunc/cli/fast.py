@@ -39,12 +39,12 @@ EXEC_FLAGS = {"--detach": "detach", "-d": "detach", "--tty": "tty", "-t": "tty"}
 class Parsed:
     """One call as click would read it (a plain class: importing dataclasses costs ~5 ms)."""
 
-    def __init__(self, command: str, container_id: str, root: str = "/run/pyrunc",
+    def __init__(self, command: str, container_id: str, root: str | None = None,
                  log: str | None = None, log_format: str = "text", debug: bool = False,
                  force: bool = False) -> None:
         self.command = command
         self.container_id = container_id
-        self.root = root
+        self.root = root  # None: the default (pyrunc.rootless.default_root)
         self.log = log
         self.log_format = log_format
         self.debug = debug
@@ -54,6 +54,7 @@ class Parsed:
         self.options: dict[str, str | int | bool] = {}  # create/run: CreateOptions fields
         self.detach = False
         self.keep = False
+        self.rootless = "auto"
 
 
 def parse(argv: list[str]) -> Parsed | None:
@@ -78,12 +79,13 @@ def parse(argv: list[str]) -> Parsed | None:
             i += 1
         else:
             return None
-    if i >= len(argv) or values.get("--log-format", "text") not in ("text", "json"):
+    if i >= len(argv) or values.get("--log-format", "text") not in ("text", "json") \
+            or values.get("--rootless", "auto") not in ("true", "false", "auto"):
         return None
     command, rest = argv[i], argv[i + 1:]
     if command in ("create", "run"):
-        if "--systemd-cgroup" in flags or values.get("--rootless") == "true":
-            return None  # the systemd driver (and the rootless refusal) go through click
+        if "--systemd-cgroup" in flags:
+            return None  # the systemd driver goes through click
         return _parse_create(command, rest, values, flags)
     if command == "exec":
         return _parse_exec(rest, values, flags)
@@ -118,9 +120,11 @@ def parse(argv: list[str]) -> Parsed | None:
 
 def _parsed(command: str, container_id: str, values: dict[str, str], flags: set[str]) -> Parsed:
     """A call with the global flags read (the same for every command)."""
-    return Parsed(command, container_id, root=values.get("--root", "/run/pyrunc"),
-                  log=values.get("--log"), log_format=values.get("--log-format", "text"),
-                  debug="--debug" in flags)
+    p = Parsed(command, container_id, root=values.get("--root"),
+               log=values.get("--log"), log_format=values.get("--log-format", "text"),
+               debug="--debug" in flags)
+    p.rootless = values.get("--rootless", "auto")
+    return p
 
 
 def _parse_create(command: str, rest: list[str], values: dict[str, str],
@@ -227,7 +231,8 @@ def run(argv: list[str]) -> int | None:
     logger = Logger(p.log, p.log_format, p.debug)
     code = 0
     try:
-        rt = Runtime(p.root, logger)
+        from pyrunc.rootless import default_root, is_rootless
+        rt = Runtime(p.root or default_root(), logger, False, is_rootless(p.rootless))
         if p.command in ("create", "run"):
             from pyrunc.options import CreateOptions
             opts = CreateOptions(**{"bundle": ".", **p.options})  # type: ignore[arg-type]

@@ -34,7 +34,8 @@ class Ctx:
 
     def runtime(self) -> Any:
         from pyrunc.runtime import Runtime
-        return Runtime(self.root, self.log, self.systemd_cgroup)
+        from pyrunc.rootless import is_rootless
+        return Runtime(self.root, self.log, self.systemd_cgroup, is_rootless(self.rootless))
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -58,20 +59,26 @@ class Group(click.Group):
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
-@click.option("--root", default="/run/pyrunc", show_default=True, help="directory for container state")
+@click.option("--root", default=None, help="directory for container state (default /run/pyrunc; "
+              "$XDG_RUNTIME_DIR/pyrunc for a non-root user)")
 @click.option("--log", "log_path", default=None, help="append log lines to this file")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="log line format")
 @click.option("--debug", is_flag=True, help="log debug lines too")
 @click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver (a transient unit over D-Bus; cgroup v2)")
-@click.option("--rootless", default="auto", help="rootless mode: true, false or auto (only false/auto supported)")
+@click.option("--rootless", default="auto", type=click.Choice(["true", "false", "auto"]),
+              help="rootless mode: auto (the default) is rootless when not run as root; true "
+              "forces it (cgroup failures become warnings)")
 @click.option("--criu", default="criu", hidden=True)
 @click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="print the version")
 @click.pass_context
-def cli(ctx: click.Context, root: str, log_path: str | None, log_format: str, debug: bool,
+def cli(ctx: click.Context, root: str | None, log_path: str | None, log_format: str, debug: bool,
         systemd_cgroup: bool, rootless: str, criu: str) -> None:
     """pyrunc: an OCI runtime with runc's command line."""
     logger = Logger(log_path, log_format, debug)
+    if root is None:
+        from pyrunc.rootless import default_root
+        root = default_root()
     ctx.obj = Ctx(root, logger, systemd_cgroup, rootless)
     ctx.meta["logger"] = logger
 
@@ -81,11 +88,6 @@ def _create_opts(bundle: str, pid_file: str | None, console_socket: str | None, 
     from pyrunc.options import CreateOptions
     return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
                          no_pivot=no_pivot, no_new_keyring=no_new_keyring, preserve_fds=preserve_fds)
-
-
-def _check_driver(obj: Ctx) -> None:
-    if obj.rootless == "true":
-        raise UnsupportedError("--rootless=true: rootless containers are not supported yet")
 
 
 def create_options(f: Any) -> Any:
@@ -108,7 +110,6 @@ def create_options(f: Any) -> Any:
 @click.pass_obj
 def create(obj: Ctx, /, container_id: str, **kw: Any) -> None:
     """Create a container; it waits for `start` to run its process."""
-    _check_driver(obj)
     obj.runtime().create(container_id, _create_opts(**kw))
 
 
@@ -128,7 +129,6 @@ def start(obj: Ctx, /, container_id: str) -> None:
 @click.pass_obj
 def run(obj: Ctx, /, container_id: str, detach: bool, keep: bool, **kw: Any) -> None:
     """Create and start a container; in the foreground, exit with its status."""
-    _check_driver(obj)
     code = obj.runtime().run(container_id, _create_opts(**kw), detach, keep)
     sys.exit(code)
 

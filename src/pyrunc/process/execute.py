@@ -34,12 +34,19 @@ def reset_signals_after_fork() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
-def forget_host_environment() -> None:
+def open_own_memory() -> int:
+    """/proc/self/mem, opened while we are still dumpable: once not, the file is the host
+    root's, which a rootless runtime (its uid unprivileged) cannot open."""
+    return os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
+
+
+def forget_host_environment(fd: int) -> None:
     """Last thing before forking a process the container can see: it must not carry the
     runtime's environment. /proc/PID/environ (and cmdline) read the strings the kernel put
     on the stack at the runtime's execve, whatever Python or libc did since, so those are
     overwritten in place (through /proc/self/mem) and the process environment is emptied;
-    what the container's processes get is built from the spec (`environ`)."""
+    what the container's processes get is built from the spec (`environ`). `fd` is
+    open_own_memory()'s, closed here."""
     import posix
     os.environ.clear()  # unsetenv(3) each: libc's environ no longer points at them either
     posix.environ.clear()
@@ -47,7 +54,6 @@ def forget_host_environment() -> None:
         fields = f.read().rsplit(b")", 1)[1].split()
     # Fields 48-51 (1-based; fields[0] is field 3): arg_start, arg_end, env_start, env_end.
     arg_start, arg_end, env_start, env_end = (int(x) for x in fields[45:49])
-    fd = os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
     try:
         for start, end in ((arg_start, arg_end), (env_start, env_end)):
             if end > start:

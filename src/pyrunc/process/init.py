@@ -100,8 +100,10 @@ def _become_root(where: str) -> None:
 
 def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
+    mem = execute.open_own_memory()
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
-    close_inherited({sock.fileno(), opts.console_fd, opts.trampoline_fd, *opts.idmapped.values()},
+    close_inherited({sock.fileno(), opts.console_fd, opts.trampoline_fd, mem,
+                     *opts.idmapped.values()},
                     3 + opts.preserve_fds)
     global _wait_fd
     _wait_fd = _start_relay(opts.fifo_path, opts.trampoline_fd)  # before: not in the cgroup
@@ -109,7 +111,7 @@ def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> Non
     cgroup.join(defer=defers_cgroup_join(cfg))
     # While the host's /proc is ours: the init (and a created init that waits in Python for
     # startContainer hooks) may be seen from the container.
-    execute.forget_host_environment()
+    execute.forget_host_environment(mem)
     linux = cfg.linux
     to_join = {ns.type: (namespaces.open_checked(ns), ns.path) for ns in linux.namespaces if ns.path}
     new_flags = 0
@@ -120,8 +122,16 @@ def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> Non
     for ns_type in namespaces.JOIN_ORDER:
         if ns_type == "user" and userns is not None and userns.path is None:
             sc.unshare(sc.CLONE_NEWUSER)
+            # A non-dumpable process's /proc files are the host root's: an unprivileged
+            # runtime could not open our uid_map. Dumpable only meanwhile (as runc's
+            # nsexec); nothing of the container exists yet, and the user owns us anyway.
+            rootless = os.geteuid() != 0
+            if rootless:
+                _prctl.prctl(_prctl.PR_SET_DUMPABLE, 1)
             sync.send(sock, sync.USERNS_READY)
             sync.recv(sock, sync.MAPPINGS_DONE)
+            if rootless:
+                _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
             _become_root("the new user namespace")
         elif ns_type in to_join:
             fd, path = to_join.pop(ns_type)

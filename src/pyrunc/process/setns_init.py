@@ -43,13 +43,14 @@ def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, pres
                keyring_name: str = "") -> NoReturn:
     code = 1
     try:
+        mem = execute.open_own_memory()
         _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
         execute.set_affinity(proc.cpu_affinity_initial)
-        close_inherited({sock.fileno(), console_fd, trampoline_fd}, 3 + preserve_fds)
+        close_inherited({sock.fileno(), console_fd, trampoline_fd, mem}, 3 + preserve_fds)
         cgroup.join()  # the initial affinity lasts until here: joining a cpuset resets it
         # Our child is visible in the container the moment it exists (while the host's
         # /proc is still ours to use for this).
-        execute.forget_host_environment()
+        execute.forget_host_environment(mem)
         fds = []
         for ns_type, name in _NS_FILES:
             if _differs(init_pid, name):

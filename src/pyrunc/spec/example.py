@@ -53,8 +53,25 @@ def example(rootless: bool = False) -> dict[str, Any]:
     if is_v2_host():  # as runc: a cgroup namespace only on a pure cgroup v2 host
         spec["linux"]["namespaces"].append({"type": "cgroup"})
     if rootless:
-        spec["linux"]["namespaces"].append({"type": "user"})
-        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
-        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 1}]
-        del spec["linux"]["resources"]
+        _to_rootless(spec)
     return spec
+
+
+def _to_rootless(spec: dict[str, Any]) -> None:
+    """runc's `spec --rootless`: the caller's own ids mapped to root in a new user namespace,
+    the host's network namespace (an unprivileged user could not wire up another), /sys
+    bound from the host (sysfs cannot be mounted from a user namespace that does not own
+    the network namespace), no uid=/gid= mount options (the ids are not mapped) and no
+    resources (the user may have no cgroup of its own)."""
+    import os
+    linux = spec["linux"]
+    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "network"]
+    linux["namespaces"].append({"type": "user"})
+    linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
+    linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
+    del linux["resources"]
+    for m in spec["mounts"]:
+        if m["destination"] == "/sys":
+            m.update(type="none", source="/sys", options=["rbind", "nosuid", "noexec", "nodev", "ro"])
+        elif "options" in m:
+            m["options"] = [o for o in m["options"] if not o.startswith(("uid=", "gid="))]

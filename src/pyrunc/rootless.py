@@ -1,0 +1,115 @@
+"""Rootless mode: which one we are in, and where a non-root user's state lives.
+
+As runc: `--rootless auto` (the default) means rootless when the effective uid is not 0;
+`true` forces it (a root in a user namespace that owns nothing). A non-root caller keeps
+its state under $XDG_RUNTIME_DIR/pyrunc (private to the user, 0700) instead of /run/pyrunc,
+which it cannot write; root ignores $XDG_RUNTIME_DIR (/run/user/0 is not /run/pyrunc).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from pyrunc.errors import SystemError_, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from pyrunc.log import Logger
+    from pyrunc.spec.config import Config, Resources
+
+SYSTEM_ROOT = "/run/pyrunc"
+
+
+def default_root() -> str:
+    """The --root a caller gets without one."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if xdg and _honors_xdg():
+        return os.path.join(xdg, "pyrunc")
+    return SYSTEM_ROOT
+
+
+def _honors_xdg() -> bool:
+    if os.geteuid() != 0:
+        return True
+    # root: only a root inside a user namespace (another user's "root") whose $USER is not
+    # root, as runc decides; the host's root keeps /run/pyrunc.
+    return _in_user_ns() and os.environ.get("USER") != "root"
+
+
+def _in_user_ns() -> bool:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def is_rootless(flag: str) -> bool:
+    """The --rootless value as a mode: true, false, or auto (rootless when euid is not 0)."""
+    if flag == "true":
+        return True
+    if flag == "false":
+        return False
+    if flag == "auto":
+        return os.geteuid() != 0
+    raise UsageError(f"invalid --rootless value {flag!r}: use true, false or auto")
+
+
+def cgroup_or_none(cg: Any, cfg: Config, log: Logger) -> Any:
+    """The container's cgroup if this user may make and enter it (a delegated cgroup v2
+    subtree), else none -- as runc's rootless managers decide: without a cgroup the
+    container still runs, unlimited, unless the config names a cgroupsPath or asks for
+    limits, which are then refused rather than silently not applied."""
+    from pyrunc.cgroups.null import NullManager
+    from pyrunc.errors import PyruncError
+    try:
+        cg.create()
+        _check_enterable(cg)
+        return cg
+    except PyruncError as exc:
+        why = exc.msg
+        try:
+            cg.destroy(kill=False)
+        except PyruncError:
+            pass
+    if cfg.linux.cgroups_path:
+        raise SystemError_(f"rootless: cannot use linux.cgroupsPath {cfg.linux.cgroups_path}: "
+                           f"{why} (leave it out to run without a cgroup)", errno.EPERM)
+    if needs_controllers(cfg.linux.resources):
+        raise SystemError_(f"rootless: cannot apply linux.resources: {why} (a limit needs a "
+                           "delegated cgroup; leave the limits out to run without one)",
+                           errno.EPERM)
+    log.warning(f"rootless: running without a cgroup of its own ({why}): no limits, "
+                "no pause, ps and kill --all go by the pid namespace")
+    return NullManager()
+
+
+def _check_enterable(cg: Any) -> None:
+    """Made is not enough: the init must be able to write itself into cgroup.procs."""
+    import os
+    dirs = cg._dirs() if hasattr(cg, "_dirs") else [cg.dir]  # v1: one per hierarchy
+    for d in dirs:
+        procs = os.path.join(d, "cgroup.procs")
+        if not os.access(procs, os.W_OK):
+            raise SystemError_(f"cannot write {procs}", errno.EACCES)
+
+
+def needs_controllers(r: Resources | None) -> bool:
+    """Whether the resources ask for any limit (device rules aside: runc ignores those
+    rootless, an unprivileged user cannot load the eBPF program or write devices.allow)."""
+    if r is None:
+        return False
+    return any(v not in (None, ()) for k, v in r._asdict().items() if k != "devices")
+
+
+def set_resources(cg: Any, r: Resources) -> list[str]:
+    """The limits on a rootless container's (delegated) cgroup, device rules left out.
+
+    Written as an update: only what the config gives, with no device program (the fresh
+    cgroup's files hold the kernel's defaults, so that is the same as a create's write)."""
+    if not needs_controllers(r):
+        return []
+    return list(cg.set(r._replace(devices=None), update=True))
