@@ -296,11 +296,14 @@ def _blob(layout: dict[str, bytes], payload: bytes) -> str:
     return digest
 
 
-def build_image_archive(rootfs_tar: Path, dest: Path) -> dict[str, str]:
+def build_image_archive(rootfs_tar: Path, dest: Path, *, ref: str = IMAGE_REF,
+                        docker_ref: str = DOCKER_IMAGE_REF,
+                        entrypoint: Sequence[str] | None = None) -> dict[str, str]:
     """Write an OCI image-layout tar (oci-layout, index.json, blobs) with rootfs_tar as its one layer.
 
     It also carries a docker-save style manifest.json pointing at the same blobs, so one file serves
     `ctr images import` (reads the OCI index) and `docker load` (docker 20.10 reads only manifest.json).
+    `entrypoint` makes another image of the same layer (the CRI test's pause image).
     Returns the digests, for checks and debugging.
     """
     layer = rootfs_tar.read_bytes()
@@ -310,7 +313,8 @@ def build_image_archive(rootfs_tar: Path, dest: Path) -> dict[str, str]:
         "created": "2020-09-13T12:26:40Z",
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Env": [f"PATH={CONTAINER_PATH}"], "Cmd": ["sh"], "WorkingDir": "/"},
+        "config": {"Env": [f"PATH={CONTAINER_PATH}"], "WorkingDir": "/",
+                   **({"Entrypoint": list(entrypoint)} if entrypoint else {"Cmd": ["sh"]})},
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_digest}"]},
         "history": [{"created": "2020-09-13T12:26:40Z", "created_by": "pyrunc tests/clients: busybox-static"}],
     }
@@ -333,15 +337,15 @@ def build_image_archive(rootfs_tar: Path, dest: Path) -> dict[str, str]:
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": f"sha256:{manifest_digest}", "size": len(manifest_bytes),
             "platform": {"architecture": "amd64", "os": "linux"},
-            "annotations": {"io.containerd.image.name": IMAGE_REF,
-                            "org.opencontainers.image.ref.name": IMAGE_TAG},
+            "annotations": {"io.containerd.image.name": ref,
+                            "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[1]},
         }],
     }
     layout["oci-layout"] = json.dumps({"imageLayoutVersion": "1.0.0"}).encode()
     layout["index.json"] = json.dumps(index, sort_keys=True).encode()
     layout["manifest.json"] = json.dumps([{
         "Config": f"blobs/sha256/{config_digest}",
-        "RepoTags": [DOCKER_IMAGE_REF],
+        "RepoTags": [docker_ref],
         "Layers": [f"blobs/sha256/{layer_digest}"],
     }]).encode()
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tf:
@@ -532,10 +536,10 @@ def cleanup_cgroup_tree(name: str) -> list[str]:
     return remove_cgroup_tree(name)
 
 
-def session_trees(token: str) -> tuple[str, str, str]:
+def session_trees(token: str) -> tuple[str, ...]:
     """The cgroup trees a client session makes: the engines' parents, one per engine."""
     return (f"pyrunc-clients-{token}", f"pyrunc-clients-{token}-docker",
-            f"pyrunc-clients-{token}-podman")
+            f"pyrunc-clients-{token}-podman", f"pyrunc-clients-{token}-cri")
 
 
 def process_identity(pid: int | str = "self") -> str | None:
@@ -570,7 +574,7 @@ def reap_stale_sessions(token: str, tmp: Path = Path("/tmp")) -> list[str]:
         except OSError:
             continue
         tokens.update(m.group(1) for n in names
-                      if (m := re.fullmatch(r"pyrunc-clients-([0-9a-f]{6})(?:-docker|-podman)?", n)))
+                      if (m := re.fullmatch(r"pyrunc-clients-([0-9a-f]{6})(?:-docker|-podman|-cri)?", n)))
     tokens.update(m.group(1) for d in tmp.glob("prc-*-*")
                   if (m := re.fullmatch(r"prc-([0-9a-f]{6})-\w+", d.name)))
     cleaned = []
@@ -677,6 +681,41 @@ def start_daemon(name: str, argv: Sequence[str], log_path: Path, env: Mapping[st
     return Daemon(name, proc, log_path, log_file)
 
 
+def containerd_config(workdir: Path, sock: str, disabled: Sequence[str], plugins: str = "") -> str:
+    """A containerd config.toml with everything under workdir: root, state, sockets, opt dir.
+
+    `disabled` plugins come on top of the snapshotters that need what this machine lacks (btrfs, zfs,
+    devmapper, aufs) and the tracing exporter; `plugins` is more TOML for the [plugins] table.
+    Debug and metrics listeners are off.
+    """
+    off = [*disabled, "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+           "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+           "io.containerd.tracing.processor.v1.otlp"]
+    return f"""version = 2
+root = "{workdir}/root"
+state = "{workdir}/state"
+oom_score = 0
+disabled_plugins = {json.dumps(off)}
+
+[grpc]
+  address = "{sock}"
+
+[ttrpc]
+  address = "{sock}.ttrpc"
+
+[debug]
+  address = ""
+  level = "info"
+
+[metrics]
+  address = ""
+
+[plugins]
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "{workdir}/opt"
+{plugins}"""
+
+
 @dataclass
 class Containerd:
     """containerd with root, state, sockets, opt dir and the runtime root under workdir; CRI disabled.
@@ -711,31 +750,7 @@ class Containerd:
         w = self.workdir
         for d in (w, self.fifo_dir, self.runc_root):
             d.mkdir(parents=True, exist_ok=True)
-        config = f"""version = 2
-root = "{w}/root"
-state = "{w}/state"
-oom_score = 0
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-                    "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-                    "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp"]
-
-[grpc]
-  address = "{self.sock}"
-
-[ttrpc]
-  address = "{self.sock}.ttrpc"
-
-[debug]
-  address = ""
-  level = "info"
-
-[metrics]
-  address = ""
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = "{w}/opt"
-"""
+        config = containerd_config(w, self.sock, ["io.containerd.grpc.v1.cri"])
         (w / "config.toml").write_text(config)
         self.env = clean_env(w)
         self.daemon = start_daemon("containerd", self.ns.prefix() + ["containerd", "--config", str(w / "config.toml")],

@@ -11,7 +11,8 @@ set -eu
 # Rootless podman (test_rootless_podman.py): uidmap (newuidmap/newgidmap, setuid), and what
 # podman only recommends (a --no-install-recommends machine lacks it): fuse-overlayfs, slirp4netns;
 # crun proves the rootless flow beside runc. Same names on Debian 12 and 13.
-PACKAGES="containerd docker.io podman conmon runc crun uidmap fuse-overlayfs slirp4netns busybox-static util-linux bsdutils"
+# The CRI test's CNI plugin (tests/clients/cri/cni-plugin) uses ip(8) from iproute2.
+PACKAGES="containerd docker.io podman conmon runc crun uidmap fuse-overlayfs slirp4netns busybox-static util-linux bsdutils iproute2"
 APT="apt-get -o DPkg::Lock::Timeout=600"
 
 missing=""
