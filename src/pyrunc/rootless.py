@@ -113,3 +113,21 @@ def set_resources(cg: Any, r: Resources) -> list[str]:
     if not needs_controllers(r):
         return []
     return list(cg.set(r._replace(devices=None), update=True))
+
+
+def check_config(cfg: Config) -> None:
+    """What a rootless container cannot be, refused before anything is made."""
+    import resource
+
+    from pyrunc.errors import SpecError
+    if cfg.linux.namespace("user") is None:
+        raise SpecError("rootless containers need a user namespace: config.json has no "
+                        "\"user\" entry in linux.namespaces (`pyrunc spec --rootless` makes one)")
+    if cfg.process is None:
+        return
+    for rl in cfg.process.rlimits:
+        _soft, hard = resource.getrlimit(getattr(resource, rl.type))
+        if hard != resource.RLIM_INFINITY and rl.hard > hard:
+            raise SpecError(f"config.json: process.rlimits: {rl.type} hard {rl.hard} is above "
+                            f"this user's hard limit {hard}: an unprivileged runtime cannot "
+                            "raise it")

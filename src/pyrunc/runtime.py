@@ -312,6 +312,9 @@ class Runtime:
             lock.release()
 
     def _check_supported(self, cfg: Config, opts: CreateOptions) -> None:
+        if self.rootless:
+            from pyrunc import rootless
+            rootless.check_config(cfg)
         _check_host_netns(cfg)
         if cfg.linux.intel_rdt is not None:
             from pyrunc.linux import intelrdt
@@ -581,7 +584,7 @@ class Runtime:
 
     def pids(self, container_id: str) -> list[int]:
         c = self.container(container_id)
-        return c.cgroup().pids() if c.record.cgroup_path else []
+        return c.cgroup().pids() if c.record.cgroup_path else _pids_without_cgroup(c)
 
     # -- pause / resume ------------------------------------------------------------------------
 
@@ -616,6 +619,12 @@ class Runtime:
             # given the same cgroupsPath, once it was empty), never to be signalled.
             if c.record.cgroup_path and not (status == Status.STOPPED and c.record.new_pid_ns):
                 self._signal_all(c.cgroup(), sig, status)
+            elif not c.record.cgroup_path:
+                for pid in _pids_without_cgroup(c):  # rootless without a cgroup
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
             return
         if status in (Status.STOPPED, Status.CREATING):
             raise NotRunningError("container not running")
@@ -790,6 +799,14 @@ class Runtime:
         finally:
             watcher.close()
     # -- end cgroups -------------------------------------------------------------------------
+
+
+def _pids_without_cgroup(c: Container) -> list[int]:
+    """A container without a cgroup (rootless, none delegated): the processes of its own
+    pid namespace, found in /proc; sharing another's, only its init."""
+    if not c.alive():
+        return []
+    return procfs.pid_ns_members(c.pid) if c.record.new_pid_ns else [c.pid]
 
 
 def _unread(fifo_fd: int) -> int:

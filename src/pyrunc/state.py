@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 
 from pyrunc import jsonio
 from pyrunc.errors import ExistsError, NotExistError, SystemError_, UsageError
@@ -214,7 +215,16 @@ class StateStore:
         return Record(**raw)
 
     def exists(self, container_id: str) -> bool:
-        return os.path.isdir(self.dir(container_id))
+        """Whether the container's directory is there; one we may not look at (another
+        user's rootless root, 0700) is an error, not "no such container"."""
+        path = self.dir(container_id)
+        try:
+            return stat.S_ISDIR(os.stat(path).st_mode)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot access the state of {container_id} "
+                                            f"in {self.root}", exc) from None
 
     def remove(self, container_id: str) -> None:
         """Remove the state directory. It is flat (state.json, exec.fifo, temp files), so no

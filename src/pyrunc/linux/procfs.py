@@ -73,3 +73,24 @@ def write_sysctl(proc_root: int, key: str, value: str) -> None:
         os.write(fd, value.encode())
     finally:
         os.close(fd)
+
+
+def pid_ns_members(pid: int) -> list[int]:
+    """Host pids of the processes in `pid`'s pid namespace that we may look at: what a
+    container without a cgroup (rootless) holds, when the namespace is its own."""
+    try:
+        st = os.stat(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return []
+    ns = (st.st_dev, st.st_ino)
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            other = os.stat(f"/proc/{entry}/ns/pid")
+        except OSError:  # gone, or another user's
+            continue
+        if (other.st_dev, other.st_ino) == ns:
+            found.append(int(entry))
+    return sorted(found)
