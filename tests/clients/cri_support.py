@@ -94,6 +94,24 @@ def _fstype(path: Path) -> str:
     return fstype
 
 
+class BusNamespace(MountNamespace):
+    """The clients' namespace (a fresh /run tmpfs, /etc and /var overlays) that still shows the
+    host's /run/dbus and /run/systemd: the runtime's systemd cgroup driver needs the system bus.
+    Each is opened before /run is covered and bound back from the open descriptor (mount must not
+    canonicalize /proc/self/fd/N: its target name now resolves into the new tmpfs)."""
+
+    KEEP = ("/run/dbus", "/run/systemd")
+
+    def setup_lines(self) -> list[str]:
+        keep = [d for d in self.KEEP if os.path.isdir(d)]
+        fds = range(7, 7 + len(keep))
+        lines = [f"exec {fd}<{d}" for fd, d in zip(fds, keep)]
+        lines += super().setup_lines()
+        for fd, d in zip(fds, keep):
+            lines += [f"mkdir -p {d}", f"mount --no-canonicalize --bind /proc/self/fd/{fd} {d}", f"exec {fd}<&-"]
+        return lines
+
+
 @dataclass
 class CriContainerd:
     """containerd with CRI enabled: root, state, sockets, CNI config and the runtime root under workdir.
@@ -170,7 +188,7 @@ class CriContainerd:
         self.env = clean_env(w)
         self.daemon = start_daemon("containerd-cri", self.ns.prefix() + ["containerd", "--config", str(w / "config.toml")],
                                    w / "containerd.log", self.env)
-        client = CriClient(self.sock, timeout)
+        client = CriClient(self.sock, timeout)  # RunPodSandbox: CNI, create and start
 
         def up() -> bool:
             assert self.daemon is not None
