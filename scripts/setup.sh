@@ -29,8 +29,10 @@ apt_install() {
 }
 
 die() { echo "setup.sh: $*" >&2; exit 1; }
-# Build: gcc and headers for the C core (cffi) and python-prctl (libcap). Run: busybox for demos.
-apt_install gcc libc6-dev libcap-dev libseccomp-dev busybox-static iproute2 procps util-linux
+# Build: gcc and headers for the C core (cffi) and python-prctl (libcap). Run: busybox for demos;
+# uidmap (newuidmap/newgidmap, Debian 12 and 13 alike) for rootless containers mapping more
+# than the user's own id.
+apt_install gcc libc6-dev libcap-dev libseccomp-dev busybox-static iproute2 procps util-linux uidmap
 if ((want_test)); then
     # The other runtimes, to compare against (bench) and to prove the tests against.
     apt_install runc crun hyperfine time

@@ -326,6 +326,40 @@ def test_sys_devices_and_proc(rl: RL) -> None:
     assert "written" in out and "3" in out and "sys" in out, out
 
 
+def _with_sysfs(rl: RL, b: Path, netns: bool) -> None:
+    cfg = rl.config(b)
+    for m in cfg["mounts"]:
+        if m["destination"] == "/sys":
+            m.update(type="sysfs", source="sysfs", options=["nosuid", "noexec", "nodev", "ro"])
+    if netns:
+        cfg["linux"]["namespaces"].append({"type": "network"})
+    rl.write(b, cfg)
+
+
+@pytest.mark.runc_bug("runc 1.1.5 fails the sysfs mount with EPERM instead of binding /sys")
+def test_sysfs_in_the_hosts_netns_is_the_hosts_bound(rl: RL) -> None:
+    """A plain sysfs mount (runc spec's, not --rootless's) in the host's network namespace:
+    the kernel refuses a new sysfs to a user namespace that does not own the netns; the
+    host's /sys is bound instead, read-only as asked."""
+    b = rl.bundle(["sh", "-c", "ls /sys/class/net; grep ' / /sys ' /proc/self/mountinfo"])
+    _with_sysfs(rl, b, netns=False)
+    res = rl.rt("run", "--bundle", str(b), rl.new_id())
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    mount = [ln for ln in lines if " /sys " in ln]
+    names = [w for ln in lines if " /sys " not in ln for w in ln.split()]
+    assert sorted(names) == sorted(os.listdir("/sys/class/net"))  # the host's devices
+    assert len(mount) == 1 and " ro," in mount[0], mount
+
+
+def test_sysfs_with_its_own_netns_is_fresh(rl: RL) -> None:
+    b = rl.bundle(["ls", "/sys/class/net"])
+    _with_sysfs(rl, b, netns=True)
+    res = rl.rt("run", "--bundle", str(b), rl.new_id())
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["lo"]
+
+
 @pytest.mark.runc_bug("runc 1.1.5 remounts a bind of a nosuid,nodev,noexec mount without "
                       "them: EPERM, the container does not start")
 def test_locked_mount_flags_are_kept(rl: RL) -> None:

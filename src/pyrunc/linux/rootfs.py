@@ -400,7 +400,16 @@ def mount_entry(rootfd: int, m: Mount, cgroupns: bool = True) -> None:
                 finally:
                     os.close(top)
         else:
-            _mount_other(rootfd, m)
+            try:
+                _mount_other(rootfd, m)
+            except PermissionError:
+                if m.type != "sysfs":
+                    raise
+                # A user namespace may mount sysfs only with a network namespace of its own
+                # (rootless, or userns without netns): bind the host's /sys, with its
+                # submounts, under the same flags, as `spec --rootless` asks outright.
+                _mount_bind(rootfd, m._replace(source="/sys", data="",
+                                               flags=m.flags | sc.MS_BIND | sc.MS_REC))
     except SystemError_:
         raise
     except OSError as exc:
