@@ -36,10 +36,10 @@ def _honors_xdg() -> bool:
         return True
     # root: only a root inside a user namespace (another user's "root") whose $USER is not
     # root, as runc decides; the host's root keeps /run/pyrunc.
-    return _in_user_ns() and os.environ.get("USER") != "root"
+    return in_user_ns() and os.environ.get("USER") != "root"
 
 
-def _in_user_ns() -> bool:
+def in_user_ns() -> bool:
     try:
         with open("/proc/self/uid_map") as f:
             return f.read().split() != ["0", "0", "4294967295"]
@@ -47,14 +47,16 @@ def _in_user_ns() -> bool:
         return False
 
 
-def is_rootless(flag: str) -> bool:
-    """The --rootless value as a mode: true, false, or auto (rootless when euid is not 0)."""
+def is_rootless(flag: str, systemd_cgroup: bool = False) -> bool:
+    """The --rootless value as a mode: true, false, or auto -- rootless when the euid is
+    not 0, or when it is 0 in a user namespace (rootless podman's), where the host's
+    cgroups are not ours either (as runc; with the systemd driver, the manager decides)."""
     if flag == "true":
         return True
     if flag == "false":
         return False
     if flag == "auto":
-        return os.geteuid() != 0
+        return os.geteuid() != 0 or (not systemd_cgroup and in_user_ns())
     raise UsageError(f"invalid --rootless value {flag!r}: use true, false or auto")
 
 
@@ -116,13 +118,18 @@ def set_resources(cg: Any, r: Resources) -> list[str]:
 
 
 def check_config(cfg: Config) -> None:
-    """What a rootless container cannot be, refused before anything is made."""
+    """What a rootless container cannot be, refused before anything is made. (Root of a
+    user namespace -- rootless podman's -- may share it: it has the caps there.)"""
     import resource
 
     from pyrunc.errors import SpecError
-    if cfg.linux.namespace("user") is None:
+    if os.geteuid() != 0 and cfg.linux.namespace("user") is None:
         raise SpecError("rootless containers need a user namespace: config.json has no "
                         "\"user\" entry in linux.namespaces (`pyrunc spec --rootless` makes one)")
+    for i, m in enumerate(cfg.mounts):
+        if m.idmap:
+            raise SpecError(f"config.json: mounts[{i}]: rootless: idmapped mounts are not "
+                            "supported (marking a mount idmapped needs root on the host)")
     if cfg.process is None:
         return
     for rl in cfg.process.rlimits:

@@ -518,6 +518,18 @@ def test_config_without_a_user_namespace_is_refused(rl: RL) -> None:
     assert not (rl.root / cid).exists()
 
 
+@pytest.mark.pyrunc_only
+def test_idmapped_mount_is_refused(rl: RL) -> None:
+    b = rl.bundle(["true"])
+    cfg = rl.config(b)
+    cfg["mounts"].append({"destination": "/mnt", "type": "bind", "source": str(rl.tmp),
+                          "options": ["rbind", "idmap"]})
+    rl.write(b, cfg)
+    cid = rl.new_id()
+    assert "idmapped" in _one_line_error(rl.rt("run", "--bundle", str(b), cid))
+    assert not (rl.root / cid).exists()
+
+
 def test_rlimit_above_the_users_hard_limit_is_refused(rl: RL) -> None:
     import resource
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]

@@ -35,7 +35,8 @@ class Ctx:
     def runtime(self) -> Any:
         from pyrunc.runtime import Runtime
         from pyrunc.rootless import is_rootless
-        return Runtime(self.root, self.log, self.systemd_cgroup, is_rootless(self.rootless))
+        return Runtime(self.root, self.log, self.systemd_cgroup,
+                       is_rootless(self.rootless, self.systemd_cgroup))
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -66,8 +67,8 @@ class Group(click.Group):
 @click.option("--debug", is_flag=True, help="log debug lines too")
 @click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver (a transient unit over D-Bus; cgroup v2)")
 @click.option("--rootless", default="auto", type=click.Choice(["true", "false", "auto"]),
-              help="rootless mode: auto (the default) is rootless when not run as root; true "
-              "forces it (cgroup failures become warnings)")
+              help="rootless mode: auto (the default) is rootless when the effective uid is "
+              "not 0; true forces it (then a cgroup that cannot be made is done without)")
 @click.option("--criu", default="criu", hidden=True)
 @click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="print the version")

@@ -16,7 +16,7 @@ from pyrunc.records import NamedTuple
 
 import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
 
-from pyrunc import unixsock
+from pyrunc import rootless, unixsock
 from pyrunc.errors import PyruncError, SystemError_
 from pyrunc.linux import keyring, namespaces, network, procfs, rootfs, terminal
 from pyrunc.linux import syscalls as sc
@@ -235,7 +235,8 @@ def _prepare_fs(sock: Socket, cfg: Config, opts: InitOptions, proc: Process,
     netns = linux.namespace("network")
     if netns is not None and netns.path is None:
         network.loopback_up()
-    in_userns = linux.namespace("user") is not None
+    # In a user namespace, new or the runtime's own (rootless podman's): no mknod there.
+    in_userns = linux.namespace("user") is not None or rootless.in_user_ns()
     pending = [defers_cgroup_join(cfg)]
 
     def cgroup_joined() -> None:
