@@ -38,6 +38,17 @@ from clients_support import (
 from rootless_user import RootlessUser, create_user, reap_stale_users, remove_user
 
 IMAGE = "localhost/pyrunc-busybox:latest"
+#: pyrunc's rootless mode (issue 19) is being built: until it lands, these fail on pyrunc
+#: ('cannot create root directory /run/pyrunc'), so they are strict xfails there (an XPASS fails,
+#: saying the mark can go). runc and crun must pass them as they are.
+PYRUNC_ROOTLESS_PENDING = True
+
+
+@pytest.fixture(autouse=True)
+def _pending_on_pyrunc(request: pytest.FixtureRequest, runtime: Runtime) -> None:
+    if runtime.flavor == "pyrunc" and PYRUNC_ROOTLESS_PENDING:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="pyrunc rootless (issue 19) not landed yet"))
 
 
 def _hybrid_cgroups() -> bool:
@@ -84,8 +95,10 @@ events_logger = "file"
 conmon_path = ["/usr/bin/conmon"]
 runtime_supports_json = {json.dumps(names)}
 """)
+        # graphroot is root's: a rootless podman takes rootless_storage_path (else its default)
         (conf / "storage.conf").write_text(
-            f'[storage]\ndriver = "overlay"\ngraphroot = "{self.graphroot}"\nrunroot = "{self.runroot}"\n')
+            f'[storage]\ndriver = "overlay"\nrunroot = "{self.runroot}"\n'
+            f'rootless_storage_path = "{self.graphroot}"\n')
         (conf / "registries.conf").write_text("unqualified-search-registries = []\n")
         for path in (conf, self.tmp, *conf.iterdir()):
             os.chown(path, user.uid, user.gid)
@@ -229,7 +242,10 @@ def test_rootless_podman_run_exec_stop_rm(rootless: RootlessPodman, name: str) -
     assert set(_status_ids(child, "Uid")) == {user.subuid + 1233}
     assert set(_status_ids(child, "Gid")) == {user.subgid + 1234}
     storage = _storage_mounts(pm, [p for p in (pm.pause_pid(),) if p])
-    assert any(m.endswith("/merged") for m in storage), f"no overlay rootfs among {storage}"
+    assert any(m.startswith(f"{pm.graphroot}/overlay/") and m.endswith("/merged") for m in storage), \
+        f"no overlay rootfs in {pm.graphroot} among {storage}"
+    driver = pm("info", "--format", "{{.Store.GraphDriverName}} {{.Store.GraphRoot}}").stdout.split()
+    assert driver == ["overlay", str(pm.graphroot)], driver
 
     # stop: SIGTERM reaches the trapping init (exit 7) long before the grace period ends.
     t0 = time.monotonic()
