@@ -22,6 +22,10 @@ MARKERS: dict[str, str] = {
         "errors); deselect with -m 'not pyrunc_only' when testing another runtime"
     ),
     "integration": "drives the runtime binary as root against the real kernel",
+    "delegated_cgroup": (
+        "a rootless container in a user's delegated cgroup v2 (systemd's user@UID.service); "
+        "skips unless systemd is PID 1 on a pure v2 host (tests/vm/run-systemd-host.sh)"
+    ),
 }
 
 

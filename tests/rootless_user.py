@@ -116,6 +116,29 @@ class RootlessUser:
         """Host processes running as the user or one of its subordinate uids."""
         return _pids_of(self.host_ids())
 
+    def kill_all(self) -> list[int]:
+        """SIGKILL every process of the user's ids, by pid, until none is left (the user
+        stays). Returns the pids that were running."""
+        killed: set[int] = set()
+        pids: list[int] = []
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        for pid in pids:  # zombies of ours (a Popen the test did not wait for)
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+        return sorted(killed)
+
     def remove(self) -> None:
         _remove(self.name, self.runtime_dir)
 
@@ -146,21 +169,7 @@ def _remove(name: str, runtime_dir: Path) -> None:
     except (KeyError, RuntimeError):
         user = None
     if user is not None:
-        for _ in range(50):
-            pids = user.pids()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
-        for pid in pids:  # zombies of ours (a Popen the test did not wait for)
-            try:
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
+        user.kill_all()
     subprocess.run(["userdel", "--remove", name], capture_output=True)
     if user is not None:
         shutil.rmtree(user.home, ignore_errors=True)

@@ -19,8 +19,10 @@ from typing import Any, Generator, Iterator
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests/: rootless_user
 
 from clients_adapters import CtrEngine, DockerEngine, Engine, PodmanEngine  # noqa: E402
+from rootless_user import rootless_user  # noqa: E402,F401  (the shared test user)
 from clients_support import (  # noqa: E402
     CommandTimeout,
     DOCKER_CLI,
@@ -132,8 +134,10 @@ def mount_ns(clients_workdir: Path, clients_token: str) -> Iterator[MountNamespa
     try:
         yield ns
     finally:
-        # podman 4.3 always writes its blob-info cache there; anything else is news worth a warning.
-        stray = [p for p in ns.stray_writes() if not p.startswith("/var/lib/containers/cache/")]
+        # podman 4.3 always writes its blob-info cache there, and containerd's CRI (go-cni) its CNI
+        # results cache in /var/lib/cni, whatever their configs say; anything else is news worth a warning.
+        stray = [p for p in ns.stray_writes()
+                 if not p.startswith(("/var/lib/containers/cache/", "/var/lib/cni/"))]
         if stray:
             warnings.warn(f"engines wrote outside their configured dirs (caught by the namespace's "
                           f"overlays, the host is untouched): {stray}")

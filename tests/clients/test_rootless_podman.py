@@ -6,8 +6,8 @@ partial id map, no cgroup write access on cgroup v1 and its state under $XDG_RUN
 Checked: hostname, ids and uid_map inside; from the host the init owned by the user's uid and an
 exec'd process by the matching subordinate uid; exec output and exit status; stop delivers SIGTERM;
 after rm nothing of the container is left (no process of the user but podman's pause process, no
-storage mount, no file named after the container). The user and everything of theirs is removed
-afterwards, also on failure.
+storage mount, no file named after the container). The user is the session's shared test user
+(tests/rootless_user.py); podman's processes and files go after the module, also on failure.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -35,20 +36,9 @@ from clients_support import (
     unique_name,
     wait_for,
 )
-from rootless_user import RootlessUser, create_user, reap_stale_users, remove_user
+from rootless_user import RootlessUser
 
 IMAGE = "localhost/pyrunc-busybox:latest"
-#: pyrunc's rootless mode (issue 19) is being built: until it lands, these fail on pyrunc
-#: ('cannot create root directory /run/pyrunc'), so they are strict xfails there (an XPASS fails,
-#: saying the mark can go). runc and crun must pass them as they are.
-PYRUNC_ROOTLESS_PENDING = True
-
-
-@pytest.fixture(autouse=True)
-def _pending_on_pyrunc(request: pytest.FixtureRequest, runtime: Runtime) -> None:
-    if runtime.flavor == "pyrunc" and PYRUNC_ROOTLESS_PENDING:
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="pyrunc rootless (issue 19) not landed yet"))
 
 
 def _hybrid_cgroups() -> bool:
@@ -74,15 +64,17 @@ class UserNamespace(MountNamespace):
 
 
 class RootlessPodman:
-    """podman run as the user (runuser, a clean environment), configured only by files in its home."""
+    """podman run as the user (setpriv, a clean environment), configured only by files in a dir
+    of its own in the user's home."""
 
     def __init__(self, user: RootlessUser, ns: MountNamespace, runtime: str) -> None:
         self.user, self.ns, self.runtime = user, ns, runtime
-        conf = user.home / "conf"
-        self.graphroot = user.home / "storage"
+        self.top = user.home / f"podman-{uuid.uuid4().hex[:8]}"
+        conf = self.top / "conf"
+        self.graphroot = self.top / "storage"
         self.runroot = user.runtime_dir / "containers"
-        self.tmp = user.home / "tmp"
-        for d in (conf, self.tmp):
+        self.tmp = self.top / "tmp"
+        for d in (self.top, conf, self.tmp):
             d.mkdir()
         names = sorted({"crun", "runc", "pyrunc", os.path.basename(runtime)})
         (conf / "containers.conf").write_text(f"""[containers]
@@ -100,21 +92,31 @@ runtime_supports_json = {json.dumps(names)}
             f'[storage]\ndriver = "overlay"\nrunroot = "{self.runroot}"\n'
             f'rootless_storage_path = "{self.graphroot}"\n')
         (conf / "registries.conf").write_text("unqualified-search-registries = []\n")
-        for path in (conf, self.tmp, *conf.iterdir()):
-            os.chown(path, user.uid, user.gid)
-        self.env = {"PATH": HOST_PATH, "HOME": str(user.home), "USER": user.name, "LANG": "C.UTF-8",
-                    "XDG_RUNTIME_DIR": str(user.runtime_dir), "TMPDIR": str(self.tmp),
-                    "CONTAINERS_CONF": str(conf / "containers.conf"),
-                    "CONTAINERS_STORAGE_CONF": str(conf / "storage.conf"),
-                    "CONTAINERS_REGISTRIES_CONF": str(conf / "registries.conf")}
+        user.chown(self.top)
+        self.env = user.env({"TMPDIR": str(self.tmp),
+                             "CONTAINERS_CONF": str(conf / "containers.conf"),
+                             "CONTAINERS_STORAGE_CONF": str(conf / "storage.conf"),
+                             "CONTAINERS_REGISTRIES_CONF": str(conf / "registries.conf")})
 
     def argv(self, *args: str) -> list[str]:
         env = [f"{k}={v}" for k, v in self.env.items()]
-        return [*self.ns.prefix(), "runuser", "-u", self.user.name, "--", "env", "-i", *env,
-                "podman", "--runtime", self.runtime, *args]
+        return [*self.ns.prefix(), *self.user.argv(["env", "-i", *env, "podman", "--runtime", self.runtime,
+                                                    *args])]
 
     def __call__(self, *args: str, timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
         return run(self.argv(*args), timeout=timeout, check=check, env={"PATH": HOST_PATH})
+
+    def remove(self) -> list[int]:
+        """Kill the user's processes (podman's pause process, anything left), remove podman's
+        files (the storage holds subordinate-uid files: root removes them) and its /dev/shm lock.
+        Returns the pids killed other than the pause process."""
+        pause = self.pause_pid()
+        left = [p for p in self.user.kill_all() if p != pause]
+        for d in (self.top, self.runroot, self.user.runtime_dir / "libpod",
+                  *(self.user.runtime_dir / n for n in ("crun", "runc", "pyrunc", "netns"))):
+            shutil.rmtree(d, ignore_errors=True)
+        Path(f"/dev/shm/libpod_rootless_lock_{self.user.uid}").unlink(missing_ok=True)
+        return left
 
     def pause_pid(self) -> int | None:
         """podman's pause process: it holds the user's namespaces between podman calls."""
@@ -125,19 +127,19 @@ runtime_supports_json = {json.dumps(names)}
 
 
 @pytest.fixture(scope="module")
-def rootless(runtime: Runtime) -> Iterator[RootlessPodman]:
-    missing = [t for t in ("podman", "conmon", "newuidmap", "newgidmap", "runuser", "useradd")
+def rootless(runtime: Runtime, rootless_user: RootlessUser) -> Iterator[RootlessPodman]:
+    """podman set up for the shared test user; afterwards its pause process and every file
+    podman made go (the user itself is the session's)."""
+    missing = [t for t in ("podman", "conmon", "newuidmap", "newgidmap")
                if shutil.which(t, path=HOST_PATH) is None]
     if missing:
         pytest.skip(f"missing {', '.join(missing)}: run tests/clients/setup.sh")
     if Path("/proc/sys/kernel/unprivileged_userns_clone").exists() and \
             Path("/proc/sys/kernel/unprivileged_userns_clone").read_text().strip() == "0":
         pytest.skip("unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone=0)")
-    stale = reap_stale_users()
-    if stale:
-        warnings.warn(f"removed test users left by a killed session: {stale}")
-    user = create_user(Path("/dev/shm"))
+    user = rootless_user
     ns = UserNamespace(cover_unified=os.path.basename(runtime.real_path) == "crun" and _hybrid_cgroups())
+    pm: RootlessPodman | None = None
     try:
         ns.start()
         pm = RootlessPodman(user, ns, runtime.real_path)
@@ -151,9 +153,9 @@ def rootless(runtime: Runtime) -> Iterator[RootlessPodman]:
         pm("rm", "-af", "-t", "0", check=False, timeout=120)
     finally:
         ns.stop()
-        problems = remove_user(user)
-        if problems:
-            warnings.warn(f"rootless test user {user.name}: {problems}")
+        left = pm.remove() if pm is not None else []
+        if left:
+            warnings.warn(f"killed processes of {user.name} left by podman: {left}")
 
 
 def _status_ids(pid: int, key: str) -> list[int]:
@@ -227,8 +229,8 @@ def test_rootless_podman_run_exec_stop_rm(rootless: RootlessPodman, name: str) -
     hostname, uid, gid, maps = res.stdout.split("\n", 3)
     uid_map, gid_map = maps.split("--\n")
     assert (hostname, uid, gid) == ("rlbox", "0", "0"), res.describe()
-    assert _map(uid_map) == [(0, user.uid, 1), (1, user.subuid, user.count)], res.describe()
-    assert _map(gid_map) == [(0, user.gid, 1), (1, user.subgid, user.count)], res.describe()
+    assert _map(uid_map) == [(0, user.uid, 1), (1, *user.subuid)], res.describe()
+    assert _map(gid_map) == [(0, user.gid, 1), (1, *user.subgid)], res.describe()
     assert res.stderr.strip().endswith("err"), res.describe()
     res = pm("exec", name, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 4", check=False)
     assert res.returncode == 4 and res.stdout.strip() == f"sh -c {init_sh}", res.describe()
@@ -239,8 +241,8 @@ def test_rootless_podman_run_exec_stop_rm(rootless: RootlessPodman, name: str) -
     assert os.readlink(f"/proc/{init}/ns/user") != os.readlink("/proc/self/ns/user")
     pm("exec", "-d", "-u", "1234:1235", name, "sleep", "999")
     (child,) = wait_for(lambda: _in_pid_ns(init, "sleep", "999"), 10, "the exec'd sleep 999")
-    assert set(_status_ids(child, "Uid")) == {user.subuid + 1233}
-    assert set(_status_ids(child, "Gid")) == {user.subgid + 1234}
+    assert set(_status_ids(child, "Uid")) == {user.subuid[0] + 1233}
+    assert set(_status_ids(child, "Gid")) == {user.subgid[0] + 1234}
     storage = _storage_mounts(pm, [p for p in (pm.pause_pid(),) if p])
     assert any(m.startswith(f"{pm.graphroot}/overlay/") and m.endswith("/merged") for m in storage), \
         f"no overlay rootfs in {pm.graphroot} among {storage}"
@@ -259,11 +261,11 @@ def test_rootless_podman_run_exec_stop_rm(rootless: RootlessPodman, name: str) -
     pm("rm", name)
     assert pm("ps", "-aq").stdout.strip() == ""
     pause = pm.pause_pid()
-    others = lambda: [p for p in user.processes() if p != pause]  # noqa: E731
+    others = lambda: [p for p in user.pids() if p != pause]  # noqa: E731
     left = wait_for(lambda: not others(), 10, "the user's processes other than podman's pause to end",)
     assert left, [Path(f"/proc/{p}/cmdline").read_bytes() for p in others()]
     assert _storage_mounts(pm, [p for p in (pause, os.getpid(), pm.ns.pid) if p]) == []
-    assert _named_after(cid, user.home, user.runtime_dir) == []
+    assert _named_after(cid, pm.top, user.runtime_dir) == []
     print(f"\nrootless podman flow with {os.path.basename(pm.runtime)}: {time.monotonic() - start:.1f} s")
 
 
