@@ -25,6 +25,7 @@ import subprocess
 import tarfile
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Callable, Mapping, Sequence, TypeVar
@@ -534,6 +535,22 @@ def cleanup_cgroup_tree(name: str) -> list[str]:
     if procs_in_cgroup_tree(name):
         time.sleep(0.5)
     return remove_cgroup_tree(name)
+
+
+def close_namespace(ns: MountNamespace, trees: Sequence[str], expected_writes: Sequence[str] = ()) -> None:
+    """Teardown backstop of a namespace the engines ran in: warn about writes outside their dirs
+    (but the `expected_writes` prefixes), kill what is left inside by pid, empty and remove `trees`."""
+    stray = [p for p in ns.stray_writes() if not p.startswith(tuple(expected_writes))]
+    if stray:
+        warnings.warn(f"engines wrote outside their configured dirs (caught by the namespace's "
+                      f"overlays, the host is untouched): {stray}")
+    leftovers = ns.stop()
+    if leftovers:
+        warnings.warn(f"killed processes left in the test mount namespace: {leftovers}")
+    for tree in trees:
+        left = cleanup_cgroup_tree(tree)
+        if left:
+            warnings.warn(f"could not remove cgroups: {left}")
 
 
 def session_trees(token: str) -> tuple[str, ...]:

@@ -36,7 +36,7 @@ from clients_support import (  # noqa: E402
     Runtime,
     build_image_archive,
     build_rootfs_tar,
-    cleanup_cgroup_tree,
+    close_namespace,
     detect_runtime,
     process_identity,
     reap_stale_sessions,
@@ -134,20 +134,8 @@ def mount_ns(clients_workdir: Path, clients_token: str) -> Iterator[MountNamespa
     try:
         yield ns
     finally:
-        # podman 4.3 always writes its blob-info cache there, and containerd's CRI (go-cni) its CNI
-        # results cache in /var/lib/cni, whatever their configs say; anything else is news worth a warning.
-        stray = [p for p in ns.stray_writes()
-                 if not p.startswith(("/var/lib/containers/cache/", "/var/lib/cni/"))]
-        if stray:
-            warnings.warn(f"engines wrote outside their configured dirs (caught by the namespace's "
-                          f"overlays, the host is untouched): {stray}")
-        leftovers = ns.stop()
-        if leftovers:
-            warnings.warn(f"killed processes left in the test mount namespace: {leftovers}")
-        for tree in session_trees(clients_token):
-            left = cleanup_cgroup_tree(tree)
-            if left:
-                warnings.warn(f"could not remove cgroups: {left}")
+        # podman 4.3 always writes its blob-info cache there; anything else is news worth a warning.
+        close_namespace(ns, session_trees(clients_token), ["/var/lib/containers/cache/"])
 
 
 @pytest.fixture(scope="session")

@@ -44,7 +44,7 @@ def load_api() -> tuple[Any, Any]:
     except ImportError as exc:
         raise ImportError(f"grpcio is not installed ({exc}): run scripts/setup.sh --test") from exc
     try:
-        return grpc.protos_and_services(PROTO)  # type: ignore[attr-defined,no-any-return]
+        return grpc.protos_and_services(PROTO)  # type: ignore[no-any-return]
     except (ImportError, NotImplementedError) as exc:
         raise ImportError(f"grpcio-tools is not installed ({exc}): run scripts/setup.sh --test") from exc
 
