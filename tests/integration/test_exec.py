@@ -199,6 +199,26 @@ def test_exec_process_json_without_capabilities_has_none(sandbox: Sandbox, rt: R
     assert masks == dict.fromkeys(("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"), 0), masks
 
 
+def test_exec_cpu_affinity_in_the_spec_syntax(sandbox: Sandbox, rt: Runtime) -> None:
+    """execCPUAffinity (exec only: the spec says it is not for the init) takes the spec's
+    pattern: spaces and empty items, which runc trims and skips, were refused. The exec'd
+    process runs on CPU 0 only, while the container's init keeps every CPU."""
+    cid, pid = _running(sandbox, rt)
+    pj = sandbox.tmp / "process.json"
+    pj.write_text(json.dumps({"args": ["grep", "Cpus_allowed_list", "/proc/self/status"],
+                              "cwd": "/", "env": [PATH_ENV], "user": {"uid": 0, "gid": 0},
+                              "execCPUAffinity": {"initial": " 0 ,", "final": "0 , ,0-0"}}))
+    res = rt.run_cmd("exec", "--process", str(pj), cid)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["Cpus_allowed_list:", "0"]
+
+    def allowed(status: str) -> list[str]:
+        with open(status) as f:
+            return [line.split()[1] for line in f if line.startswith("Cpus_allowed_list")]
+
+    assert allowed(f"/proc/{pid}/status") == allowed("/proc/self/status")
+
+
 def test_exec_env_past_execve_limit_refused(sandbox: Sandbox, rt: Runtime) -> None:
     """--env adds to the container's env after config.json's execve check: 1.2 MB there
     plus 1.2 MB of --env is past what execve takes (2 MiB here), and was an internal error

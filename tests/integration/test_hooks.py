@@ -144,6 +144,18 @@ def test_hook_timeout(sandbox: Sandbox) -> None:
     assert not sandbox.leaks()
 
 
+@pytest.mark.parametrize("timeout", [2**31, 2**63 - 1])
+def test_hook_timeout_beyond_int32_runs_the_hook(sandbox: Sandbox, timeout: int) -> None:
+    """A timeout is any positive integer in the spec (runc: a Go int); pyrunc refused more
+    than 2**31-1 s and now waits up to that (68 years): the hook runs and the container too."""
+    log = sandbox.host_dir("hooks") / "log"
+    b = sandbox.bundle(["true"], hooks={"createRuntime": [{**_hook(log, "cr"), "timeout": timeout}]})
+    res = sandbox.rt.run(b)
+    assert res.returncode == 0, res.stderr
+    assert [n for n, _ in _entries(log)] == ["cr"]
+    assert not sandbox.leaks()
+
+
 def _children_of(pid: int) -> list[int]:
     """Live child pids of `pid`, from /proc (zombies left out)."""
     out = []

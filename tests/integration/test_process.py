@@ -141,15 +141,27 @@ def test_non_root_user_cannot_write_root_owned(sandbox: Sandbox) -> None:
     assert "Permission denied" in res.stderr
 
 
-@pytest.mark.parametrize("umask,expect_file", [(0o027, "640"), (0o077, "600"), (0, "666")])
+@pytest.mark.parametrize("umask,expect_file", [(0o027, "640"), (0o077, "600"), (0, "666"),
+                                               (4294967295, "0"), (0o10022, "644")])
 def test_umask(sandbox: Sandbox, umask: int, expect_file: str) -> None:
-    """user.umask is applied to the process (and so to files it creates)."""
+    """user.umask is applied to the process (and so to files it creates). It is a uint32 in
+    the spec; like umask(2) under runc, only its 0777 bits count (4294967295 was refused)."""
     out = sandbox.sh_ok(
         "umask; touch /tmp/f; stat -c %a /tmp/f",
         process={"user": {"uid": 0, "gid": 0, "umask": umask}},
         root={"path": "rootfs", "readonly": False},
     )
-    assert out.split() == [f"{umask:04o}", expect_file]
+    assert out.split() == [f"{umask & 0o777:04o}", expect_file]
+
+
+@pytest.mark.parametrize("io_priority,expect", [
+    ({"class": "IOPRIO_CLASS_BE"}, "best-effort: prio 0"),  # priority is optional (was refused)
+    ({"class": "IOPRIO_CLASS_BE", "priority": 6}, "best-effort: prio 6"),
+])
+def test_io_priority(sandbox: Sandbox, io_priority: dict[str, object], expect: str) -> None:
+    """process.ioPriority as ionice reads it back inside; a missing priority is 0, as runc."""
+    assert sandbox.sh_ok("ionice", process={"ioPriority": io_priority}).strip() == expect
+
 
 
 def test_default_capabilities(sandbox: Sandbox) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import shutil
 import socket
+import struct
 import subprocess
+import termios
 import threading
 from pathlib import Path
 
@@ -80,6 +83,22 @@ def test_console_socket_gets_the_pty(sandbox: Sandbox) -> None:
     assert lines[2] == "c", out
     rt.wait_status(cid, "stopped")
     rt.run_cmd("delete", cid, check=True)
+
+
+def test_console_size_beyond_16_bits_is_clamped(sandbox: Sandbox) -> None:
+    """consoleSize is uint64 in the spec (pyrunc took uint32, and 70000 was an internal error,
+    struct.error in the init): the kernel's winsize holds 16 bits, so it is clamped (runc
+    truncates it)."""
+    b = sandbox.bundle(["true"],
+                       process={"terminal": True, "consoleSize": {"height": 2**40, "width": 70000}})
+    cid, recv = _start_with_console(sandbox, b)
+    assert wait_for(lambda: bool(recv.fds), 10)
+    # busybox's stty reads 30000 or more as no size (24 80): ask the pty master itself
+    rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(recv.fds[0], termios.TIOCGWINSZ, bytes(8)))
+    recv.finish()
+    assert (rows, cols) == (65535, 65535)
+    sandbox.rt.wait_status(cid, "stopped")
+    sandbox.rt.run_cmd("delete", cid, check=True)
 
 
 def test_exec_console_socket(sandbox: Sandbox) -> None:

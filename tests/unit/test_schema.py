@@ -268,6 +268,15 @@ MAXIMAL: dict[str, Json] = {
     "solaris": {"milestone": "svc:/milestone/container:default"},
     "vm": {"kernel": {"path": "/path/to/vmlinuz"}},
     "zos": {"namespaces": []},
+    "freebsd": {
+        "devices": [{"path": "/dev/null", "mode": "0666"}],
+        "jail": {
+            "parent": "host", "host": "new", "ip4": "inherit", "ip6": "disable", "vnet": "new",
+            "sysvmsg": "new", "sysvsem": "new", "sysvshm": "new", "enforceStatfs": 2,
+            "allow": {"setHostname": True, "rawSockets": False, "chflags": False, "mount": ["tmpfs"],
+                      "quotas": False, "socketAf": False, "reservedPorts": False, "suser": True},
+        },
+    },
 }
 
 

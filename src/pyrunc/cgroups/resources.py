@@ -118,7 +118,7 @@ def io_max_v2(r: Resources) -> list[str]:
 
 # -- hugetlb, rdma, net ---------------------------------------------------------------------
 
-_PAGE_SIZE = PLAIN["^[1-9][0-9]*[KMGTPE]B$"]  # the schema's own pattern, without re
+_PAGE_SIZE = PLAIN["^[1-9][0-9]*[KMG]B$"]  # the schema's own pattern, without re
 
 
 def hugetlb_file(page_size: str, v2: bool) -> str:

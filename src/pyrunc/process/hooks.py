@@ -83,7 +83,7 @@ def _run_one(subprocess: Any, argv: list[str], hook: Hook, state: str, env: dict
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             close_fds=True, preexec_fn=through, cwd=cwd, start_new_session=True)
     try:
-        out, err = proc.communicate(state.encode(), timeout=hook.timeout)
+        out, err = _communicate(subprocess, proc, state.encode(), hook.timeout)
     except BaseException:
         try:
             os.killpg(proc.pid, _signal.SIGKILL)
@@ -93,6 +93,31 @@ def _run_one(subprocess: Any, argv: list[str], hook: Hook, state: str, env: dict
         proc.wait()
         raise
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+# poll(2), under communicate(), takes its timeout in milliseconds as a C int: 24.8 days.
+POLL_MAX_SECONDS = (2**31 - 1) // 1000
+
+
+def _communicate(subprocess: Any, proc: Any, data: bytes | None,
+                 timeout: int | None) -> tuple[bytes, bytes]:
+    """proc.communicate with any timeout the spec allows (a positive integer; runc's is a Go
+    int): one longer than poll() can take is waited in pieces ("timeout is too large" was an
+    internal error from 2147484 s up; the schema let through 2**31-1)."""
+    if timeout is None or timeout <= POLL_MAX_SECONDS:
+        out, err = proc.communicate(data, timeout=timeout)
+        return out, err
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            out, err = proc.communicate(data, timeout=max(0.0, min(left, POLL_MAX_SECONDS)))
+            return out, err
+        except subprocess.TimeoutExpired:
+            if left <= POLL_MAX_SECONDS:
+                raise
+            data = None  # sent already: communicate refuses input once it has started
 
 
 def _through_trampoline(fd: int, path: str, argv: list[str],

@@ -279,8 +279,17 @@ def _err(path: str, msg: str) -> SpecError:
     return SpecError(f"config.json: {path}: {msg}")
 
 
+# What umask(2) keeps of its argument (S_IRWXUGO): the spec allows any uint32, runc passes it
+# on and the kernel drops the rest; os.umask would raise OverflowError above 2**31-1.
+UMASK_BITS = 0o777
+# TIOCSWINSZ holds unsigned shorts; runc truncates a bigger consoleSize, pyrunc clamps it.
+MAX_WINSIZE = 0xFFFF
+
+
 def _user(raw: Mapping[str, Any]) -> User:
     umask = raw.get("umask")
+    if umask is not None:
+        umask &= UMASK_BITS
     return User(
         uid=raw.get("uid", 0),
         gid=raw.get("gid", 0),
@@ -336,15 +345,25 @@ def possible_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _cpu_number(text: str) -> int:
+    """Plain ASCII digits only: int() would also take " 3", "+3" and "1_0" (runc does not)."""
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(text)
+    return int(text)
+
+
 def parse_cpu_list(text: str, where: str) -> frozenset[int]:
     """"0-3,7" -> {0, 1, 2, 3, 7}; a CPU that cannot exist here is refused before any range
-    is built ("0-20000000" took 2.2 GB and 3.8 s)."""
+    is built ("0-20000000" took 2.2 GB and 3.8 s). As runc reads it: spaces around an item and
+    empty items (" 0-1, ,3,") are allowed, a list that names no CPU is not."""
     cpus: set[int] = set()
     limit = possible_cpus()
     try:
         for part in text.split(","):
+            if not part.strip():
+                continue
             lo_s, sep, hi_s = part.strip().partition("-")
-            lo, hi = int(lo_s), int(hi_s if sep else lo_s)
+            lo, hi = _cpu_number(lo_s), _cpu_number(hi_s if sep else lo_s)
             if hi < lo:
                 raise _err(where, f"{text!r}: the range {part.strip()!r} is empty")
             if hi >= limit:
@@ -353,6 +372,8 @@ def parse_cpu_list(text: str, where: str) -> frozenset[int]:
             cpus.update(range(lo, hi + 1))
     except ValueError:
         raise _err(where, f"{text!r} is not a CPU list like 0-3,7") from None
+    if not cpus:
+        raise _err(where, f"{text!r} names no CPU")
     return frozenset(cpus)
 
 
@@ -424,7 +445,8 @@ def _process(raw: Mapping[str, Any] | None) -> Process | None:
         cwd=posixpath.normpath(cwd),
         env=env,
         terminal=bool(raw.get("terminal", False)),
-        console_size=(size["height"], size["width"]) if size else None,
+        console_size=(min(size["height"], MAX_WINSIZE), min(size["width"], MAX_WINSIZE))
+        if size else None,
         user=_user(raw.get("user") or {}),
         capabilities=_caps(raw.get("capabilities")),
         rlimits=tuple(rlimits),

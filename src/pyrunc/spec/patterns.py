@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 _DIGITS = frozenset("0123456789")
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _ALNUM_DASH = _DIGITS | _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz-")
+_AFFINITY = _DIGITS | frozenset(", -")
 
 
 def _before_end(s: str) -> str:
@@ -79,11 +80,16 @@ def _cpu_list(s: str) -> bool:
     return True
 
 
+def _affinity_list(s: str) -> bool:
+    """^[0-9, -]*$ -- the spec's pattern for execCPUAffinity: only digits, ',', ' ' and '-'."""
+    return _only(_before_end(s), _AFFINITY)
+
+
 def _page_size(s: str) -> bool:
-    """^[1-9][0-9]*[KMGTPE]B$ -- "2MB", "1GB"."""
+    """^[1-9][0-9]*[KMG]B$ -- "2MB", "1GB" (the kernel's hugetlb names use KB, MB and GB)."""
     s = _before_end(s)
     return (len(s) >= 3 and s[0] in "123456789" and _only(s[1:-2], _DIGITS)
-            and s[-2] in "KMGTPE" and s[-1] == "B")
+            and s[-2] in "KMG" and s[-1] == "B")
 
 
 def _access(s: str) -> bool:
@@ -105,7 +111,8 @@ PLAIN: dict[str, Callable[[str], bool]] = {
     "^CAP_[A-Z_]+$": _prefixed_upper("CAP_", frozenset("_")),
     "^RLIMIT_[A-Z]+$": _prefixed_upper("RLIMIT_", frozenset()),
     "^[rwm]*$": _access,
-    "^[1-9][0-9]*[KMGTPE]B$": _page_size,
+    "^[1-9][0-9]*[KMG]B$": _page_size,
+    "^[0-9, -]*$": _affinity_list,
     "^([0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)?$": _cpu_list,
     ("^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)"
      "(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?"
