@@ -445,18 +445,39 @@ def test_limits_without_a_cgroup_are_refused(rl: RL) -> None:
     assert not (rl.root / cid).exists()
 
 
+def _unified_root() -> tuple[Path, list[str]] | None:
+    """Where the test (in the host's mount namespace) sees the v2 hierarchy, and the prefix
+    that runs a command where /sys/fs/cgroup is that hierarchy: nothing on a pure v2 host;
+    on a hybrid host a private mount namespace whose /sys/fs/cgroup is a cgroup2 mount (the
+    host's unified hierarchy; the host's own mounts are not touched)."""
+    if _v2_host():
+        return Path("/sys/fs/cgroup"), []
+    if os.path.exists("/sys/fs/cgroup/unified/cgroup.procs"):
+        script = ('umount -R /sys/fs/cgroup && mount -t cgroup2 pyrunc-rl /sys/fs/cgroup '
+                  '&& exec "$@"')
+        return Path("/sys/fs/cgroup/unified"), ["unshare", "--mount", "--propagation",
+                                                "private", "sh", "-c", script, "sh"]
+    return None
+
+
 def test_delegated_cgroup_v2(rl: RL) -> None:
     """A user with a delegated cgroup v2 subtree (systemd's Delegate=yes: the directory and
     its cgroup.procs/subtree_control/threads chowned to the user), its runtime started in
-    a leaf of it: the container gets its cgroup there, limits apply, pause works."""
-    if not _v2_host():
-        pytest.skip("needs a pure cgroup v2 host (the systemd guest)")
-    deleg = Path("/sys/fs/cgroup") / f"pyrunc-rl-{uuid.uuid4().hex[:8]}"
+    a leaf of it: the container gets its cgroup there (and its own cgroupns view of it),
+    limits apply where the controllers are there (the guest), pause/ps/delete work."""
+    found = _unified_root()
+    if found is None:
+        pytest.skip("no cgroup v2 hierarchy")
+    root, wrap = found
+    deleg = root / f"pyrunc-rl-{uuid.uuid4().hex[:8]}"
     deleg.mkdir()
     try:
-        ctrls = (Path("/sys/fs/cgroup/cgroup.controllers").read_text().split())
-        Path("/sys/fs/cgroup/cgroup.subtree_control").write_text(
-            " ".join(f"+{c}" for c in ctrls if c in ("memory", "pids", "cpu")))
+        # memory and pids where the host has them on v2 (the guest; a hybrid host's
+        # unified hierarchy has no controllers)
+        ctrls = [c for c in (root / "cgroup.controllers").read_text().split()
+                 if c in ("memory", "pids")]
+        if ctrls:
+            (root / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in ctrls))
         for p in (deleg, deleg / "cgroup.procs", deleg / "cgroup.subtree_control",
                   deleg / "cgroup.threads"):
             os.chown(p, rl.user.uid, rl.user.gid)
@@ -464,31 +485,61 @@ def test_delegated_cgroup_v2(rl: RL) -> None:
         leaf.mkdir()
         for p in (leaf, leaf / "cgroup.procs"):
             os.chown(p, rl.user.uid, rl.user.gid)
-        b = rl.bundle(FOREVER, linux__resources={"memory": {"limit": 64 << 20},
-                                                  "pids": {"limit": 50}})
+        limits = {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}}
+        b = rl.bundle(FOREVER, linux__resources={c: limits[c] for c in ctrls})
+        cfg = rl.config(b)
+        if {"type": "cgroup"} not in cfg["linux"]["namespaces"]:
+            cfg["linux"]["namespaces"].append({"type": "cgroup"})
+        rl.write(b, cfg)
         cid = rl.new_id()
 
-        def as_user_in_leaf(*args: str) -> subprocess.CompletedProcess[str]:
-            # root puts the shell in the leaf, then becomes the user (as a systemd user
-            # service starts in its delegated cgroup)
-            cmd = ["sh", "-c", f'echo $$ > {leaf}/cgroup.procs && exec "$@"', "sh",
+        def runtime(*args: str) -> subprocess.CompletedProcess[str]:
+            """As the user, started in the leaf (as a systemd user service starts in its
+            delegated cgroup): root moves the shell there, then becomes the user."""
+            cmd = [*wrap, "sh", "-c", f'echo $$ > /sys/fs/cgroup/{deleg.name}/runtime/cgroup.procs'
+                   ' && exec "$@"', "sh",
                    *rl.user.argv([rl.binary, "--root", str(rl.root), *args])]
-            return subprocess.run(cmd, env=rl.user.env(), capture_output=True, text=True,
-                                  timeout=60, stdin=subprocess.DEVNULL)
+            with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+                res = subprocess.run(cmd, env=rl.user.env(), stdout=out, stderr=err, text=True,
+                                     timeout=60, stdin=subprocess.DEVNULL)
+                out.seek(0)
+                err.seek(0)
+                return subprocess.CompletedProcess(cmd, res.returncode, out.read(), err.read())
 
-        res = as_user_in_leaf("run", "-d", "--bundle", str(b), cid)
+        def status() -> str:
+            res = runtime("state", cid)
+            assert res.returncode == 0, res.stderr
+            return str(json.loads(res.stdout)["status"])
+
+        res = runtime("create", "--bundle", str(b), cid)
         assert res.returncode == 0, res.stderr
         assert "without a cgroup" not in res.stderr, res.stderr
-        pid = int(rl.state(cid)["pid"])
-        cg = Path("/sys/fs/cgroup" + Path(f"/proc/{pid}/cgroup").read_text().split("::")[1].strip())
+        pid = int(json.loads(runtime("state", cid).stdout)["pid"])
+        host_path = Path(f"/proc/{pid}/cgroup").read_text().split("0::")[1].strip()
+        cg = root / host_path.lstrip("/")
         assert cg.parent == deleg, cg
-        assert (cg / "memory.max").read_text().strip() == str(64 << 20)
-        assert (cg / "pids.max").read_text().strip() == "50"
-        assert as_user_in_leaf("pause", cid).returncode == 0
-        assert rl.state(cid)["status"] == "paused"
-        assert as_user_in_leaf("resume", cid).returncode == 0
-        assert json.loads(rl.ok("ps", "--format", "json", cid)) == [pid]
-        assert as_user_in_leaf("delete", "--force", cid).returncode == 0
+        assert Path(cg / "cgroup.procs").read_text().split() == [str(pid)]
+        if "memory" in ctrls:
+            assert (cg / "memory.max").read_text().strip() == str(64 << 20)
+        if "pids" in ctrls:
+            assert (cg / "pids.max").read_text().strip() == "50"
+        assert runtime("start", cid).returncode == 0
+        assert status() == "running"
+        assert runtime("pause", cid).returncode == 0
+        assert status() == "paused"
+        assert (cg / "cgroup.freeze").read_text().strip() == "1"
+        assert runtime("resume", cid).returncode == 0
+        assert status() == "running"
+        assert json.loads(runtime("ps", "--format", "json", cid).stdout) == [pid]
+        # its cgroup namespace is rooted at its cgroup, and /sys/fs/cgroup shows that (ro)
+        inside = runtime("exec", cid, "sh", "-c", "cat /proc/self/cgroup; "
+                         "grep ' /sys/fs/cgroup ' /proc/self/mountinfo | tail -1")
+        assert inside.returncode == 0, inside.stderr
+        lines = inside.stdout.splitlines()
+        assert "0::/" in lines, lines
+        mount = lines[-1]
+        assert " - cgroup2 " in mount and " ro," in mount and mount.split()[3] == "/", lines
+        assert runtime("delete", "--force", cid).returncode == 0
         assert not cg.exists()
     finally:
         rl.cleanup()

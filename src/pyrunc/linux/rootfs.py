@@ -277,7 +277,17 @@ def _mount_cgroup(rootfd: int, m: Mount, cgroupns: bool) -> None:
             raise
         try:
             if cgroupns:  # a new filesystem: its flags are the mount's own
-                sc.mount("cgroup", paths.fd_path(target), fstype, flags, data or None)
+                try:
+                    sc.mount("cgroup", paths.fd_path(target), fstype, flags, data or None)
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY:
+                        raise
+                    # The destination is the host's cgroup2 mount itself (an rbind of /sys,
+                    # as `spec --rootless` has): the kernel refuses the same superblock on
+                    # its own root. A small tmpfs between them, then ours on top of it.
+                    sc.mount("tmpfs", paths.fd_path(target), "tmpfs",
+                             sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "size=4k,mode=755")
+                    sc.mount("cgroup", paths.fd_path(target), fstype, flags, data or None)
                 return
             src = posixpath.join(CGROUP_ROOT, name) + _cgroup_source(fstype, data, own)
             tree = sc.open_tree(_AT_FDCWD, src.rstrip("/") or "/", sc.OPEN_TREE_CLONE
