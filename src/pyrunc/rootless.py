@@ -17,7 +17,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from pyrunc.log import Logger
     from pyrunc.spec.config import Config, Resources
 
 SYSTEM_ROOT = "/run/pyrunc"
@@ -60,17 +59,18 @@ def is_rootless(flag: str, systemd_cgroup: bool = False) -> bool:
     raise UsageError(f"invalid --rootless value {flag!r}: use true, false or auto")
 
 
-def cgroup_or_none(cg: Any, cfg: Config, log: Logger) -> Any:
+def cgroup_or_none(cg: Any, cfg: Config) -> tuple[Any, str]:
     """The container's cgroup if this user may make and enter it (a delegated cgroup v2
     subtree), else none -- as runc's rootless managers decide: without a cgroup the
     container still runs, unlimited, unless the config names a cgroupsPath or asks for
-    limits, which are then refused rather than silently not applied."""
+    limits, which are then refused rather than silently not applied. Returns the manager
+    and the warning to give once the container exists (a failed create says one line)."""
     from pyrunc.cgroups.null import NullManager
     from pyrunc.errors import PyruncError
     try:
         cg.create()
         _check_enterable(cg)
-        return cg
+        return cg, ""
     except PyruncError as exc:
         why = exc.msg
         try:
@@ -84,9 +84,8 @@ def cgroup_or_none(cg: Any, cfg: Config, log: Logger) -> Any:
         raise SystemError_(f"rootless: cannot apply linux.resources: {why} (a limit needs a "
                            "delegated cgroup; leave the limits out to run without one)",
                            errno.EPERM)
-    log.warning(f"rootless: running without a cgroup of its own ({why}): no limits, "
-                "no pause, ps and kill --all go by the pid namespace")
-    return NullManager()
+    return NullManager(), (f"rootless: running without a cgroup of its own ({why}): no "
+                           "limits, no pause, ps and kill --all go by the pid namespace")
 
 
 def _check_enterable(cg: Any) -> None:

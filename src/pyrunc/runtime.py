@@ -243,9 +243,10 @@ class Runtime:
             # Root's alone (0600): whoever can write it can start the container. The stage
             # opens it before it joins any namespace, so the init needs no access of its own.
             os.mkfifo(fifo, 0o600)
+            no_cgroup = ""
             if self.rootless:
                 from pyrunc import rootless
-                cgroup = rootless.cgroup_or_none(cgroup, cfg, self.log)
+                cgroup, no_cgroup = rootless.cgroup_or_none(cgroup, cfg)
                 if cgroup.path != record.cgroup_path:
                     record.cgroup_path = cgroup.path
                     self.store.save(record)
@@ -289,6 +290,8 @@ class Runtime:
             self.store.save(record)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, init_pid)
+            if no_cgroup:
+                self.log.warning(no_cgroup)
             self.log.debug(f"container {container_id} created: init pid {init_pid}, "
                            f"cgroup {cgroup.path}")
             return Container(self.store, record)

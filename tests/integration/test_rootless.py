@@ -233,6 +233,8 @@ def test_mappings_outside_the_users_ranges_are_refused(rl: RL) -> None:
     res = rl.rt("run", "--bundle", str(b), cid)
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
+    if not _is_runc(rl.binary):
+        assert "newuidmap" in _one_line_error(res)
     assert not (rl.root / cid).exists()
 
 

@@ -1,0 +1,54 @@
+"""pyrunc.rootless: the mode, the default root and what counts as a limit."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pyrunc import rootless
+from pyrunc.errors import UsageError
+from pyrunc.spec.config import DeviceRule, Resources
+
+
+def test_explicit_modes() -> None:
+    assert rootless.is_rootless("true") is True
+    assert rootless.is_rootless("false") is False
+    with pytest.raises(UsageError):
+        rootless.is_rootless("yes")
+
+
+def test_auto_follows_the_euid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rootless, "in_user_ns", lambda: False)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert rootless.is_rootless("auto") is True
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert rootless.is_rootless("auto") is False
+    monkeypatch.setattr(rootless, "in_user_ns", lambda: True)  # rootless podman's root
+    assert rootless.is_rootless("auto") is True
+    assert rootless.is_rootless("auto", systemd_cgroup=True) is False
+
+
+def test_default_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rootless, "in_user_ns", lambda: False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1000")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert rootless.default_root() == "/run/user/1000/pyrunc"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # the host's root ignores it
+    assert rootless.default_root() == "/run/pyrunc"
+    monkeypatch.setattr(rootless, "in_user_ns", lambda: True)
+    monkeypatch.setenv("USER", "alice")
+    assert rootless.default_root() == "/run/user/1000/pyrunc"
+    monkeypatch.setenv("USER", "root")
+    assert rootless.default_root() == "/run/pyrunc"
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert rootless.default_root() == "/run/pyrunc"
+
+
+def test_device_rules_are_not_limits() -> None:
+    assert not rootless.needs_controllers(None)
+    assert not rootless.needs_controllers(Resources())
+    assert not rootless.needs_controllers(Resources(devices=(DeviceRule(False, "a", None, None, "rwm"),)))
+    assert rootless.needs_controllers(Resources(memory_limit=1 << 20))
+    assert rootless.needs_controllers(Resources(unified=(("memory.high", "1M"),)))
