@@ -238,6 +238,33 @@ def test_mappings_outside_the_users_ranges_are_refused(rl: RL) -> None:
     assert not (rl.root / cid).exists()
 
 
+def test_spec_rootless_is_runcs(rl: RL) -> None:
+    """`spec --rootless` as the user: the parts that make it rootless equal runc's (the
+    user's own ids, no network namespace, /sys bound, no uid=/gid=, no resources)."""
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc is not installed")
+    out = {}
+    for name, binary in (("ours", rl.binary), ("runc", runc)):
+        d = rl.tmp / f"spec-{name}"
+        d.mkdir()
+        os.chown(d, rl.user.uid, rl.user.gid)
+        assert rl.user.run([binary, "spec", "--rootless"], cwd=d).returncode == 0
+        out[name] = json.loads((d / "config.json").read_text())
+    for cfg in out.values():
+        cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"]
+                                      if ns["type"] != "cgroup"]  # pure-v2 hosts only
+    ours, theirs = out["ours"], out["runc"]
+    assert ours["linux"]["uidMappings"] == [{"containerID": 0, "hostID": rl.user.uid, "size": 1}]
+    assert ours["linux"]["gidMappings"] == [{"containerID": 0, "hostID": rl.user.gid, "size": 1}]
+    for key in ("uidMappings", "gidMappings"):
+        assert ours["linux"][key] == theirs["linux"][key]
+    assert sorted(n["type"] for n in ours["linux"]["namespaces"]) == \
+        sorted(n["type"] for n in theirs["linux"]["namespaces"])
+    assert "resources" not in ours["linux"] and "resources" not in theirs["linux"]
+    assert ours["mounts"] == theirs["mounts"]
+
+
 # -- lifecycle ---------------------------------------------------------------------------
 
 
