@@ -199,6 +199,7 @@ def test_run_as_the_user_with_the_default_root(rl: RL) -> None:
     root = rl.user.runtime_dir / ("runc" if _is_runc(rl.binary) else "pyrunc")
     st = root.stat()
     assert (st.st_uid, stat.S_IMODE(st.st_mode) & 0o777) == (rl.user.uid, 0o700)
+    assert st.st_mode & stat.S_ISVTX  # sticky: XDG_RUNTIME_DIR cleaners leave it alone
     assert not (root / cid).exists()  # run (not --keep) deleted it
 
 
