@@ -9,6 +9,8 @@ import subprocess
 
 import pytest
 
+from pyrunc.spec import schema
+
 from .conftest import Sandbox
 from .helpers import Runtime
 
@@ -34,6 +36,7 @@ def test_features_json_shape(rt: Runtime) -> None:
     assert "SCMP_ACT_ERRNO" in seccomp["actions"] and "SCMP_CMP_MASKED_EQ" in seccomp["operators"]
     assert linux["apparmor"]["enabled"] is False and linux["selinux"]["enabled"] is False
     assert isinstance(f["annotations"], dict)
+    schema.validate_features(f)  # pyrunc's features schema (schemas/features-schema.json)
 
 
 def test_features_runtime_spec_1_3_fields(rt: Runtime) -> None:

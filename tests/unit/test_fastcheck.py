@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 import test_schema
 from pyrunc.errors import SpecError
 from pyrunc.spec import fastcheck, schema
-from pyrunc.spec.schema import CONFIG_SCHEMA, STATE_SCHEMA, schema_path, validate_config
+from pyrunc.spec.schema import CONFIG_SCHEMA, FEATURES_SCHEMA, STATE_SCHEMA, schema_path, validate_config
 from test_schema import CASES, MAXIMAL, RUNC_DEFAULT, mutated
 
 Json = Any
@@ -93,7 +93,7 @@ def _parametrized(test: Callable[..., object]) -> list[tuple[Any, ...]]:
 # --- the schemas compile ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [CONFIG_SCHEMA, STATE_SCHEMA])
+@pytest.mark.parametrize("name", [CONFIG_SCHEMA, STATE_SCHEMA, FEATURES_SCHEMA])
 def test_shipped_schemas_compile(name: str) -> None:
     """If this fails, validate_config still works, but loads jsonschema for the configs that
     reach the unsupported part: extend fastcheck. (The runtime compiles lazily; this vets all.)"""

@@ -297,7 +297,7 @@ def reject(config: object, source: str = "config.json") -> str:
 # --- schema files -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", [schema.CONFIG_SCHEMA, schema.STATE_SCHEMA])
+@pytest.mark.parametrize("name", [schema.CONFIG_SCHEMA, schema.STATE_SCHEMA, schema.FEATURES_SCHEMA])
 def test_schema_files_are_valid_2020_12(name: str) -> None:
     from jsonschema import Draft202012Validator
 

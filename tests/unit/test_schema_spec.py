@@ -16,7 +16,7 @@ import pytest
 
 from pyrunc.errors import SpecError
 from pyrunc.spec import config as cfg
-from pyrunc.spec.schema import validate_config
+from pyrunc.spec.schema import validate_config, validate_features
 
 Json = Any
 
@@ -234,3 +234,54 @@ def test_freebsd_section_checked_as_the_spec_does(freebsd: Json, expected: str) 
 
 def test_freebsd_section_the_spec_accepts() -> None:
     validate_config({**MINIMAL, "freebsd": {"jail": {"ip4": "disable", "vnet": "inherit"}}})
+
+
+# -- features: the spec's schema/test/features examples --------------------------------------
+
+FEATURES_RUNC = {  # the shape of good/runc.json (runc 1.1's features), shortened
+    "ociVersionMin": "1.0.0", "ociVersionMax": "1.0.2-dev",
+    "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop"],
+    "mountOptions": ["acl", "bind", "rbind", "ro", "rro", "tmpcopyup"],
+    "linux": {
+        "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
+        "capabilities": ["CAP_CHOWN", "CAP_CHECKPOINT_RESTORE"],
+        "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True},
+        "seccomp": {"enabled": True, "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_NOTIFY"],
+                    "operators": ["SCMP_CMP_EQ", "SCMP_CMP_MASKED_EQ"],
+                    "archs": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_X86_64"],
+                    "knownFlags": ["SECCOMP_FILTER_FLAG_LOG"],
+                    "supportedFlags": ["SECCOMP_FILTER_FLAG_LOG"]},
+        "apparmor": {"enabled": True},
+        "selinux": {"enabled": True},
+    },
+    "annotations": {"io.github.seccomp.libseccomp.version": "2.5.4",
+                    "org.opencontainers.runc.version": "1.1.0+dev"},
+}
+
+
+@pytest.mark.parametrize("features", [
+    pytest.param({"ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0"}, id="good-minimal"),
+    pytest.param(FEATURES_RUNC, id="good-runc"),
+])
+def test_spec_features_good_examples_are_valid(features: Json) -> None:
+    validate_features(features)
+
+
+@pytest.mark.parametrize(("features", "expected"), [
+    pytest.param({"ociVersionMin": "1.1.0"}, "features: 'ociVersionMax' is a required property",
+                 id="bad-missing-ociVersionMax"),
+    pytest.param({**FEATURES_RUNC, "linux": {"namespaces": ["net"]}},
+                 "features: linux.namespaces[0]: 'net' is not one of ['cgroup', 'ipc', 'mount', "
+                 "'network', 'pid', 'time', 'user', 'uts']", id="namespace-name"),
+    pytest.param({**FEATURES_RUNC, "linux": {"capabilities": ["cap_chown"]}},
+                 "features: linux.capabilities[0]: 'cap_chown' is not a capability name like "
+                 "'CAP_KILL'", id="capability-name"),
+    pytest.param({**FEATURES_RUNC, "linux": {"intelRdt": {"schemata": "yes"}}},
+                 "features: linux.intelRdt.schemata: 'yes' is not of type 'boolean'",
+                 id="intelrdt-schemata"),
+])
+def test_spec_features_bad_examples_are_refused(features: Json, expected: str) -> None:
+    with pytest.raises(SpecError) as info:
+        validate_features(features)
+    assert info.value.msg == expected

@@ -33,10 +33,12 @@ if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
-__all__ = ["validate_config", "validate_state", "schema_path", "CONFIG_SCHEMA", "STATE_SCHEMA"]
+__all__ = ["validate_config", "validate_state", "validate_features", "schema_path", "CONFIG_SCHEMA",
+           "STATE_SCHEMA", "FEATURES_SCHEMA"]
 
 CONFIG_SCHEMA = "config-schema.json"
 STATE_SCHEMA = "state-schema.json"
+FEATURES_SCHEMA = "features-schema.json"
 
 _IDENT_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _IDENT_REST = _IDENT_START | frozenset("0123456789")
@@ -113,6 +115,11 @@ def validate_config(raw: object, source: str = "config.json") -> None:
 def validate_state(raw: object) -> None:
     """Raise SpecError if `raw` is not a valid runtime-spec state (what `state` prints and hooks read)."""
     _check(STATE_SCHEMA, raw, "state")
+
+
+def validate_features(raw: object) -> None:
+    """Raise SpecError if `raw` is not a valid runtime-spec features document (`features`)."""
+    _check(FEATURES_SCHEMA, raw, "features")
 
 
 def _check(name: str, raw: object, source: str) -> None:
