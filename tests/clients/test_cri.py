@@ -7,7 +7,8 @@ RemovePodSandbox; afterwards nothing of the runtime's may be left (state, cgroup
 processes). Sharing is checked from inside (hostname, each other's processes, /dev/shm, eth0) and
 from the host (the namespace inodes of the three init processes).
 
-PYRUNC_CRI_SYSTEMD=1 (the systemd guest, tests/vm/run-systemd-host.sh): the runc.v2 runtime gets
+PYRUNC_CRI_SYSTEMD=1 or PYRUNC_TEST_CGROUP_DRIVER=systemd (the systemd guest,
+tests/vm/run-systemd-host.sh): the runc.v2 runtime gets
 SystemdCgroup = true and the pod a slice as cgroup parent, kubelet's systemd form; the containers
 must then be systemd scopes in that slice, with their properties and cgroup files checked.
 """
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -47,7 +49,9 @@ from cri_support import (
     load_api,
 )
 
-SYSTEMD = os.environ.get("PYRUNC_CRI_SYSTEMD") == "1"
+# the systemd guest's "systemd" phase says PYRUNC_TEST_CGROUP_DRIVER=systemd for all its tests
+SYSTEMD = (os.environ.get("PYRUNC_CRI_SYSTEMD") == "1"
+           or os.environ.get("PYRUNC_TEST_CGROUP_DRIVER") == "systemd")
 MEMORY_LIMIT = 48 * 1024 * 1024
 HOSTNAME = "pyrunc-cri-pod"
 NAMESPACES = ("net", "pid", "ipc", "uts")
@@ -255,17 +259,24 @@ def kubelet_flow(cri: tuple[CriContainerd, CriClient], clients_token: str, mount
     check_cgroups_gone(parent, (sb, a, b))
 
     calls = runtime.trace_log.read_text().splitlines()[calls_before:] if runtime.trace_log else []
+    verbs = Counter(_verb(c) for c in calls)
     if runtime.trace_log:
-        verbs = {"create", "start", "exec", "kill", "delete"}
-        used = {w for c in calls for w in c.split("]", 1)[1].split() if w in verbs}
-        assert used == verbs, used
+        assert {"create", "start", "exec", "kill", "delete"} <= set(verbs), verbs
     per_method: dict[str, float] = {}
     for method, seconds in client.timings:
         if method != "Version":
             per_method[method] = per_method.get(method, 0.0) + seconds
     timing = ", ".join(f"{m} {t:.2f}s" for m, t in per_method.items())
     print(f"\nCRI flow through {runtime.flavor} ({'systemd' if SYSTEMD else 'cgroupfs'}): "
-          f"{elapsed:.1f} s, {len(calls)} runtime calls; {timing}")
+          f"{elapsed:.1f} s, {len(calls)} runtime calls ({dict(verbs)}); {timing}")
+
+
+def _verb(call: str) -> str:
+    """The subcommand of a traced runtime call (the first word after the global options)."""
+    words = call.split("]", 1)[-1].split()
+    while words and words[0].startswith("--"):
+        words = words[1:] if "=" in words[0] or words[0] == "--systemd-cgroup" else words[2:]
+    return words[0] if words else "?"
 
 
 def _cmdline(pid: int) -> str:
@@ -288,8 +299,11 @@ def check_cgroup_placement(parent: str, cid: str, pid: int) -> None:
     scope = f"cri-containerd-{cid}.scope"
     want = f"{parent}/{scope}"
     assert lines == [("", want)], (want, lines)
-    props = systemctl_show(scope, "ActiveState", "Slice", "ControlGroup", "MemoryMax", "Delegate")
+    props = systemctl_show(scope, "ActiveState", "Slice", "ControlGroup", "MemoryMax", "Delegate",
+                           "MemoryAccounting", "TasksAccounting")
     assert props["ActiveState"] == "active", props
+    # as runc makes them: the cgroup delegated to the runtime, accounting on (kubelet reads it)
+    assert (props["Delegate"], props["MemoryAccounting"], props["TasksAccounting"]) == ("yes", "yes", "yes"), props
     assert props["Slice"] == slice_name and props["ControlGroup"] == want, props
     assert props["MemoryMax"] == str(MEMORY_LIMIT), props
     assert Path(f"/sys/fs/cgroup{want}/memory.max").read_text().strip() == str(MEMORY_LIMIT)
