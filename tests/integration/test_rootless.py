@@ -215,6 +215,9 @@ def test_ranges_through_newuidmap(rl: RL) -> None:
     assert maps == ["0", str(rl.user.uid), "1", "1", str(rl.user.subuid[0]), str(rl.user.subuid[1])]
     out = rl.ok("exec", cid, "id")
     assert out.startswith("uid=1000(user) gid=1000(user)"), out  # the rootfs' /etc/passwd
+    # the user's runtime signals its subordinate ids' processes (it owns their namespace)
+    rl.ok("kill", cid, "KILL")
+    assert wait_for(lambda: rl.state(cid)["status"] == "stopped", timeout=10)
 
 
 def test_own_id_only_denies_setgroups(rl: RL) -> None:
@@ -303,7 +306,8 @@ def test_exec(rl: RL) -> None:
 @pytest.mark.runc_bug("runc 1.1.5 cannot list (or kill --all) a rootless container's "
                       "processes without a cgroup: 'unable to get all container pids'")
 def test_ps_and_kill_all_without_a_cgroup(rl: RL) -> None:
-    cid, pid = rl.running()
+    # uid 1000 inside: the processes are the user's subordinate ids on the host
+    cid, pid = rl.running(mappings="ranges", process__user={"uid": 1000, "gid": 1000})
     slow = rl.user.popen([rl.binary, "--root", str(rl.root), "exec", cid, "sleep", "1000"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
