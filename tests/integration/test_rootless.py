@@ -203,6 +203,15 @@ def test_run_as_the_user_with_the_default_root(rl: RL) -> None:
     assert not (root / cid).exists()  # run (not --keep) deleted it
 
 
+@pytest.mark.pyrunc_only
+def test_without_xdg_runtime_dir_the_error_says_what_to_do(rl: RL) -> None:
+    b = rl.bundle(["true"])
+    res = rl.user.run([rl.binary, "run", "--bundle", str(b), rl.new_id()],
+                      env={"XDG_RUNTIME_DIR": ""}, stdin=subprocess.DEVNULL)
+    line = _one_line_error(res)
+    assert "/run/pyrunc" in line and "XDG_RUNTIME_DIR" in line, line
+
+
 def test_ranges_through_newuidmap(rl: RL) -> None:
     """Several ranges (the user's id and its /etc/subuid range): the container's uid 1000 is
     the user's subordinate id start+999 on the host, as the kernel sees it."""
