@@ -5,7 +5,8 @@ ranges in /etc/subuid and /etc/subgid (SUB_UID_COUNT ids, allocated by shadow un
 lock, so they never clash with another user's), a home, and an XDG_RUNTIME_DIR (0700) in
 /dev/shm. `remove()` kills whatever still runs as its ids, removes the user (userdel
 also drops its subuid/subgid lines), its home and runtime dir; it is safe to call twice
-and after a failed create. The pytest fixtures (`rootless_user`, `other_rootless_user`)
+and after a failed create. A session killed before its teardown leaves the user behind:
+the next `create()` removes it (`reap_stale`: /dev/shm/<name>.owner names the session). The pytest fixtures (`rootless_user`, `other_rootless_user`)
 are session-scoped; import them into a conftest.py:
 
     from rootless_user import rootless_user, other_rootless_user  # noqa: F401
@@ -61,8 +62,11 @@ class RootlessUser:
 
     @classmethod
     def create(cls, prefix: str = "pyrunc-rl") -> "RootlessUser":
+        reap_stale(prefix)
         name = f"{prefix}-{uuid.uuid4().hex[:8]}"
         try:
+            # Claimed first, so that a session killed from here on is reaped by the next.
+            _owner_file(name).write_text(_identity(os.getpid()) + "\n")
             subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name],
                            check=True, capture_output=True, text=True)
             user = cls(name)
@@ -162,6 +166,39 @@ def _pids_of(uids: set[int]) -> list[int]:
     return found
 
 
+def _owner_file(name: str) -> Path:
+    """Which test session made the user: "pid:start time" of its pytest process."""
+    return Path("/dev/shm") / f"{name}.owner"
+
+
+def _identity(pid: int) -> str:
+    try:
+        stat_ = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return f"{pid}:{stat_.rsplit(')', 1)[1].split()[19]}"
+
+
+def reap_stale(prefix: str = "pyrunc-rl") -> list[str]:
+    """Remove the users a killed session left (its owner file names a process that is gone);
+    a live session's users, and users without an owner file, are left alone."""
+    reaped = []
+    for entry in pwd.getpwall():
+        if not entry.pw_name.startswith(prefix + "-"):
+            continue
+        owner = _owner_file(entry.pw_name)
+        try:
+            ident = owner.read_text().strip()
+        except OSError:
+            continue
+        pid = ident.partition(":")[0]
+        if pid.isdigit() and _identity(int(pid)) == ident:
+            continue
+        _remove(entry.pw_name, Path("/dev/shm") / f"{entry.pw_name}-xdg")
+        reaped.append(entry.pw_name)
+    return reaped
+
+
 def _remove(name: str, runtime_dir: Path) -> None:
     """Kill the user's processes (and its subordinate ids'), then remove it all."""
     try:
@@ -174,6 +211,7 @@ def _remove(name: str, runtime_dir: Path) -> None:
     if user is not None:
         shutil.rmtree(user.home, ignore_errors=True)
     shutil.rmtree(runtime_dir, ignore_errors=True)
+    _owner_file(name).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
