@@ -1,9 +1,11 @@
 """Rootless mode: which one we are in, and where a non-root user's state lives.
 
-As runc: `--rootless auto` (the default) means rootless when the effective uid is not 0;
-`true` forces it (a root in a user namespace that owns nothing). A non-root caller keeps
-its state under $XDG_RUNTIME_DIR/pyrunc (private to the user, 0700) instead of /run/pyrunc,
-which it cannot write; root ignores $XDG_RUNTIME_DIR (/run/user/0 is not /run/pyrunc).
+As runc: `--rootless auto` (the default) means rootless when the effective uid is not 0,
+or when it is 0 inside a user namespace (rootless podman runs the runtime so); `true`
+forces it. Rootless, a cgroup that cannot be made is done without (cgroup_or_none). A
+non-root caller keeps its state under $XDG_RUNTIME_DIR/pyrunc (private to the user, 0700)
+instead of /run/pyrunc, which it cannot write; the host's root ignores $XDG_RUNTIME_DIR
+(/run/user/0 is not /run/pyrunc).
 """
 
 from __future__ import annotations
@@ -90,7 +92,6 @@ def cgroup_or_none(cg: Any, cfg: Config) -> tuple[Any, str]:
 
 def _check_enterable(cg: Any) -> None:
     """Made is not enough: the init must be able to write itself into cgroup.procs."""
-    import os
     dirs = cg._dirs() if hasattr(cg, "_dirs") else [cg.dir]  # v1: one per hierarchy
     for d in dirs:
         procs = os.path.join(d, "cgroup.procs")
