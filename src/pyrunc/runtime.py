@@ -303,7 +303,7 @@ class Runtime:
                     pass
             if record is not None and record.rdt_dirs:
                 from pyrunc.linux import intelrdt
-                intelrdt.remove(record.rdt_dirs)
+                intelrdt.remove(record.rdt_dirs, in_use_check=False)
             if cgroup is not None:
                 try:
                     cgroup.destroy()

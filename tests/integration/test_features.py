@@ -31,6 +31,7 @@ def test_features_json_shape(rt: Runtime) -> None:
         assert isinstance(linux["cgroup"][key], bool)
     assert linux["cgroup"]["systemd"] is True  # --systemd-cgroup (tests/integration/test_systemd_cgroup.py)
     assert linux["cgroup"]["systemdUser"] is False  # no rootless driver: say so
+    assert linux["cgroup"]["rdma"] is True  # rdma.max is written (test_cgroups rdma cases; review rev18)
     seccomp = linux["seccomp"]
     assert seccomp["enabled"] is True
     assert "SCMP_ACT_ERRNO" in seccomp["actions"] and "SCMP_CMP_MASKED_EQ" in seccomp["operators"]

@@ -121,3 +121,32 @@ def test_missing_device_refused_before_create(sandbox: Sandbox, rt: Runtime) -> 
     assert res.returncode == 1
     assert res.stderr.strip().endswith("network device 'pyrunc-nodev0': no such device on the host")
     assert rt.list_ids() == []
+
+
+def _flags(name: str) -> int:
+    return int(open(f"/sys/class/net/{name}/flags").read(), 16)
+
+
+def test_address_refused_inside_is_one_line_and_device_comes_back_up(
+        sandbox: Sandbox, dummy: str, rt: Runtime) -> None:
+    """A joined namespace with IPv6 disabled refuses the device's IPv6 address after the
+    move: that was 'internal error: NetlinkError: (13, 'Permission denied')', and the device
+    came home down although it had been up. Now one line naming the device and the address,
+    and the device is back on the host up, with its addresses (review rev18)."""
+    from .test_namespaces import _namespaces
+    path = sandbox.add_netns()
+    name = os.path.basename(path)
+    _ip("netns", "exec", name, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1")
+    _ip("link", "set", dummy, "up")
+    before = _addrs(dummy)
+    res = sandbox.sh("true", linux={"netDevices": {dummy: {"name": "ctr0"}},
+                                    "namespaces": _namespaces(replace={"network": path})})
+    assert res.returncode == 1, res
+    assert res.stderr.strip().endswith(
+        f"network device {dummy!r}: cannot give it its address 2001:db8::10/64 in the "
+        "container: Permission denied"), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert _exists(dummy) and _addrs(dummy) == before
+    assert _flags(dummy) & 0x1, "the device came back down"
+    assert rt.list_ids() == []

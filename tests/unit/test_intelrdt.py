@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from pyrunc.errors import SpecError
+from pyrunc.errors import SpecError, SystemError_
 from pyrunc.linux import intelrdt
 from pyrunc.spec.config import IntelRdt
 
@@ -36,12 +37,19 @@ def resctrl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
 def test_new_group_gets_schemata_task_and_monitoring(resctrl: Path) -> None:
     rdt = IntelRdt("gold", ("L3:0=f0", "MB:0=50"), True)
-    made = intelrdt.apply(rdt, "c1", 4242, root=str(resctrl))
+    pid = _dead_pid()  # as at delete: a live task would keep the group (in use)
+    made = intelrdt.apply(rdt, "c1", pid, root=str(resctrl))
     assert (resctrl / "gold" / "schemata").read_text() == "L3:0=f0\nMB:0=50\n"
-    assert (resctrl / "gold" / "tasks").read_text() == "4242"
-    assert (resctrl / "gold" / "mon_groups" / "c1" / "tasks").read_text() == "4242"
+    assert (resctrl / "gold" / "tasks").read_text() == str(pid)
+    assert (resctrl / "gold" / "mon_groups" / "c1" / "tasks").read_text() == str(pid)
     assert made == [str(resctrl / "gold" / "mon_groups" / "c1"), str(resctrl / "gold")]
     intelrdt.remove(made)
     assert not (resctrl / "gold").exists()
@@ -91,3 +99,42 @@ def test_closid_that_cannot_be_a_group(resctrl: Path, clos: str) -> None:
 def test_no_resctrl_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=f"no resctrl at {tmp_path}"):
         intelrdt.apply(IntelRdt("g", (), False), "c7", 9, root=str(tmp_path))
+
+
+@pytest.mark.parametrize("clos", ["a\nb", "a\0b", "x" * 256, "../tasks"])
+def test_closid_refused_by_the_converter(clos: str) -> None:
+    """Before anything is made (the group is made after the init exists), in one line: a
+    newline was resctrl's EINVAL printed with the path over two lines, a NUL an internal
+    error (ValueError) (review rev18)."""
+    from pyrunc.spec.config import _intel_rdt
+    with pytest.raises(SpecError, match="linux.intelRdt.closID: .* cannot name a resctrl group") as e:
+        _intel_rdt({"closID": clos})
+    assert "\n" not in str(e.value)
+
+
+def test_closid_naming_a_root_file_refused(resctrl: Path) -> None:
+    with pytest.raises(SpecError, match="a file of .* has that name"):
+        intelrdt.apply(IntelRdt("tasks", ("MB:0=10",), False), "c8", 9, root=str(resctrl))
+
+
+def test_mkdir_refusal_is_one_line_error(resctrl: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_closid_left(path: str, mode: int = 0o777) -> None:
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(intelrdt, "_mkdir", no_closid_left)
+    with pytest.raises(SystemError_, match="cannot make the resctrl group .*/g"):
+        intelrdt.apply(IntelRdt("g", (), False), "c9", 9, root=str(resctrl))
+
+
+def test_group_made_by_closid_left_while_another_container_uses_it(resctrl: Path) -> None:
+    """Container A makes group 'gold', container B joins it by the same closID; deleting A
+    must not rmdir 'gold' (resctrl would move B's tasks to the default group). The group
+    goes with the last of them (review rev18)."""
+    a, b = _dead_pid(), os.getpid()  # A's init is gone at its delete, B's lives
+    made_a = intelrdt.apply(IntelRdt("gold", ("MB:0=50",), False), "ca", a, root=str(resctrl))
+    assert intelrdt.apply(IntelRdt("gold", ("MB:0=50",), False), "cb", b, root=str(resctrl)) == []
+    (resctrl / "gold" / "tasks").write_text(f"{a}\n{b}\n")
+    intelrdt.remove(made_a)
+    assert (resctrl / "gold" / "tasks").read_text() == f"{a}\n{b}\n"
+    (resctrl / "gold" / "tasks").write_text(f"{a}\n")  # B gone too (a dead pid may linger)
+    intelrdt.remove(made_a)
+    assert not (resctrl / "gold").exists()

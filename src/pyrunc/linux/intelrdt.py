@@ -55,8 +55,10 @@ def apply(rdt: IntelRdt, container_id: str, pid: int, root: str = RESCTRL) -> li
     delete (deepest first)."""
     _check_root(root)
     name = rdt.clos_id or container_id
-    if name in (".", "..") or "/" in name or name in ("info", "mon_groups", "mon_data"):
-        raise SpecError(f"config.json: linux.intelRdt.closID: {name!r} cannot name a resctrl group")
+    problem = clos_id_problem(name)
+    if problem:
+        raise SpecError(f"config.json: linux.intelRdt.closID: {name!r} cannot name a resctrl "
+                        f"group ({problem})")
     group = os.path.join(root, name)
     made: list[str] = []
     try:
@@ -64,6 +66,9 @@ def apply(rdt: IntelRdt, container_id: str, pid: int, root: str = RESCTRL) -> li
             _mkdir(group)
             made.append(group)
         except FileExistsError:
+            if not os.path.isdir(group):  # a file of the root group (tasks, cpus, ...)
+                raise SpecError(f"config.json: linux.intelRdt.closID: {name!r} cannot name a "
+                                f"resctrl group (a file of {root} has that name)") from None
             if rdt.schemata:
                 have = _lines(_read(os.path.join(group, "schemata")))
                 for res, want in _lines("\n".join(rdt.schemata)).items():
@@ -71,6 +76,9 @@ def apply(rdt: IntelRdt, container_id: str, pid: int, root: str = RESCTRL) -> li
                         raise SpecError(f"config.json: linux.intelRdt: the existing group "
                                         f"{name!r} has {res}:{have.get(res)}, not {res}:{want}"
                                         ) from None
+        except OSError as exc:  # out of CLOSIDs (ENOSPC), a name resctrl refuses, ...
+            raise SystemError_.from_oserror(f"cannot make the resctrl group {group}", exc
+                                            ) from None
         if made and rdt.schemata:
             _write(os.path.join(group, "schemata"), "\n".join(rdt.schemata) + "\n")
         _write(os.path.join(group, "tasks"), str(pid))
@@ -84,18 +92,59 @@ def apply(rdt: IntelRdt, container_id: str, pid: int, root: str = RESCTRL) -> li
             made.insert(0, mon)
             _write(os.path.join(mon, "tasks"), str(pid))
     except BaseException:
-        remove(made)
+        remove(made, in_use_check=False)
         raise
     return made
 
 
-def remove(dirs: list[str]) -> None:
-    """rmdir what apply made (resctrl moves the tasks left to the parent group)."""
+def clos_id_problem(name: str) -> str | None:
+    """Why `name` cannot be a control group directory right under the resctrl root, or None:
+    a path step elsewhere ('..', '/'), the root's own directories, what resctrl's mkdir
+    refuses (a newline) or a path cannot hold (NUL, over NAME_MAX)."""
+    if name in (".", "..") or "/" in name:
+        return "not a single path step"
+    if name in ("info", "mon_groups", "mon_data"):
+        return "a directory of the resctrl root"
+    if "\n" in name or "\0" in name:
+        return "a newline or NUL byte"
+    if len(name.encode(errors="surrogateescape")) > 255:
+        return "longer than 255 bytes"
+    return None
+
+
+def remove(dirs: list[str], *, in_use_check: bool = True) -> None:
+    """rmdir what apply made. resctrl moves the tasks left in a group to its parent, so at
+    delete a group that still has live tasks (another container joined it by the same
+    closID) is left to them: removing it would silently take their allocation away. A failed
+    create removes what it made at once (`in_use_check` False: its own init may not be gone)."""
     for path in dirs:
+        if in_use_check and _in_use(path):
+            continue
         try:
             _rmdir(path)
         except FileNotFoundError:
             pass
+
+
+def _in_use(group: str) -> bool:
+    """A live (not zombie) task in the group or one of its monitoring groups."""
+    try:
+        with open(os.path.join(group, "tasks")) as f:
+            if any(_alive(pid) for pid in f.read().split()):
+                return True
+        mon = os.path.join(group, "mon_groups")
+        return any(_in_use(os.path.join(mon, sub)) for sub in os.listdir(mon)) \
+            if os.path.isdir(mon) else False
+    except OSError:
+        return False  # gone, or not a group: rmdir will say
+
+
+def _alive(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 def _read(path: str) -> str:

@@ -42,10 +42,20 @@ class _Plan(NamedTuple):
     host_index: int
     mac: str | None
     addresses: tuple[_Address, ...]
+    up: bool  # as it was on the host: a device moved back after a failure is set up again
+
+
+IFF_UP = 0x1
 
 
 def _err(dev: NetDevice, msg: str) -> SpecError:
     return SpecError(f"config.json: linux.netDevices: network device {dev.host!r}: {msg}")
+
+
+def _why(exc: Exception) -> str:
+    """The errno's words: pyroute2's NetlinkError prints as "(13, 'Permission denied')"."""
+    code = getattr(exc, "code", None)
+    return os.strerror(code) if isinstance(code, int) and code > 0 else str(exc)
 
 
 def _addresses(ipr: Any, index: int) -> tuple[_Address, ...]:
@@ -122,9 +132,13 @@ def move(devices: tuple[NetDevice, ...], pid: int) -> None:
                 if "%" not in dev.name and ctr.link_lookup(ifname=dev.name):
                     raise _err(dev, f"the name {dev.name!r} is taken in the container's "
                                "network namespace")
-                link = host.get_links(index)[0]
-                plans.append(_Plan(dev, index, link.get_attr("IFLA_ADDRESS"),
-                                   _addresses(host, index)))
+                try:
+                    link = host.get_links(index)[0]
+                    addresses = _addresses(host, index)
+                except Exception as exc:  # gone since the lookup
+                    raise _err(dev, f"cannot read it on the host: {_why(exc)}") from None
+                plans.append(_Plan(dev, index, link.get_attr("IFLA_ADDRESS"), addresses,
+                                   bool(link["flags"] & IFF_UP)))
             moved: list[tuple[_Plan, int]] = []
             try:
                 for plan in plans:
@@ -138,19 +152,33 @@ def move(devices: tuple[NetDevice, ...], pid: int) -> None:
                         stray = _locate(ctr, before, plan.mac)
                         if stray is not None:
                             moved.append((plan, stray))
-                        raise _err(plan.dev, f"cannot move it into the container: {exc}") from None
+                        raise _err(plan.dev, "cannot move it into the container: "
+                                   f"{_why(exc)}") from None
                     inside = _find(ctr, plan.dev.name, before, plan.mac)
                     moved.append((plan, inside))
-                    for a in plan.addresses:
-                        ctr.addr("add", index=inside, family=a.family, address=a.address,
-                                 prefixlen=a.prefixlen)
-                    ctr.link("set", index=inside, state="up")
+                    _configure(ctr, plan, inside)
             except BaseException:
                 _move_back(ctr, host, host_fd, moved)
                 raise
     finally:
         os.close(target_fd)
         os.close(host_fd)
+
+
+def _configure(ctr: Any, plan: _Plan, inside: int) -> None:
+    """Its addresses back and up, inside. A refusal (IPv6 disabled in a joined namespace,
+    an address the namespace will not take) was an internal error, pyroute2's NetlinkError."""
+    for a in plan.addresses:
+        try:
+            ctr.addr("add", index=inside, family=a.family, address=a.address,
+                     prefixlen=a.prefixlen)
+        except Exception as exc:
+            raise _err(plan.dev, f"cannot give it its address {a.address}/{a.prefixlen} in "
+                       f"the container: {_why(exc)}") from None
+    try:
+        ctr.link("set", index=inside, state="up")
+    except Exception as exc:
+        raise _err(plan.dev, f"cannot set it up in the container: {_why(exc)}") from None
 
 
 def _move_back(ctr: Any, host: Any, host_fd: int, moved: list[tuple[_Plan, int]]) -> None:
@@ -163,5 +191,7 @@ def _move_back(ctr: Any, host: Any, host_fd: int, moved: list[tuple[_Plan, int]]
             for a in plan.addresses:
                 host.addr("add", index=index, family=a.family, address=a.address,
                           prefixlen=a.prefixlen)
+            if plan.up:  # the kernel sets a device down when it changes namespace
+                host.link("set", index=index, state="up")
         except Exception:  # the original error is the one to report
             pass

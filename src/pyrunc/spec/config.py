@@ -728,7 +728,14 @@ def _intel_rdt(raw: Mapping[str, Any] | None) -> IntelRdt | None:
         if "\n" in line:
             raise _err("linux.intelRdt.schemata", f"{line!r} has a newline")
     monitoring = bool(raw.get("enableMonitoring") or raw.get("enableCMT") or raw.get("enableMBM"))
-    return IntelRdt(raw.get("closID") or None, tuple(lines), monitoring)
+    clos_id = raw.get("closID") or None
+    if clos_id is not None:  # refused before anything is made, not after the init exists
+        from pyrunc.linux.intelrdt import clos_id_problem
+        problem = clos_id_problem(clos_id)
+        if problem:
+            raise _err("linux.intelRdt.closID", f"{clos_id!r} cannot name a resctrl group "
+                       f"({problem})")
+    return IntelRdt(clos_id, tuple(lines), monitoring)
 
 
 _PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
