@@ -65,17 +65,19 @@ class UserNamespace(MountNamespace):
 
 class RootlessPodman:
     """podman run as the user (setpriv, a clean environment), configured only by files in a dir
-    of its own in the user's home."""
+    of its own (in /dev/shm, the user's)."""
 
     def __init__(self, user: RootlessUser, ns: MountNamespace, runtime: str) -> None:
         self.user, self.ns, self.runtime = user, ns, runtime
-        self.top = user.home / f"podman-{uuid.uuid4().hex[:8]}"
+        # on a tmpfs, like the runtime dir: native overlay cannot stack on an overlay home (the
+        # systemd guest's /home), and fuse-overlayfs, its fallback, needs /dev/fuse
+        self.top = Path("/dev/shm") / f"{user.name}-podman-{uuid.uuid4().hex[:8]}"
         conf = self.top / "conf"
         self.graphroot = self.top / "storage"
         self.runroot = user.runtime_dir / "containers"
         self.tmp = self.top / "tmp"
         for d in (self.top, conf, self.tmp):
-            d.mkdir()
+            d.mkdir(mode=0o700)
         names = sorted({"crun", "runc", "pyrunc", os.path.basename(runtime)})
         (conf / "containers.conf").write_text(f"""[containers]
 log_driver = "k8s-file"
@@ -200,7 +202,7 @@ def _storage_mounts(pm: RootlessPodman, pids: list[int]) -> list[str]:
             continue
         for line in lines:
             point = line.split()[4]
-            if point.startswith((str(pm.graphroot), str(pm.runroot), str(pm.user.home))):
+            if point.startswith((str(pm.top), str(pm.runroot), str(pm.user.home))):
                 found.add(point)
     return sorted(found)
 
