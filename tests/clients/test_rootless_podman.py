@@ -19,7 +19,7 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -187,6 +187,21 @@ def _in_pid_ns(init: int, argv0: str, arg: str) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # gone meanwhile
+
+
+def _settles(left: Callable[[], list[Any]], what: str, timeout: float = 10) -> None:
+    """Wait until left() is empty; fail with what is still there."""
+    deadline = time.monotonic() + timeout
+    while (now := left()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not now, f"{what} still there after {timeout:.0f} s: {now}"
+
+
 def _named_after(cid: str, *roots: Path) -> list[str]:
     return [os.path.join(d, n) for root in roots for d, dirs, files in os.walk(root)
             for n in dirs + files if cid in n]
@@ -263,10 +278,11 @@ def test_rootless_podman_run_exec_stop_rm(rootless: RootlessPodman, name: str) -
     pm("rm", name)
     assert pm("ps", "-aq").stdout.strip() == ""
     pause = pm.pause_pid()
-    others = lambda: [p for p in user.pids() if p != pause]  # noqa: E731
-    left = wait_for(lambda: not others(), 10, "the user's processes other than podman's pause to end",)
-    assert left, [Path(f"/proc/{p}/cmdline").read_bytes() for p in others()]
-    assert _storage_mounts(pm, [p for p in (pause, os.getpid(), pm.ns.pid) if p]) == []
+    _settles(lambda: [c for p in user.pids() if p != pause and (c := _cmdline(p))],
+             "the user's processes other than podman's pause process")
+    # conmon's exit command (`podman container cleanup`) may still be unmounting: give it time
+    _settles(lambda: _storage_mounts(pm, [p for p in (pause, os.getpid(), pm.ns.pid) if p]),
+             "podman's storage mounts")
     assert _named_after(cid, pm.top, user.runtime_dir) == []
     print(f"\nrootless podman flow with {os.path.basename(pm.runtime)}: {time.monotonic() - start:.1f} s")
 
