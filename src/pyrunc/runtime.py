@@ -198,6 +198,7 @@ class Runtime:
         cgroup = None
         record: Record | None = None
         init_pid = 0
+        moved_devices: list[Any] = []  # netdevices.Moved: sent home if the create fails
         try:
             candidate = cgroups.manager(cfg.linux.cgroups_path, container_id,
                                         self.systemd_cgroup, dict(cfg.annotations))
@@ -225,7 +226,7 @@ class Runtime:
             def at_hooks(pid: int) -> str:
                 if cfg.linux.net_devices:  # before the hooks: they may want to see them
                     from pyrunc.linux import netdevices
-                    netdevices.move(cfg.linux.net_devices, pid)
+                    moved_devices.append(netdevices.move(cfg.linux.net_devices, pid))
                 st = hooks.state_json({**Container(self.store, record).state(), "pid": pid}, "creating")
                 # prestart (deprecated) is from the time when hooks ran after create: it is
                 # given "created", as crun does and the runtime-tools suite checks.
@@ -296,6 +297,8 @@ class Runtime:
                            f"cgroup {cgroup.path}")
             return Container(self.store, record)
         except BaseException:
+            for devices in moved_devices:
+                devices.undo()
             if init_pid:
                 try:
                     os.kill(init_pid, signal.SIGKILL)
@@ -312,6 +315,8 @@ class Runtime:
             self.store.remove(container_id)
             raise
         finally:
+            for devices in moved_devices:
+                devices.close()
             lock.release()
 
     def _check_supported(self, cfg: Config, opts: CreateOptions) -> None:

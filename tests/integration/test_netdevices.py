@@ -150,3 +150,25 @@ def test_address_refused_inside_is_one_line_and_device_comes_back_up(
     assert _exists(dummy) and _addrs(dummy) == before
     assert _flags(dummy) & 0x1, "the device came back down"
     assert rt.list_ids() == []
+
+
+@pytest.mark.parametrize("failure", [
+    {"hooks": {"createRuntime": [{"path": "/bin/false"}]}},
+    {"args": ["/pyrunc-no-such-program"]},
+], ids=["createRuntime-hook-fails", "exec-fails"])
+def test_failed_create_after_the_move_sends_the_device_home(
+        sandbox: Sandbox, dummy: str, rt: Runtime, failure: dict[str, object]) -> None:
+    """A create that fails after the device moved (a createRuntime hook, a program that is
+    not there: the init exits by itself) destroyed the veth with the container's namespace.
+    Now it comes back to the host under its own name, with its addresses, up (review rev18)."""
+    _ip("link", "set", dummy, "up")
+    before = _addrs(dummy)
+    args = failure.get("args", ["true"])
+    extra = {k: v for k, v in failure.items() if k != "args"}
+    res = sandbox.run(args, linux={"netDevices": {dummy: {"name": "ctr0"}}}, **extra)
+    assert res.returncode != 0, res
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert _exists(dummy), "the device died with the failed container"
+    assert _addrs(dummy) == before
+    assert _flags(dummy) & 0x1
+    assert rt.list_ids() == []

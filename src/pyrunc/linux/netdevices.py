@@ -112,14 +112,71 @@ def _socket_in(target_fd: int, host_fd: int) -> int:
     return sock.detach()
 
 
-def move(devices: tuple[NetDevice, ...], pid: int) -> None:
-    """Move `devices` into the network namespace of `pid` (the container's init)."""
-    from pyroute2 import IPRoute  # type: ignore[import-untyped]
+class Moved:
+    """Devices moved into a container's namespace, held until its create is done. The open
+    namespace fd keeps the namespace, and what moved into it, alive even when the init dies
+    (an exec that fails, a killed init): a failed create sends the devices home with undo()
+    instead of leaving a veth to die with the namespace (it did: any failure after the move,
+    a createRuntime hook's or a missing executable, destroyed the host's device)."""
+
+    def __init__(self, target_fd: int, moved: list[tuple[_Plan, int]]) -> None:
+        self.target_fd = target_fd
+        self.moved = moved
+
+    def undo(self) -> None:
+        """Best effort: each device still where it arrived goes home, as after a failed move."""
+        from pyroute2 import IPRoute  # type: ignore[import-untyped]
+        host_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            with IPRoute() as host, IPRoute(fileno=_socket_in(self.target_fd, host_fd)) as ctr:
+                # A hook may have replaced a device meanwhile: only one with its MAC goes.
+                still = [(plan, inside) for plan, inside in self.moved
+                         if _mac(ctr, inside) == plan.mac]
+                _move_back(ctr, host, host_fd, still)
+        except Exception:  # the create's own error is the one to report
+            pass
+        finally:
+            os.close(host_fd)
+            self.close()
+
+    def close(self) -> None:
+        if self.target_fd >= 0:
+            os.close(self.target_fd)
+            self.target_fd = -1
+
+
+def _mac(ipr: Any, index: int) -> str | None:
+    try:
+        links = ipr.get_links(index)
+    except Exception:
+        return None
+    return links[0].get_attr("IFLA_ADDRESS") if links else None
+
+
+def move(devices: tuple[NetDevice, ...], pid: int) -> Moved:
+    """Move `devices` into the network namespace of `pid` (the container's init); the
+    caller closes (or, if its create fails, undoes) what it returns."""
+    from pyroute2 import IPRoute
     target = f"/proc/{pid}/ns/net"
-    ours, theirs = os.stat("/proc/self/ns/net"), os.stat(target)
-    if (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino):
-        raise _err(devices[0], "the container's network namespace is the runtime's own")
-    target_fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target_fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, ProcessLookupError):
+        raise SystemError_("container init exited before its network devices were moved"
+                           ) from None
+    try:
+        ours, theirs = os.stat("/proc/self/ns/net"), os.fstat(target_fd)
+        if (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino):
+            raise _err(devices[0], "the container's network namespace is the runtime's own")
+        moved = _move(IPRoute, devices, target_fd)
+    except BaseException:
+        os.close(target_fd)
+        raise
+    return Moved(target_fd, moved)
+
+
+def _move(IPRoute: Any, devices: tuple[NetDevice, ...], target_fd: int) -> list[tuple[_Plan, int]]:
+    """Check every device, then move, rename and configure each; on a failure the ones
+    moved so far go home and the error is raised."""
     host_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with IPRoute() as host, IPRoute(fileno=_socket_in(target_fd, host_fd)) as ctr:
@@ -160,8 +217,8 @@ def move(devices: tuple[NetDevice, ...], pid: int) -> None:
             except BaseException:
                 _move_back(ctr, host, host_fd, moved)
                 raise
+            return moved
     finally:
-        os.close(target_fd)
         os.close(host_fd)
 
 
