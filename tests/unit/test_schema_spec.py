@@ -158,6 +158,21 @@ def test_exec_cpu_affinity_the_spec_allows_but_is_no_list(text: str, problem: st
     assert info.value.msg == f"config.json: process.execCPUAffinity.final: {problem}"
 
 
+@pytest.mark.parametrize(("text", "problem"), [
+    ("1" * 3_000_000, "'" + "1" * 60 + "'... is not a CPU list like 0-3,7"),
+    ("0-1, " * 500_000 + "7", "'" + "0-1, " * 12 + "'...: CPU 7 does not exist"),
+    ("9" * 4000, "'" + "9" * 60 + "'...: CPU " + "9" * 17 + "... does not exist"),
+])
+def test_exec_cpu_affinity_huge_list_named_short(text: str, problem: str) -> None:
+    """The spec's pattern lets a list of any length through: an error quoted it whole (3 MB
+    on one stderr line); now its first 60 characters (review rev18)."""
+    config = with_process(execCPUAffinity={"initial": text})
+    with pytest.raises(SpecError) as info:
+        cfg._process(config["process"])
+    assert info.value.msg.startswith(f"config.json: process.execCPUAffinity.initial: {problem}")
+    assert len(info.value.msg) < 200
+
+
 def test_exec_cpu_affinity_other_characters_refused_by_the_schema() -> None:
     assert error_of(with_process(execCPUAffinity={"initial": "0;1"})) == (
         "config.json: process.execCPUAffinity.initial: '0;1' is not a CPU list like '0-3,7'")

@@ -352,12 +352,18 @@ def _cpu_number(text: str) -> int:
     return int(text)
 
 
+def _clip(text: str, most: int = 60) -> str:
+    """repr(text), its first `most` characters only: a value quoted in an error may be huge."""
+    return repr(text) if len(text) <= most else repr(text[:most]) + "..."
+
+
 def parse_cpu_list(text: str, where: str) -> frozenset[int]:
     """"0-3,7" -> {0, 1, 2, 3, 7}; a CPU that cannot exist here is refused before any range
     is built ("0-20000000" took 2.2 GB and 3.8 s). As runc reads it: spaces around an item and
     empty items (" 0-1, ,3,") are allowed, a list that names no CPU is not."""
     cpus: set[int] = set()
     limit = possible_cpus()
+    named = _clip(text)  # the list may be megabytes (a 3 MB one was quoted whole)
     try:
         for part in text.split(","):
             if not part.strip():
@@ -365,15 +371,16 @@ def parse_cpu_list(text: str, where: str) -> frozenset[int]:
             lo_s, sep, hi_s = part.strip().partition("-")
             lo, hi = _cpu_number(lo_s), _cpu_number(hi_s if sep else lo_s)
             if hi < lo:
-                raise _err(where, f"{text!r}: the range {part.strip()!r} is empty")
+                raise _err(where, f"{named}: the range {_clip(part.strip())} is empty")
             if hi >= limit:
-                raise _err(where, f"{text!r}: CPU {hi} does not exist (this kernel has CPUs "
+                cpu = str(hi) if hi < 10**20 else f"{(hi_s if sep else lo_s)[:17]}..."
+                raise _err(where, f"{named}: CPU {cpu} does not exist (this kernel has CPUs "
                            f"0-{limit - 1})")
             cpus.update(range(lo, hi + 1))
     except ValueError:
-        raise _err(where, f"{text!r} is not a CPU list like 0-3,7") from None
+        raise _err(where, f"{named} is not a CPU list like 0-3,7") from None
     if not cpus:
-        raise _err(where, f"{text!r} names no CPU")
+        raise _err(where, f"{named} names no CPU")
     return frozenset(cpus)
 
 
