@@ -327,10 +327,15 @@ class Runtime:
         if cfg.linux.intel_rdt is not None:
             from pyrunc.linux import intelrdt
             intelrdt.check_host()
-        for dev in cfg.linux.net_devices:  # before anything is made (sysfs: no pyroute2 import)
-            if not os.path.exists(f"/sys/class/net/{dev.host}"):
+        for dev in cfg.linux.net_devices:  # before anything is made (no pyroute2 import)
+            # by the kernel's name lookup, as netlink's: altnames too (/sys/class/net has
+            # only primary names, and an altname was "no such device")
+            import socket
+            try:
+                socket.if_nametoindex(dev.host)
+            except OSError:
                 raise SpecError(f"config.json: linux.netDevices: network device {dev.host!r}: "
-                                "no such device on the host")
+                                "no such device on the host") from None
         if cfg.process is None:
             return
         if cfg.process.terminal and not opts.console_socket and opts.console_fd < 0:

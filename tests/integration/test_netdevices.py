@@ -172,3 +172,27 @@ def test_failed_create_after_the_move_sends_the_device_home(
     assert _addrs(dummy) == before
     assert _flags(dummy) & 0x1
     assert rt.list_ids() == []
+
+
+def test_device_named_by_its_altname(sandbox: Sandbox, dummy: str) -> None:
+    """The kernel (and runc's netlink lookup) finds a device by an alternative name; the
+    runtime's check read /sys/class/net, which lists primary names only, and refused it
+    as "no such device on the host" (review rev18)."""
+    alt = f"pyalt{os.getpid() % 100000}"
+    _ip("link", "property", "add", "dev", dummy, "altname", alt)
+    out = sandbox.sh_ok(NETDEV_SCRIPT.format(n="ctr0"),
+                        linux={"netDevices": {alt: {"name": "ctr0"}}})
+    assert "inet 192.0.2.10/24" in out, out
+
+
+def test_device_named_by_its_altname_comes_home_under_its_name(
+        sandbox: Sandbox, dummy: str) -> None:
+    """A failure after the move sends the device home under its primary name: renaming it
+    to the altname the config used fails (the altname moved with it)."""
+    alt = f"pyalt{os.getpid() % 100000}"
+    _ip("link", "property", "add", "dev", dummy, "altname", alt)
+    before = _addrs(dummy)
+    res = sandbox.run(["true"], linux={"netDevices": {alt: {"name": "ctr0"}}},
+                      hooks={"createRuntime": [{"path": "/bin/false"}]})
+    assert res.returncode == 1, res
+    assert _exists(dummy) and _addrs(dummy) == before

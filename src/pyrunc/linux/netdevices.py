@@ -43,6 +43,7 @@ class _Plan(NamedTuple):
     mac: str | None
     addresses: tuple[_Address, ...]
     up: bool  # as it was on the host: a device moved back after a failure is set up again
+    host_name: str  # its primary name: the config may name it by an altname, which moves with it
 
 
 IFF_UP = 0x1
@@ -195,7 +196,8 @@ def _move(IPRoute: Any, devices: tuple[NetDevice, ...], target_fd: int) -> list[
                 except Exception as exc:  # gone since the lookup
                     raise _err(dev, f"cannot read it on the host: {_why(exc)}") from None
                 plans.append(_Plan(dev, index, link.get_attr("IFLA_ADDRESS"), addresses,
-                                   bool(link["flags"] & IFF_UP)))
+                                   bool(link["flags"] & IFF_UP),
+                                   link.get_attr("IFLA_IFNAME") or dev.host))
             moved: list[tuple[_Plan, int]] = []
             try:
                 for plan in plans:
@@ -243,8 +245,8 @@ def _move_back(ctr: Any, host: Any, host_fd: int, moved: list[tuple[_Plan, int]]
     for plan, inside in reversed(moved):
         try:
             before = _indexes(host)
-            ctr.link("set", index=inside, net_ns_fd=host_fd, ifname=plan.dev.host)
-            index = _find(host, plan.dev.host, before, plan.mac)
+            ctr.link("set", index=inside, net_ns_fd=host_fd, ifname=plan.host_name)
+            index = _find(host, plan.host_name, before, plan.mac)
             for a in plan.addresses:
                 host.addr("add", index=index, family=a.family, address=a.address,
                           prefixlen=a.prefixlen)
