@@ -184,3 +184,46 @@ def test_rootless_container_in_delegated_cgroup(delegated: tuple[RootlessUser, P
     finally:
         out.close()
         rt.run("delete", "--force", cid, check=False)
+
+
+def _user_show(rt: AsUser, unit: str, *props: str) -> dict[str, str]:
+    res = rt.user.run(["systemctl", "--user", "show", unit, *(f"--property={p}" for p in props)],
+                      env=rt.env, timeout=SLOW)
+    return dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+
+
+def test_rootless_systemd_driver_uses_the_user_manager(delegated: tuple[RootlessUser, Path], runtime_bin: str,
+                                                       rootfs_cache: Path) -> None:
+    """--systemd-cgroup as the user: a transient scope of the user's own manager (over its
+    session bus), in user.slice below user@UID.service, with the limits as unit properties and
+    files; delete stops the unit and removes the cgroup. (podman rootless on a systemd host
+    calls the runtime so: cgroup_manager=systemd, cgroupsPath user.slice:libpod:<id>.)"""
+    user, top = delegated
+    rt = AsUser(user, runtime_bin)
+    name = uuid.uuid4().hex[:12]
+    unit = f"pyrunc-rl-{name}.scope"
+    b = _bundle(user, rootfs_cache, f"user.slice:pyrunc-rl:{name}")
+    cid = f"pyrunc-rl-sd-{name}"
+    cgdir = top / "user.slice" / unit
+    out = open(user.home / "container-sd.out", "w")
+    try:
+        res = rt.run("--systemd-cgroup", "run", "-d", "--bundle", str(b), cid, scope=True, check=False,
+                     stdout=out, stderr=out)
+        assert res.returncode == 0, (user.home / "container-sd.out").read_text()
+        pid = rt.state(cid)["pid"]
+        assert Path(f"/proc/{pid}/cgroup").read_text().strip() == f"0::/{cgdir.relative_to(CG)}"
+        props = _user_show(rt, unit, "ActiveState", "Delegate", "MemoryMax", "TasksMax", "Slice")
+        assert props == {"ActiveState": "active", "Delegate": "yes", "MemoryMax": str(MEM),
+                         "TasksMax": str(PIDS), "Slice": "user.slice"}, props
+        assert (cgdir / "memory.max").read_text().strip() == str(MEM)
+        assert (cgdir / "pids.max").read_text().strip() == str(PIDS)
+        rt.run("pause", cid)
+        _wait(lambda: _events(cgdir)["frozen"] == "1", 30, "the scope to be frozen")
+        rt.run("resume", cid)
+        _wait(lambda: _events(cgdir)["frozen"] == "0", 30, "the scope to thaw")
+        rt.run("--systemd-cgroup", "delete", "--force", cid)
+        assert not cgdir.exists()
+        assert _user_show(rt, unit, "LoadState")["LoadState"] == "not-found"
+    finally:
+        out.close()
+        rt.run("--systemd-cgroup", "delete", "--force", cid, check=False)

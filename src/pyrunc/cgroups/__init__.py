@@ -166,9 +166,12 @@ def manager(cgroups_path: str | None, container_id: str, systemd: bool = False,
     """The manager for a new container; `systemd`: the systemd driver (--systemd-cgroup)."""
     if systemd:
         from pyrunc.cgroups import systemd as sd
-        unit, slice_name, path = sd.parse_path(cgroups_path, container_id)
+        user = sd.user_manager()
+        unit, slice_name, path = sd.parse_path(cgroups_path, container_id, user)
         sd.annotation_properties(annotations or {})  # bad annotations fail before anything is made
         sd.check_host()
+        if user:  # rootless: a unit of the caller's user manager, below its cgroup
+            path = sd.user_manager_root() + path
         return sd.SystemdManager(path, unit, slice_name, annotations)
     if is_v2_host():
         from pyrunc.cgroups.v2 import V2Manager

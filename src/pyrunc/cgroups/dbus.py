@@ -1,4 +1,5 @@
-"""systemd's manager over the system bus, for the systemd cgroup driver.
+"""systemd's manager over the system bus (or, rootless, the user's session bus), for the
+systemd cgroup driver.
 
 The client is jeepney: pure Python, no dependencies, marshalling tested by its own suite;
 it costs ~18 ms to import (dbus-fast ~250 ms), and only create, update and delete of a
@@ -26,17 +27,83 @@ def _address() -> str:
     return os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or DEFAULT_SYSTEM_BUS
 
 
-def connect() -> "Bus":
-    """The system bus, with a clear error when systemd or the bus is not there."""
+def _user_address() -> str:
+    """The caller's session bus, where its systemd user manager answers (as runc's)."""
+    addr = os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
+    if addr:
+        return addr
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if not xdg:
+        raise UnsupportedError("--systemd-cgroup as a rootless user: neither "
+                               "DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set, so the user's "
+                               "systemd cannot be reached; use the cgroupfs driver")
+    return f"unix:path={xdg}/bus"
+
+
+def host_uid(euid: int, uid_map: str) -> int:
+    """euid as the parent user namespace sees it, by uid_map (the bus checks the peer's
+    credentials against the uid a client claims: root of rootless podman's namespace is the
+    user there)."""
+    for line in uid_map.splitlines():
+        try:
+            inside, outside, count = (int(x) for x in line.split())
+        except ValueError:
+            continue
+        if inside <= euid < inside + count:
+            return outside + euid - inside
+    return euid
+
+
+def _own_host_uid() -> int:
+    try:
+        with open("/proc/self/uid_map") as f:
+            return host_uid(os.geteuid(), f.read())
+    except OSError:
+        return os.geteuid()
+
+
+def _open_as(addr: str, uid: int, timeout: float) -> Any:
+    """A jeepney connection whose SASL EXTERNAL names `uid` (jeepney's names the euid)."""
+    import socket
+    from binascii import hexlify
+    from jeepney.bus import get_bus  # type: ignore[import-untyped]
+    from jeepney.io.blocking import DBusConnection  # type: ignore[import-untyped]
+    sock = socket.socket(family=socket.AF_UNIX)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(get_bus(addr))
+        sock.sendall(b"\0AUTH EXTERNAL " + hexlify(str(uid).encode()) + b"\r\n")
+        reply = b""
+        while not reply.endswith(b"\r\n"):
+            chunk = sock.recv(1024)
+            if not chunk:
+                break
+            reply += chunk
+        if not reply.startswith(b"OK "):
+            raise ValueError(f"authentication as uid {uid} refused: {reply.strip()!r}")
+        sock.sendall(b"BEGIN\r\n")
+        sock.settimeout(None)
+        return DBusConnection(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def connect(user: bool = False) -> "Bus":
+    """The system bus, or (user) the caller's session bus and so its systemd user manager,
+    with a clear error when systemd or the bus is not there."""
     from pyrunc.cgroups.systemd import check_host
     check_host()
-    from jeepney.io.blocking import open_dbus_connection  # type: ignore[import-untyped]
-    addr = _address()
+    from jeepney.io.blocking import open_dbus_connection
+    addr = _user_address() if user else _address()
     try:
+        if user:
+            return Bus(_open_as(addr, _own_host_uid(), 5.0))
         return Bus(open_dbus_connection(bus=addr, auth_timeout=5.0))
     except (OSError, ValueError, TimeoutError) as exc:
+        which = "the user's session bus" if user else "a system bus"
         raise UnsupportedError(f"--systemd-cgroup: cannot reach systemd over D-Bus at {addr} "
-                               f"({exc}); is a system bus running? Otherwise use the cgroupfs "
+                               f"({exc}); is {which} running? Otherwise use the cgroupfs "
                                "driver (drop --systemd-cgroup)") from None
 
 

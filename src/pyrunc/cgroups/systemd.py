@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 PREFIX = "systemd:"          # how a state's cgroup_path says "this driver"
 DEFAULT_SLICE = "system.slice"
+USER_SLICE = "user.slice"          # a user manager's default, as runc's rootless driver
 DEFAULT_PREFIX = "pyrunc"
 PROPERTY_ANNOTATION = "org.systemd.property."
 _UNIT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.\\@")
@@ -56,8 +57,43 @@ def expand_slice(slice_name: str) -> str:
     return path
 
 
-def parse_path(cgroups_path: str | None, container_id: str) -> tuple[str, str, str]:
-    """(unit name, its parent slice, cgroup path) from `slice:prefix:name`, as runc reads it."""
+def user_manager() -> bool:
+    """Whether the container's systemd is the caller's user manager: a non-root caller's, or
+    root's of a user namespace that runs below one (rootless podman's); a root of a user
+    namespace elsewhere (systemd as a container's PID 1) keeps the system manager."""
+    from pyrunc.rootless import in_user_ns
+    if os.geteuid() != 0:
+        return True
+    return in_user_ns() and _user_manager_root() is not None
+
+
+def _user_manager_root() -> str | None:
+    from pyrunc.cgroups import own_cgroup
+    parts = own_cgroup(None).strip("/").split("/")
+    for i, part in enumerate(parts):
+        if part.startswith("user@") and part.endswith(".service") and part[5:-8].isdigit():
+            return "/" + "/".join(parts[:i + 1])
+    return None
+
+
+def user_manager_root() -> str:
+    """The cgroup of the user manager this process runs under (.../user@UID.service): its
+    units' cgroups are below it. A caller outside one (a login session's scope is root's)
+    cannot have its processes moved there by the manager, so it is refused by name."""
+    from pyrunc.cgroups import own_cgroup
+    root = _user_manager_root()
+    if root is None:
+        raise UnsupportedError(f"--systemd-cgroup as a rootless user: this process's cgroup "
+                               f"{own_cgroup(None)} is not below a systemd user manager "
+                               "(user@UID.service); start it in a user scope (systemd-run --user "
+                               "--scope) or use the cgroupfs driver")
+    return root
+
+
+def parse_path(cgroups_path: str | None, container_id: str,
+               user: bool = False) -> tuple[str, str, str]:
+    """(unit name, its parent slice, cgroup path) from `slice:prefix:name`, as runc reads it;
+    `user`: a user manager's, whose default slice is user.slice (the path is below its root)."""
     text = cgroups_path or f":{DEFAULT_PREFIX}:{container_id}"
     parts = text.split(":")
     if len(parts) != 3:
@@ -65,7 +101,7 @@ def parse_path(cgroups_path: str | None, container_id: str) -> tuple[str, str, s
                         "expects \"slice:prefix:name\"")
     slice_name, prefix, name = parts
     if not slice_name:
-        slice_name = DEFAULT_SLICE
+        slice_name = USER_SLICE if user else DEFAULT_SLICE
     elif slice_name == "-":
         slice_name = "-.slice"
     if not name:
@@ -101,6 +137,7 @@ class SystemdManager(V2Manager):
     def __init__(self, cgroup_path: str, unit: str = "", slice_name: str = "",
                  annotations: dict[str, str] | None = None) -> None:
         super().__init__(cgroup_path)
+        self.user = user_manager()  # decided per call, as the rootless mode is
         self.unit = unit or cgroup_path.rstrip("/").rsplit("/", 1)[-1]
         self.slice = slice_name
         self.annotations = annotations or {}
@@ -117,7 +154,7 @@ class SystemdManager(V2Manager):
     def create(self) -> None:
         from pyrunc.cgroups import dbus
         props = base_properties(self.unit, self.slice) + annotation_properties(self.annotations)
-        bus = dbus.connect()
+        bus = dbus.connect(self.user)
         try:
             if self.unit.endswith(".scope"):
                 self._placeholder = _start_placeholder()
@@ -155,7 +192,7 @@ class SystemdManager(V2Manager):
         from pyrunc.cgroups import dbus
         props = resource_properties(resources)
         if props:
-            bus = dbus.connect()
+            bus = dbus.connect(self.user)
             try:
                 bus.set_unit_properties(self.unit, props)
             finally:
@@ -172,7 +209,7 @@ class SystemdManager(V2Manager):
             # with kill: SIGKILL all; without: refuse (EBUSY) before StopUnit would kill them
             kill_all_and_rmdir(self, [] if kill else [self.dir], kill=kill)
         try:
-            bus = dbus.connect()
+            bus = dbus.connect(self.user)
         except UnsupportedError:
             if os.path.isdir(self.dir):
                 raise
