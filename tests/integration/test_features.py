@@ -30,7 +30,7 @@ def test_features_json_shape(rt: Runtime) -> None:
     for key in ("v1", "v2", "systemd", "systemdUser", "rdma"):
         assert isinstance(linux["cgroup"][key], bool)
     assert linux["cgroup"]["systemd"] is True  # --systemd-cgroup (tests/integration/test_systemd_cgroup.py)
-    assert linux["cgroup"]["systemdUser"] is False  # no rootless driver: say so
+    assert linux["cgroup"]["systemdUser"] is True  # the rootless driver: the user manager
     assert linux["cgroup"]["rdma"] is True  # rdma.max is written (test_cgroups rdma cases; review rev18)
     seccomp = linux["seccomp"]
     assert seccomp["enabled"] is True
