@@ -122,6 +122,17 @@ class Lock:
         self.release()
 
 
+def _check_owned(st: os.stat_result, what: str) -> None:
+    """Refuse what this user did not make, or what others may write."""
+    euid = os.geteuid()
+    if st.st_uid != euid:
+        raise SystemError_(f"{what} is owned by uid {st.st_uid}, not by this user "
+                           f"(uid {euid}): refusing to use it", errno.EPERM)
+    if st.st_mode & 0o022:
+        raise SystemError_(f"{what} is writable by group or others (mode "
+                           f"{stat.S_IMODE(st.st_mode):04o}): refusing to use it", errno.EPERM)
+
+
 def _still_at(fd: int, path: str) -> bool:
     """Whether the directory open as `fd` is still the one named `path`."""
     try:
@@ -138,6 +149,7 @@ class StateStore:
         # Rootless: the root is the user's alone (0700), so no other user can list, read
         # or signal through it; root's is 0711 (state.json and the fifo are 0600 anyway).
         self.root_mode = 0o1700 if private else 0o711  # sticky: XDG cleaners keep it
+        self.private = private
 
     def dir(self, container_id: str) -> str:
         validate_id(container_id)
@@ -156,6 +168,7 @@ class StateStore:
                 if self.root_mode == 0o1700 and isinstance(exc, PermissionError) else ""
             raise SystemError_.from_oserror(f"cannot create root directory {self.root}{hint}",
                                             exc) from None
+        self.check_root()
         try:
             os.mkdir(path, 0o711)
         except FileExistsError:
@@ -207,15 +220,39 @@ class StateStore:
         atomic_write(path, jsonio.dumps(record.to_dict()).encode())
 
     def load(self, container_id: str) -> Record:
+        """The record, from a state file this user wrote: one owned by anyone else (planted
+        in a root another user can write, or a user's own read by root) is refused, since
+        its hooks run and its pid is signalled as the caller."""
         path = os.path.join(self.dir(container_id), STATE_FILE)
+        self.check_root()
         try:
-            with open(path, "rb") as f:
-                raw: dict[str, Any] = jsonio.loads(f.read())
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             raise NotExistError(f"container {container_id} does not exist") from None
+        except OSError as exc:
+            raise SystemError_(f"container {container_id}: corrupt state file {path}: {exc}") from None
+        try:
+            with os.fdopen(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                _check_owned(st, f"container {container_id}: state file {path}")
+                raw: dict[str, Any] = jsonio.loads(f.read())
         except (ValueError, OSError) as exc:
             raise SystemError_(f"container {container_id}: corrupt state file {path}: {exc}") from None
         return Record(**raw)
+
+    def check_root(self) -> None:
+        """Rootless: the root must be the user's own and writable by nobody else (a root
+        another user made, say $XDG_RUNTIME_DIR/pyrunc in a shared XDG_RUNTIME_DIR, lets
+        that user plant, rename and remove containers). Root's root: see load()."""
+        if not self.private:
+            return
+        try:
+            st = os.stat(self.root)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot access root directory {self.root}", exc) from None
+        _check_owned(st, f"root directory {self.root}")
 
     def exists(self, container_id: str) -> bool:
         """Whether the container's directory is there; one we may not look at (another
@@ -247,6 +284,7 @@ class StateStore:
             shutil.rmtree(path, ignore_errors=True)
 
     def ids(self) -> Iterator[str]:
+        self.check_root()
         try:
             names = sorted(os.listdir(self.root))
         except FileNotFoundError:

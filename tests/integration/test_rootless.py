@@ -667,3 +667,54 @@ def test_another_user_cannot_see_or_touch_the_containers(
     # its own default root is its own
     res = other.run([rl.binary, "list"])
     assert res.returncode == 0 and cid not in res.stdout
+
+
+def _plant(other: RootlessUser, root: Path, marker: Path) -> None:
+    """`other` makes `root` (0777) with a stopped container 'web' whose poststop hook
+    appends the id of whoever runs it to `marker`."""
+    state = {"id": "web", "pid": 999999, "start_time": 1, "bundle": "/", "rootfs": "/",
+             "created": "2026-01-01T00:00:00Z", "cgroup_path": "",
+             "hooks": {"poststop": [{"path": "/bin/sh",
+                                     "args": ["sh", "-c", f"id -u >> {marker}"]}]}}
+    script = (f"mkdir -m 0777 {root} && mkdir -m 0755 {root}/web && "
+              f"cat > {root}/web/state.json && chmod 0644 {root}/web/state.json")
+    res = other.run(["sh", "-c", script], input=json.dumps(state))
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.pyrunc_only
+def test_a_root_another_user_made_is_refused(rl: RL, other_rootless_user: RootlessUser) -> None:
+    """A shared XDG_RUNTIME_DIR (1777, as /tmp) where another user made pyrunc/ first and
+    planted a container: the user's runtime refuses the root in one line (before, `list`
+    showed the planted one and `delete web` ran its poststop hook as the user)."""
+    shared = rl.tmp / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    marker = rl.tmp / "marker"
+    _plant(other_rootless_user, shared / "pyrunc", marker)
+    env = {"XDG_RUNTIME_DIR": str(shared)}
+    b = rl.bundle(["true"])
+    for args in (["list"], ["state", "web"], ["delete", "web"], ["kill", "web", "KILL"],
+                 ["run", "--bundle", str(b), rl.new_id()]):
+        res = rl.user.run([rl.binary, *args], env=env, stdin=subprocess.DEVNULL)
+        line = _one_line_error(res)
+        assert "owned by uid" in line and str(shared / "pyrunc") in line, (args, line)
+    assert not marker.exists(), marker.read_text()
+    assert sorted(os.listdir(shared / "pyrunc")) == ["web"]  # nothing of the user's there
+
+
+@pytest.mark.pyrunc_only
+def test_root_does_not_use_a_users_state(rl: RL) -> None:
+    """Root pointed at a user's root (`sudo pyrunc --root ~/.../pyrunc delete x`) refuses
+    the user's state file: its hooks would run as root (runc runs them)."""
+    marker = rl.tmp / "marker"
+    hook = {"path": "/bin/sh", "args": ["sh", "-c", f"id -u >> {marker}"]}
+    cid, _pid = rl.running(hooks={"poststop": [hook]})
+    res = subprocess.run([rl.binary, "--root", str(rl.root), "delete", "--force", cid],
+                         capture_output=True, text=True, timeout=30)
+    line = _one_line_error(res)
+    assert f"owned by uid {rl.user.uid}" in line, line
+    assert not marker.exists(), marker.read_text()
+    assert rl.state(cid)["status"] == "running"
+    rl.ok("delete", "--force", cid)  # the user's own delete runs its hook, as the user
+    assert marker.read_text().split() == [str(rl.user.uid)]
