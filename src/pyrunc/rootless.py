@@ -25,9 +25,10 @@ SYSTEM_ROOT = "/run/pyrunc"
 
 
 def default_root() -> str:
-    """The --root a caller gets without one."""
+    """The --root a caller gets without one. A relative XDG_RUNTIME_DIR is ignored, as the
+    XDG base directory spec says (else the state would land in the cwd of the moment)."""
     xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-    if xdg and _honors_xdg():
+    if xdg.startswith("/") and _honors_xdg():
         return os.path.join(xdg, "pyrunc")
     return SYSTEM_ROOT
 

@@ -164,7 +164,7 @@ class StateStore:
         try:
             os.makedirs(self.root, mode=self.root_mode, exist_ok=True)
         except OSError as exc:
-            hint = " (rootless: set XDG_RUNTIME_DIR or pass --root)" \
+            hint = " (rootless: set XDG_RUNTIME_DIR to an absolute path or pass --root)" \
                 if self.root_mode == 0o1700 and isinstance(exc, PermissionError) else ""
             raise SystemError_.from_oserror(f"cannot create root directory {self.root}{hint}",
                                             exc) from None

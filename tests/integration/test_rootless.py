@@ -212,6 +212,18 @@ def test_without_xdg_runtime_dir_the_error_says_what_to_do(rl: RL) -> None:
     assert "/run/pyrunc" in line and "XDG_RUNTIME_DIR" in line, line
 
 
+@pytest.mark.pyrunc_only
+def test_a_relative_xdg_runtime_dir_is_ignored(rl: RL) -> None:
+    """XDG_RUNTIME_DIR=rel is invalid (XDG base directory spec): the same error as without
+    one, and no state in the cwd (before: ./rel/pyrunc, lost to a `list` from elsewhere)."""
+    b = rl.bundle(["true"])
+    res = rl.user.run([rl.binary, "run", "--bundle", str(b), rl.new_id()], cwd=rl.tmp,
+                      env={"XDG_RUNTIME_DIR": "rel"}, stdin=subprocess.DEVNULL)
+    line = _one_line_error(res)
+    assert "/run/pyrunc" in line and "XDG_RUNTIME_DIR" in line, line
+    assert not (rl.tmp / "rel").exists()
+
+
 def test_ranges_through_newuidmap(rl: RL) -> None:
     """Several ranges (the user's id and its /etc/subuid range): the container's uid 1000 is
     the user's subordinate id start+999 on the host, as the kernel sees it."""

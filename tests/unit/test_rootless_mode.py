@@ -44,6 +44,8 @@ def test_default_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XDG_RUNTIME_DIR")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert rootless.default_root() == "/run/pyrunc"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "run/user/1000")  # relative: invalid, ignored
+    assert rootless.default_root() == "/run/pyrunc"
 
 
 def test_device_rules_are_not_limits() -> None:
