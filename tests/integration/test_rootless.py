@@ -381,6 +381,30 @@ def test_sys_devices_and_proc(rl: RL) -> None:
     assert "written" in out and "3" in out and "sys" in out, out
 
 
+@pytest.mark.runc_bug("runc 1.1.5 binds whatever the host has at the path")
+@pytest.mark.parametrize("dev", [
+    {"path": "/dev/zero", "type": "b", "major": 8, "minor": 0},   # the host's is c 1:5
+    {"path": "/dev/zero", "type": "c", "major": 8, "minor": 0},
+    {"path": "/etc/passwd", "type": "c", "major": 1, "minor": 3},  # a regular file
+], ids=["block-8:0-at-dev-zero", "char-8:0-at-dev-zero", "regular-file"])
+def test_a_device_the_host_node_does_not_match_is_refused(rl: RL, dev: dict[str, Any]) -> None:
+    """Devices are bound from the host by path (no mknod): a path whose host node is not the
+    device the config describes is refused in one line, not silently replaced (before: 8:0
+    at /dev/zero ran with the host's 1:5; c 1:3 at /etc/passwd bound the host's passwd)."""
+    b = rl.bundle(["true"], linux__devices=[dev])
+    cid = rl.new_id()
+    line = _one_line_error(rl.rt("run", "--bundle", str(b), cid))
+    assert f"host's {dev['path']} is " in line, line
+    assert not (rl.root / cid).exists()
+
+
+def test_a_device_that_matches_the_host_node_is_bound(rl: RL) -> None:
+    b = rl.bundle(["stat", "-c", "%t:%T %F", "/dev/null"], linux__devices=[
+        {"path": "/dev/null", "type": "c", "major": 1, "minor": 3}])
+    assert rl.ok("run", "--bundle", str(b), rl.new_id()).split() == \
+        ["1:3", "character", "special", "file"]
+
+
 def _with_sysfs(rl: RL, b: Path, netns: bool) -> None:
     cfg = rl.config(b)
     for m in cfg["mounts"]:

@@ -38,6 +38,7 @@ def create_device(rootfd: int, dev: Device, bind: bool) -> None:
     name = posixpath.basename(dev.path)
     try:
         if bind:
+            _check_host_node(dev)
             target = bind_target(parent, name)
             try:
                 sc.mount(dev.path, paths.fd_path(target), None, sc.MS_BIND)
@@ -55,6 +56,30 @@ def create_device(rootfd: int, dev: Device, bind: bool) -> None:
         raise SystemError_.from_oserror(f"cannot create device {dev.path}", exc) from None
     finally:
         os.close(parent)
+
+
+def _check_host_node(dev: Device) -> None:
+    """In a user namespace the device is the host's node at the same path, bound: it must be
+    the node the config describes (type, major:minor), not a regular file or another
+    device that happens to sit there (c 8:0 at /dev/zero gave /dev/zero)."""
+    try:
+        st = os.stat(dev.path)
+    except OSError as exc:
+        raise SystemError_(f"cannot create device {dev.path}: in a user namespace devices are "
+                           f"bound from the host, and the host's {dev.path}: {exc.strerror}",
+                           exc.errno or errno.EIO) from None
+    want = _TYPES[dev.type]
+    have = stat.S_IFMT(st.st_mode)
+    same = have == want and (want == stat.S_IFIFO or (os.major(st.st_rdev), os.minor(st.st_rdev))
+                             == (dev.major, dev.minor))
+    if not same:
+        kind = {stat.S_IFCHR: "c", stat.S_IFBLK: "b", stat.S_IFIFO: "p"}.get(have)
+        got = f"{kind} {os.major(st.st_rdev)}:{os.minor(st.st_rdev)}" if kind in ("c", "b") \
+            else (kind or "not a device node")
+        asked = dev.type if dev.type == "p" else f"{dev.type} {dev.major}:{dev.minor}"
+        raise SystemError_(f"cannot create device {dev.path}: in a user namespace devices are "
+                           f"bound from the host, and the host's {dev.path} is {got}, not "
+                           f"{asked}", errno.EINVAL)
 
 
 def bind_target(parent: int, name: str, mode: int = 0o644) -> int:
