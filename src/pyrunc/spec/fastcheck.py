@@ -11,8 +11,9 @@ The answer must equal jsonschema's (Draft 2020-12, with schema.py's strict "inte
 int, never a bool or 1.0). Hence:
 
 * only the keywords our schemas use are implemented, with jsonschema's exact semantics
-  (`pattern` is `re.search`, `minimum` applies only to numbers, `required` only to objects,
-  enum/const only with string values, `$ref` only to the document's own `$defs`, ...);
+  (`pattern` is `re.search(patterns.for_re(pattern), x)`: ECMA's `$`, as schema.py's
+  jsonschema; `minimum` applies only to numbers, `required` only to objects, enum/const only
+  with string values, `$ref` only to the document's own `$defs`, ...);
   anything else -- an unknown keyword, an unusual value, a nested `$id` -- raises
   UnsupportedSchema at compile time, so a schema edit can make validation slower, never weaker;
 * values are classified by exact type (`type(x) is dict`); for anything json.loads cannot
@@ -26,7 +27,7 @@ are tested without `re` (pyrunc.spec.patterns); the schema file is read on the f
 from __future__ import annotations
 
 from pyrunc import jsonio
-from pyrunc.spec.patterns import PLAIN
+from pyrunc.spec.patterns import PLAIN, for_re
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -339,8 +340,8 @@ class _Compiler:
             if pattern is not None:
                 if not compiled:
                     import re
-                    compiled.append(re.compile(pattern))
-                if compiled[0].search(x) is None:  # jsonschema: re.search(pattern, instance)
+                    compiled.append(re.compile(for_re(pattern)))  # ECMA's `$`, as schema.py's
+                if compiled[0].search(x) is None:
                     return False
             return True
 

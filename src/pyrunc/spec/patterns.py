@@ -1,12 +1,13 @@
 """The `pattern`s of pyrunc's schemas as plain string tests, so a create never imports `re`.
 
 `re` (with enum, functools and collections behind it) costs ~9 ms to import on the
-machines we measure, most of what fastcheck saves over jsonschema. Each function here
-answers exactly what `re.search(pattern, s) is not None` answers for every str `s`
-(test_patterns.py checks that against `re` with generated strings). One rule of `re`
-matters throughout: without MULTILINE, `$` matches at the end and also just before a
-final newline, so "CAP_KILL\\n" matches "^CAP_[A-Z_]+$". A pattern not listed here is
-still checked with `re` by fastcheck.
+machines we measure, most of what fastcheck saves over jsonschema. A schema's patterns are
+ECMA-262 regexes (JSON Schema's dialect, the spec's schema's): there `$` is the end of the
+string only, while `re`'s `$` also matches before a final newline, so `re` alone would let
+"CAP_KILL\\n" match "^CAP_[A-Z_]+$". `for_re` rewrites a pattern so `re` reads its `$` as
+ECMA does; each function here answers exactly what `re.search(for_re(pattern), s) is not
+None` answers for every str `s` (test_patterns.py checks that against `re` with generated
+strings). A pattern not listed here is still checked with `re` (through `for_re`) by fastcheck.
 """
 
 from __future__ import annotations
@@ -21,10 +22,26 @@ _ALNUM_DASH = _DIGITS | _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz-")
 _AFFINITY = _DIGITS | frozenset(", -")
 
 
-def _before_end(s: str) -> str:
-    """What `...$` must match: the string less one final newline, if it has one. (The
-    patterns below match no newline, so matching the whole string instead is never needed.)"""
-    return s[:-1] if s.endswith("\n") else s
+def for_re(pattern: str) -> str:
+    """`pattern` with each `$` outside a character class as `\\Z`, the end of the string only,
+    which is what ECMA-262's `$` means (without the m flag) and `re`'s `$` is not."""
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "$":
+            c = "\\Z"
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def _only(s: str, allowed: frozenset[str]) -> bool:
@@ -41,7 +58,6 @@ def _prefixed_upper(prefix: str, extra: frozenset[str]) -> Callable[[str], bool]
     allowed = _UPPER | extra
 
     def match(s: str) -> bool:
-        s = _before_end(s)
         return s.startswith(prefix) and len(s) > len(prefix) and _only(s[len(prefix):], allowed)
 
     return match
@@ -49,7 +65,6 @@ def _prefixed_upper(prefix: str, extra: frozenset[str]) -> Callable[[str], bool]
 
 def _semver(s: str) -> bool:
     """Semantic Versioning 2.0.0: N.N.N, then -prerelease.idents, then +build.idents."""
-    s = _before_end(s)
     main, plus, build = s.partition("+")
     if plus and not all(part != "" and _only(part, _ALNUM_DASH) for part in build.split(".")):
         return False
@@ -68,7 +83,6 @@ def _semver(s: str) -> bool:
 
 def _cpu_list(s: str) -> bool:
     """^([0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)?$ -- "0-3,5", or empty."""
-    s = _before_end(s)
     if s == "":
         return True
     for item in s.split(","):
@@ -82,24 +96,22 @@ def _cpu_list(s: str) -> bool:
 
 def _affinity_list(s: str) -> bool:
     """^[0-9, -]*$ -- the spec's pattern for execCPUAffinity: only digits, ',', ' ' and '-'."""
-    return _only(_before_end(s), _AFFINITY)
+    return _only(s, _AFFINITY)
 
 
 def _page_size(s: str) -> bool:
     """^[1-9][0-9]*[KMG]B$ -- "2MB", "1GB" (the kernel's hugetlb names use KB, MB and GB)."""
-    s = _before_end(s)
     return (len(s) >= 3 and s[0] in "123456789" and _only(s[1:-2], _DIGITS)
             and s[-2] in "KMG" and s[-1] == "B")
 
 
 def _access(s: str) -> bool:
     """^[rwm]*$"""
-    return _only(_before_end(s), frozenset("rwm"))
+    return _only(s, frozenset("rwm"))
 
 
 def _if_name(s: str) -> bool:
     """^[^/:\\s]{1,15}$ -- a network interface name (re's \\s is str.isspace)."""
-    s = _before_end(s)
     return 0 < len(s) <= 15 and not any(c in "/:" or c.isspace() for c in s)
 
 

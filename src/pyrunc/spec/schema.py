@@ -22,12 +22,13 @@ import os
 from pyrunc import jsonio
 from pyrunc.errors import PyruncError, SpecError
 from pyrunc.spec import fastcheck
+from pyrunc.spec.patterns import for_re
 
 # typing is for the type checker, and json, re and functools are for wording an invalid
 # config only: each import costs every create.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from typing import Any
 
     from jsonschema.exceptions import ValidationError
@@ -81,22 +82,34 @@ def _schema_bytes(name: str) -> bytes:
 def _validator(name: str) -> Validator:
     """The validator, built once per process; this is where jsonschema gets imported."""
     if name not in _validators:
-        _validators[name] = _build_validator(name)
+        _validators[name] = validator_for(jsonio.loads(_schema_bytes(name)))
     return _validators[name]
 
 
-def _build_validator(name: str) -> Validator:
+def validator_for(schema: dict[str, Any]) -> Validator:
+    """jsonschema's validator for `schema`, as pyrunc runs it (strict integers, ECMA's `$`)."""
     import jsonschema.validators
 
-    schema: dict[str, Any] = jsonio.loads(_schema_bytes(name))
     base = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     # JSON Schema counts 1.0 as an integer; Go (runc, the spec's bindings) and the syscalls
     # these values end up in do not, so integers must really be ints.
     strict_types = base.TYPE_CHECKER.redefine("integer", _is_int)
+    # jsonschema runs `pattern` as re.search(pattern, instance): re's `$` also matches before
+    # a final newline, ECMA-262's (JSON Schema's, the spec schema's) does not.
     cls: type[Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-        base, type_checker=strict_types
+        base, validators={"pattern": _pattern}, type_checker=strict_types
     )
     return cls(schema, format_checker=None)
+
+
+def _pattern(validator: Validator, pattern: str, instance: object, _schema: object) -> Iterator[ValidationError]:
+    """jsonschema's `pattern` keyword with ECMA-262's `$` (see patterns.for_re)."""
+    import re
+
+    from jsonschema.exceptions import ValidationError
+
+    if isinstance(instance, str) and re.search(for_re(pattern), instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 def _is_int(_checker: object, instance: object) -> bool:
