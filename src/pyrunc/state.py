@@ -145,6 +145,8 @@ def _still_at(fd: int, path: str) -> bool:
 
 class StateStore:
     def __init__(self, root: str, private: bool = False) -> None:
+        if not root:  # abspath("") is the cwd of the moment: state nobody would find again
+            raise UsageError("--root cannot be empty")
         self.root = os.path.abspath(root)
         # Rootless: the root is the user's alone (0700), so no other user can list, read
         # or signal through it; root's is 0711 (state.json and the fifo are 0600 anyway).

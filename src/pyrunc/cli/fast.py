@@ -232,7 +232,7 @@ def run(argv: list[str]) -> int | None:
     code = 0
     try:
         from pyrunc.rootless import default_root, is_rootless
-        rt = Runtime(p.root or default_root(), logger, False, is_rootless(p.rootless))
+        rt = Runtime(default_root() if p.root is None else p.root, logger, False, is_rootless(p.rootless))
         if p.command in ("create", "run"):
             from pyrunc.options import CreateOptions
             opts = CreateOptions(**{"bundle": ".", **p.options})  # type: ignore[arg-type]
