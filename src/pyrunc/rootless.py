@@ -52,13 +52,22 @@ def in_user_ns() -> bool:
 def is_rootless(flag: str, systemd_cgroup: bool = False) -> bool:
     """The --rootless value as a mode: true, false, or auto -- rootless when the euid is
     not 0, or when it is 0 in a user namespace (rootless podman's), where the host's
-    cgroups are not ours either (as runc; with the systemd driver, the manager decides)."""
+    cgroups are not ours either (as runc; with the systemd driver, the manager decides: a
+    user manager's unit, as rootless podman's with cgroup_manager=systemd, is rootless, so
+    no device filter, which bpf() refuses there)."""
     if flag == "true":
         return True
     if flag == "false":
         return False
     if flag == "auto":
-        return os.geteuid() != 0 or (not systemd_cgroup and in_user_ns())
+        if os.geteuid() != 0:
+            return True
+        if not in_user_ns():
+            return False
+        if not systemd_cgroup:
+            return True
+        from pyrunc.cgroups.systemd import user_manager
+        return user_manager()
     raise UsageError(f"invalid --rootless value {flag!r}: use true, false or auto")
 
 

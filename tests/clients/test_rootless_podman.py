@@ -67,7 +67,8 @@ class RootlessPodman:
     """podman run as the user (setpriv, a clean environment), configured only by files in a dir
     of its own (in /dev/shm, the user's)."""
 
-    def __init__(self, user: RootlessUser, ns: MountNamespace, runtime: str) -> None:
+    def __init__(self, user: RootlessUser, ns: MountNamespace, runtime: str,
+                 cgroup_manager: str = "cgroupfs", env: dict[str, str] | None = None) -> None:
         self.user, self.ns, self.runtime = user, ns, runtime
         # on a tmpfs, like the runtime dir: native overlay cannot stack on an overlay home (the
         # systemd guest's /home), and fuse-overlayfs, its fallback, needs /dev/fuse
@@ -84,7 +85,7 @@ log_driver = "k8s-file"
 default_ulimits = []
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "{cgroup_manager}"
 events_logger = "file"
 conmon_path = ["/usr/bin/conmon"]
 runtime_supports_json = {json.dumps(names)}
@@ -98,7 +99,7 @@ runtime_supports_json = {json.dumps(names)}
         self.env = user.env({"TMPDIR": str(self.tmp),
                              "CONTAINERS_CONF": str(conf / "containers.conf"),
                              "CONTAINERS_STORAGE_CONF": str(conf / "storage.conf"),
-                             "CONTAINERS_REGISTRIES_CONF": str(conf / "registries.conf")})
+                             "CONTAINERS_REGISTRIES_CONF": str(conf / "registries.conf"), **(env or {})})
 
     def argv(self, *args: str) -> list[str]:
         env = [f"{k}={v}" for k, v in self.env.items()]
@@ -293,3 +294,43 @@ def test_rootless_podman_run_rm_status_and_streams(rootless: RootlessPodman, nam
     assert (res.returncode, res.stdout, res.stderr.strip().splitlines()[-1:]) == (5, "out\n", ["err"]), \
         res.describe()
     assert rootless("ps", "-aq", "--filter", f"name={name}").stdout.strip() == ""
+
+
+def test_rootless_podman_systemd_cgroups(rootless: RootlessPodman, name: str) -> None:
+    """Where systemd runs (the systemd guest): podman's default there, cgroup_manager=systemd.
+    podman calls the runtime with --systemd-cgroup and user.slice:libpod:<id>: the container
+    must be a scope of the user's own manager, with --memory/--pids-limit applied, gone after rm."""
+    if not os.path.isdir("/run/systemd/system") or not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        pytest.skip("needs systemd as PID 1 on a pure cgroup v2 host (tests/vm/run-systemd-host.sh)")
+    user = rootless.user
+    unit = f"user@{user.uid}.service"
+    run(["systemctl", "start", unit], timeout=120)
+    # a namespace of its own, made after the manager mounted /run/user/UID (the module's is older)
+    ns = UserNamespace(cover_unified=False)
+    pm: RootlessPodman | None = None
+    try:
+        ns.start()
+        run_dir = f"/run/user/{user.uid}"
+        pm = RootlessPodman(user, ns, rootless.runtime, "systemd",
+                            {"XDG_RUNTIME_DIR": run_dir, "DBUS_SESSION_BUS_ADDRESS": f"unix:path={run_dir}/bus"})
+        rootfs = pm.tmp / "rootfs.tar"
+        build_rootfs_tar(rootfs)
+        os.chown(rootfs, user.uid, user.gid)
+        pm("import", "--change", "CMD=sh", str(rootfs), IMAGE, timeout=120)
+        cid = pm("run", "-d", "--name", name, "--network", "none", "--memory", "64m", "--pids-limit", "32",
+                 IMAGE, "sleep", "1000").stdout.strip()
+        init = json.loads(pm("inspect", name).stdout)[0]["State"]["Pid"]
+        cgpath = Path(f"/proc/{init}/cgroup").read_text().strip().removeprefix("0::")
+        top = f"/user.slice/user-{user.uid}.slice/{unit}/"
+        assert cgpath.startswith(top) and f"libpod-{cid}.scope" in cgpath, cgpath
+        cgdir = Path("/sys/fs/cgroup" + cgpath)
+        assert (cgdir / "memory.max").read_text().strip() == str(64 << 20)
+        assert (cgdir / "pids.max").read_text().strip() == "32"
+        pm("rm", "-f", "-t", "0", name)
+        _settles(lambda: [str(cgdir)] if cgdir.exists() else [], "the container's cgroup")
+    finally:
+        if pm is not None:
+            pm("rm", "-af", "-t", "0", check=False, timeout=120)
+            pm.remove()
+        ns.stop()
+        run(["systemctl", "stop", unit, f"user-runtime-dir@{user.uid}.service"], timeout=120, check=False)

@@ -88,3 +88,18 @@ def test_user_manager_choice(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(rl, "in_user_ns", lambda: userns)
         monkeypatch.setattr(cg, "own_cgroup", lambda c: own)
         assert systemd.user_manager() is want, (euid, userns, own)
+
+
+def test_root_of_a_userns_below_a_user_manager_is_rootless_with_systemd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rootless podman with cgroup_manager=systemd runs the runtime as root of its user namespace
+    from a user scope: rootless (no device filter: bpf() refuses it there); a container's systemd
+    as PID 1 (root of a userns, not below a user manager) is not."""
+    import pyrunc.cgroups as cg
+    import pyrunc.rootless as rl
+    monkeypatch.setattr(rl.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(rl, "in_user_ns", lambda: True)
+    monkeypatch.setattr(cg, "own_cgroup", lambda c: "/user.slice/user-1005.slice/user@1005.service/user.slice/x.scope")
+    assert rl.is_rootless("auto", systemd_cgroup=True) is True
+    monkeypatch.setattr(cg, "own_cgroup", lambda c: "/init.scope")
+    assert rl.is_rootless("auto", systemd_cgroup=True) is False
+    assert rl.is_rootless("auto", systemd_cgroup=False) is True
