@@ -269,8 +269,8 @@ def test_rootless_podman_run_exec_stop_rm(rootless: RootlessPodman, name: str) -
 
     # stop: SIGTERM reaches the trapping init (exit 7) long before the grace period ends.
     t0 = time.monotonic()
-    pm("stop", "-t", "20", name)
-    assert time.monotonic() - t0 < 15
+    pm("stop", "-t", "60", name, timeout=120)
+    assert time.monotonic() - t0 < 50  # the exit status 7 is the proof; 16.8 s seen under TCG
     state = json.loads(pm("inspect", name).stdout)[0]["State"]
     assert (state["Status"], state["ExitCode"]) == ("exited", 7), state
     assert not pid_alive(init) and not pid_alive(child)
