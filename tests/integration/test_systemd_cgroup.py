@@ -81,6 +81,13 @@ def test_systemd_scope_lifecycle(sandbox: Sandbox, rt: Runtime) -> None:
         assert props == {"ActiveState": "active", "Delegate": "yes", "MemoryMax": str(64 << 20),
                          "TasksMax": "42", "CPUQuotaPerSecUSec": "500ms",
                          "CollectMode": "inactive-or-failed", "Slice": "system.slice"}, props
+        # the device allow-list as systemd's own: a daemon-reload re-applies the same list
+        devices = subprocess.run(["systemctl", "show", unit, "--property=DevicePolicy",
+                                  "--property=DeviceAllow"], check=True, capture_output=True,
+                                 text=True).stdout.splitlines()
+        assert "DevicePolicy=strict" in devices, devices
+        for entry in ("/dev/char/1:3 rwm", "char-pts rwm", "char-* m"):
+            assert any(line.startswith("DeviceAllow=") and entry in line for line in devices), devices
         assert (cgdir / "memory.max").read_text().strip() == str(64 << 20)
         assert (cgdir / "pids.max").read_text().strip() == "42"
         assert (cgdir / "cpu.max").read_text().strip() == "50000 100000"

@@ -108,3 +108,31 @@ def test_annotation_properties() -> None:
 def test_annotation_properties_refused(key: str, value: str) -> None:
     with pytest.raises(SpecError, match="annotation"):
         sd.annotation_properties({key: value})
+
+
+def test_device_properties_default_list() -> None:
+    """The default allow-list as systemd entries: paths for single devices, char-* for any
+    major, /proc/devices' group for a major's every minor (136: pts)."""
+    props = dict(sd.device_properties(()))
+    assert props["DevicePolicy"] == ("s", "strict")
+    sig, allow = props["DeviceAllow"]
+    assert sig == "a(ss)"
+    assert allow[:3] == [("char-*", "m"), ("block-*", "m"), ("/dev/char/1:3", "rwm")]
+    assert ("char-pts", "rwm") in allow and ("/dev/char/10:200", "rwm") in allow
+    assert len(allow) == 12
+
+
+def test_device_properties_rules() -> None:
+    from pyrunc.spec.config import DeviceRule
+    allow_all = dict(sd.device_properties((DeviceRule(True, "a", None, None, "rwm"),)))
+    assert allow_all == {"DevicePolicy": ("s", "auto"), "DeviceAllow": ("a(ss)", [])}
+    # allow-all with a hole: systemd has no deny entries; strict and empty until the eBPF
+    # program (which has the hole) replaces systemd's
+    holed = dict(sd.device_properties((DeviceRule(True, "a", None, None, "rwm"),
+                                       DeviceRule(False, "b", 7, 2, "r"))))
+    assert holed == {"DevicePolicy": ("s", "strict"), "DeviceAllow": ("a(ss)", [])}
+    _sig, allow = dict(sd.device_properties((DeviceRule(True, "b", 7, 2, "r"),
+                                             DeviceRule(True, "c", None, 9, "r"))))["DeviceAllow"]
+    assert allow[0] == ("/dev/block/7:2", "r")
+    assert not any(path.startswith("char-") and path != "char-*" and mode == "r"
+                   for path, mode in allow)   # '*:9' has no systemd form: left out

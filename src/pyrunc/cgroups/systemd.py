@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyrunc.cgroups.dbus import Props
-    from pyrunc.spec.config import Resources
+    from pyrunc.spec.config import DeviceRule, Resources
 
 PREFIX = "systemd:"          # how a state's cgroup_path says "this driver"
 DEFAULT_SLICE = "system.slice"
@@ -191,6 +191,8 @@ class SystemdManager(V2Manager):
     def set(self, resources: Resources, update: bool = False) -> list[str]:
         from pyrunc.cgroups import dbus
         props = resource_properties(resources)
+        if not update or resources.devices:  # as the v2 manager: an update without rules keeps them
+            props = device_properties(resources.devices or ()) + props
         if props:
             bus = dbus.connect(self.user)
             try:
@@ -313,6 +315,56 @@ def resource_properties(r: Resources) -> Props:
         props.append(("TasksMax", _u64(r.pids_limit)))
     props += _unified_properties(r.unified)
     return props
+
+
+def device_properties(rules: tuple[DeviceRule, ...]) -> Props:
+    """DevicePolicy and DeviceAllow for the container's allow-list, as runc gives systemd, so
+    that systemd re-applying the unit (daemon-reload, set-property) keeps the same devices.
+
+    systemd knows only allow-lists: an allow-all list is DevicePolicy=auto without entries;
+    one with deny exceptions becomes strict with none (the v2 manager's eBPF program, which
+    replaces systemd's right after, has the exceptions). Entries: `/dev/char/M:m`, `char-*`
+    (any major), `char-<name>` (a major's group in /proc/devices); `*:m` rules and majors
+    without a group have no systemd form and stay with the eBPF program alone."""
+    from pyrunc.cgroups.devices import DeviceState
+    state = DeviceState.from_rules(rules)
+    if state.default_allow:
+        return [("DevicePolicy", ("s", "auto" if not state.exceptions else "strict")),
+                ("DeviceAllow", ("a(ss)", []))]
+    kind = {"c": "char", "b": "block"}
+    groups: dict[tuple[str, int], str] | None = None
+    allow: list[tuple[str, str]] = []
+    for (dtype, major, minor), perms in state.ordered():
+        access = "".join(c for c in "rwm" if c in perms)
+        if major is None:
+            if minor is None:
+                allow.append((f"{kind[dtype]}-*", access))
+        elif minor is None:
+            groups = _device_groups() if groups is None else groups
+            if (dtype, major) in groups:
+                allow.append((f"{kind[dtype]}-{groups[dtype, major]}", access))
+        else:
+            allow.append((f"/dev/{kind[dtype]}/{major}:{minor}", access))
+    return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", allow))]
+
+
+def _device_groups() -> dict[tuple[str, int], str]:
+    """(type, major) -> the group name /proc/devices gives it (the first, if several)."""
+    out: dict[tuple[str, int], str] = {}
+    dtype = ""
+    try:
+        with open("/proc/devices") as f:
+            for line in f:
+                text = line.strip()
+                if text in ("Character devices:", "Block devices:"):
+                    dtype = "c" if text.startswith("Character") else "b"
+                    continue
+                num, _, name = text.partition(" ")
+                if dtype and num.isdigit() and name:
+                    out.setdefault((dtype, int(num)), name.strip())
+    except OSError:
+        pass
+    return out
 
 
 def _unified_properties(unified: tuple[tuple[str, str], ...]) -> Props:
