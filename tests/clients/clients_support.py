@@ -747,6 +747,8 @@ class Containerd:
     namespace: str
     daemon: Daemon | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: seconds to wait for its API (the emulated systemd guest needs minutes)
+    start_timeout: float = 60
 
     @property
     def sock(self) -> str:
@@ -778,7 +780,7 @@ class Containerd:
             self.daemon.check_alive()
             return run(["ctr", "-a", self.sock, "version"], timeout=10, check=False, env=self.env).returncode == 0
 
-        wait_for(up, 60, "containerd to answer")
+        wait_for(up, self.start_timeout, "containerd to answer")
 
     def ctr_argv(self, *args: str) -> list[str]:
         return ["ctr", "-a", self.sock, "-n", self.namespace, *args]
@@ -830,6 +832,9 @@ class Dockerd:
     runtime_name: str = "pyrunc"
     daemon: Daemon | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: "cgroupfs" (with cgroup_parent), or None: dockerd's default (systemd on a systemd v2 host)
+    cgroup_driver: str | None = "cgroupfs"
+    start_timeout: float = 60
 
     @property
     def sock(self) -> str:
@@ -865,8 +870,8 @@ class Dockerd:
             "-H", f"unix://{self.sock}",
             "--pidfile", str(w / "dockerd.pid"),
             "--storage-driver", "vfs",
-            "--exec-opt", "native.cgroupdriver=cgroupfs",
-            "--cgroup-parent", self.cgroup_parent,
+            *(["--exec-opt", f"native.cgroupdriver={self.cgroup_driver}",
+               "--cgroup-parent", self.cgroup_parent] if self.cgroup_driver else []),
             "--log-level", "info",
         ]
         self.daemon = start_daemon("dockerd", argv, w / "dockerd.log", self.env)
@@ -876,7 +881,7 @@ class Dockerd:
             self.daemon.check_alive()
             return self.docker("version", check=False, timeout=10).returncode == 0
 
-        wait_for(up, 60, "dockerd to answer")
+        wait_for(up, self.start_timeout, "dockerd to answer")
 
     def docker_argv(self, *args: str) -> list[str]:
         return [DOCKER_CLI, "-H", f"unix://{self.sock}", *args]

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from .helpers import (
+    CGROUP_DRIVER,
     CGROUP_PARENT,
     CMD_TIMEOUT,
     Bundle,
@@ -44,6 +45,8 @@ from .helpers import (
     default_config,
     describe_pid,
     force_rmdir_cgroup,
+    leaked_units,
+    new_cgroups_path,
     iter_state_dirs,
     mounts_under,
     new_id,
@@ -54,12 +57,19 @@ from .helpers import (
     reap_stale_sandboxes,
     sandbox_pids,
     set_child_subreaper,
+    stop_units,
     walk_unmount,
     work_base,
 )
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
 CACHE_DIR = TESTS_DIR / ".cache"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if CGROUP_DRIVER not in ("cgroupfs", "systemd"):
+        raise pytest.UsageError(f"PYRUNC_TEST_CGROUP_DRIVER={CGROUP_DRIVER!r}: "
+                                "expected cgroupfs or systemd")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -142,8 +152,8 @@ class Sandbox:
         path = self.tmp / "bundles" / name
         path.mkdir(parents=True)
         copy_rootfs(self.rootfs_cache, path / "rootfs")
-        cg = f"/{CGROUP_PARENT}/{uuid.uuid4().hex}"
-        config = default_config(args, cg, self.id)
+        spec_path, cg = new_cgroups_path()
+        config = default_config(args, spec_path, self.id)
         patch: dict[str, Any] = dict(top)
         if process:
             patch["process"] = process
@@ -220,7 +230,8 @@ class Sandbox:
                 state_dirs=[p.name for p in iter_state_dirs(self.rt.root) if p.is_dir()],
                 mounts=[m for p in (self.tmp, self.pytest_tmp) for m in mounts_under(p)
                         if m not in self.own_mounts],
-                cgroups=[str(d) for b in self.bundles for d in cgroup_dirs(b.cgroups_path)],
+                cgroups=[str(d) for b in self.bundles for d in cgroup_dirs(b.cgroups_path)]
+                + leaked_units(b.cgroups_path for b in self.bundles),
                 processes=[describe_pid(p) for p in sandbox_pids(self.id, self.tmp)],
             )
             if not leaks or time.monotonic() >= deadline:
@@ -276,6 +287,7 @@ class Sandbox:
         for b in self.bundles:
             for d in cgroup_dirs(b.cgroups_path):
                 force_rmdir_cgroup(d)
+        stop_units(b.cgroups_path for b in self.bundles)
         reap_children()
         walk_unmount(mounts_under(self.tmp) + mounts_under(self.pytest_tmp))
         if self.rt.log.exists():  # keep the runtime's log with pytest's tmp dirs

@@ -35,6 +35,53 @@ SANDBOX_ENV = "PYRUNC_TEST_SANDBOX"
 #: Parent of every test container's cgroup (`linux.cgroupsPath = /pyrunc-test/<uuid>`).
 CGROUP_PARENT = "pyrunc-test"
 
+#: PYRUNC_TEST_CGROUP_DRIVER=systemd (tests/vm/run-systemd-host.sh): every runtime call gets
+#: --systemd-cgroup and every bundle a systemd cgroupsPath, `system.slice:pyrunc-test:<uuid>`,
+#: as docker and podman pass; Bundle.cgroups_path is then the scope's cgroup
+#: (`/system.slice/pyrunc-test-<uuid>.scope`), so the tests' cgroup-file checks read the
+#: scope. Default: the cgroupfs driver.
+CGROUP_DRIVER = os.environ.get("PYRUNC_TEST_CGROUP_DRIVER", "") or "cgroupfs"
+SYSTEMD_DRIVER = CGROUP_DRIVER == "systemd"
+SYSTEMD_SLICE = "system.slice"
+#: where systemd keeps a transient unit's file while the unit is loaded
+TRANSIENT_UNITS = Path("/run/systemd/transient")
+
+
+def new_cgroups_path() -> tuple[str, str]:
+    """(linux.cgroupsPath, the cgroup's path below /sys/fs/cgroup) for a new bundle."""
+    name = uuid.uuid4().hex
+    if SYSTEMD_DRIVER:
+        return (f"{SYSTEMD_SLICE}:{CGROUP_PARENT}:{name}",
+                f"/{SYSTEMD_SLICE}/{CGROUP_PARENT}-{name}.scope")
+    return f"/{CGROUP_PARENT}/{name}", f"/{CGROUP_PARENT}/{name}"
+
+
+def fs_cgroup_path(cgroups_path: str) -> str:
+    """A test's linux.cgroupsPath as a path below the cgroup root (systemd form or not)."""
+    parts = cgroups_path.split(":")
+    if len(parts) == 3 and parts[0] == SYSTEMD_SLICE and parts[1] == CGROUP_PARENT:
+        return f"/{SYSTEMD_SLICE}/{CGROUP_PARENT}-{parts[2]}.scope"
+    return cgroups_path
+
+
+def unit_of(fs_path: str) -> str | None:
+    """The transient scope the systemd driver made for a test cgroup, if it is one."""
+    name = fs_path.rstrip("/").rsplit("/", 1)[-1]
+    return name if name.startswith(f"{CGROUP_PARENT}-") and name.endswith(".scope") else None
+
+
+def leaked_units(fs_paths: Iterable[str]) -> list[str]:
+    """Test scopes systemd still has loaded (a transient unit's file is there until then)."""
+    return [f"unit {u}" for u in map(unit_of, fs_paths) if u and (TRANSIENT_UNITS / u).exists()]
+
+
+def stop_units(fs_paths: Iterable[str]) -> None:
+    """Stop and forget test scopes systemd still has (force cleanup)."""
+    for u in map(unit_of, fs_paths):
+        if u and (TRANSIENT_UNITS / u).exists():
+            subprocess.run(["systemctl", "stop", u], capture_output=True, timeout=120)
+            subprocess.run(["systemctl", "reset-failed", u], capture_output=True, timeout=120)
+
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 DEFAULT_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -342,8 +389,9 @@ class Runtime:
         self.procs: list[subprocess.Popen[Any]] = []
 
     def argv(self, *args: str) -> list[str]:
-        """Full argv for a runtime subcommand."""
-        return [self.binary, "--root", str(self.root), "--log", str(self.log),
+        """Full argv for a runtime subcommand (with --systemd-cgroup under that driver)."""
+        driver = ["--systemd-cgroup"] if SYSTEMD_DRIVER else []
+        return [self.binary, *driver, "--root", str(self.root), "--log", str(self.log),
                 "--log-format", "json", *args]
 
     def _env(self) -> dict[str, str]:
@@ -722,7 +770,9 @@ def reap_stale_sandboxes(base: Path) -> list[str]:
                 cg = json.loads(cfg.read_text())["linux"]["cgroupsPath"]
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if isinstance(cg, str) and cg.startswith(f"/{CGROUP_PARENT}/"):
+            if isinstance(cg, str) and fs_cgroup_path(cg) != cg:
+                stop_units([fs_cgroup_path(cg)])
+            elif isinstance(cg, str) and cg.startswith(f"/{CGROUP_PARENT}/"):
                 for cdir in cgroup_dirs(cg):
                     force_rmdir_cgroup(cdir)
         walk_unmount(mounts_under(d))

@@ -40,7 +40,9 @@ class VictimCgroup:
 
     @staticmethod
     def _init_cpuset(h: Path, d: Path) -> None:
-        if not (d / "cpuset.cpus").exists():
+        # v1 only: a v2 child with an empty cpuset.cpus uses its parent's (and the v2 root,
+        # where systemd enables cpuset for its children, has no cpuset.cpus to copy)
+        if not (d / "cpuset.cpus").exists() or not (h / "cpuset.cpus").exists():
             return
         cur = h
         for part in d.relative_to(h).parts:

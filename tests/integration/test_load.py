@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .conftest import Sandbox
-from .helpers import Bundle, Runtime, cgroup_dirs, mounts_under, reap_children, sandbox_pids
+from .helpers import (Bundle, Runtime, cgroup_dirs, mounts_under, new_cgroups_path, reap_children,
+                      sandbox_pids)
 
 FIFTY = 50
 SEQUENTIAL = 200
@@ -47,8 +48,8 @@ def _shared_rootfs_bundles(sandbox: Sandbox, n: int, args: list[str]) -> list[Bu
     for i in range(1, n):
         config = json.loads(json.dumps(first.config))
         config["root"]["path"] = str(first.rootfs)
-        cg = f"{first.cgroups_path}-{i}"
-        config["linux"]["cgroupsPath"] = cg
+        spec_path, cg = new_cgroups_path()
+        config["linux"]["cgroupsPath"] = spec_path
         path = sandbox.tmp / "bundles" / f"load{i}"
         path.mkdir(parents=True)
         b = Bundle(path, config, cg)

@@ -76,7 +76,7 @@ def test_spec_output_runs(sandbox: Sandbox, rt: Runtime) -> None:
     cfg["process"]["terminal"] = False
     cfg["process"]["args"] = ["cat", "/proc/sys/kernel/hostname"]
     cfg["process"]["env"].append(f"PYRUNC_TEST_SANDBOX={sandbox.id}")
-    cfg["linux"]["cgroupsPath"] = b.cgroups_path
+    cfg["linux"]["cgroupsPath"] = b.config["linux"]["cgroupsPath"]
     b.config = cfg
     b.write()
     res = rt.run(b, sandbox.new_id())

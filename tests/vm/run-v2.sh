@@ -18,6 +18,8 @@
 #   RUN_IN_VM       the guest runner (default /work/shared/vm/run-in-vm.sh)
 #   RUN_IN_VM_ARGS  more options for it (run-systemd-host.sh passes --systemd)
 #   V2_TIMEOUT      seconds before the guest is killed (default 330)
+#   V2_GUEST_SCRIPT a script the guest runs (with the arguments) instead of pytest
+#                   (run-systemd-host.sh: tests/vm/systemd-host-guest.sh)
 #
 # Exit status: pytest's (0 = all passed); 124 guest timeout; 125 the guest failed to run.
 set -euo pipefail
@@ -56,12 +58,13 @@ from integration.helpers import build_rootfs_cache
 build_rootfs_cache(Path("tests/.cache"))
 EOF
 
-(($# == 0)) && set -- -m cgroup_v2 tests/integration
+(($# == 0)) && [[ -z ${V2_GUEST_SCRIPT:-} ]] && set -- -m cgroup_v2 tests/integration
 echo "run-v2: booting the cgroup v2 guest (host prep took $((SECONDS - start)) s)" >&2
 guest_script=$(cat <<'EOF'
 set -u
 # brd gives the tests a block device of their own (io.max, a device to deny and allow)
 modprobe brd rd_nr=1 rd_size=8192 2>/dev/null || echo "run-v2: no brd module" >&2
+[ -n "${V2_GUEST_SCRIPT:-}" ] && exec bash "$V2_GUEST_SCRIPT" "$@"
 echo "run-v2 guest: $(uname -r), cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1  # hypothesis, benchmark: seconds of imports here
 exec "$PYTEST_PYTHON" -m pytest -p no:cacheprovider -v -rs --durations=10 "$@"

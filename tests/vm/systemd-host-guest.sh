@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# systemd-host-guest.sh - the guest's side of tests/vm/run-systemd-host.sh (not run by hand).
+#
+# Without arguments: the phases of tests/vm/systemd-host.list, each a pytest of its own, one
+# after the other in this one boot:
+#   cgroupfs  the integration subset, cgroupfs driver (PYRUNC_TEST_CGROUP_DRIVER unset)
+#   systemd   the cgroup tests again with PYRUNC_TEST_CGROUP_DRIVER=systemd (--systemd-cgroup,
+#             system.slice:pyrunc-test:<uuid>; the tests read the scope's cgroup files)
+#   engines   podman with cgroup_manager = "systemd" (tests/clients/test_systemd_podman.py)
+# SYSTEMD_HOST_PHASES="systemd engines" runs only those. With arguments: one pytest with them
+# (PYRUNC_TEST_CGROUP_DRIVER as exported), to iterate on single tests.
+# Every test's time is printed as it ends (tcg_timing); exit 0 only when every phase passed.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+list=${SYSTEMD_HOST_LIST:-$here/systemd-host.list}
+export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1   # hypothesis, benchmark: seconds of imports here
+export PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH}
+pytest=("$PYTEST_PYTHON" -m pytest -p no:cacheprovider -p tcg_timing -v -rs)
+echo "systemd-host guest: $(uname -r), $(systemctl --version | head -n 1)," \
+     "$(systemctl is-system-running 2>&1), cgroup2: $(cat /sys/fs/cgroup/cgroup.controllers)"
+if (($#)); then
+    exec "${pytest[@]}" "$@"
+fi
+failed=()
+for phase in ${SYSTEMD_HOST_PHASES:-cgroupfs systemd engines}; do
+    mapfile -t ids < <(awk -v p="$phase" '$1 == p { sub(/^[^ \t]+[ \t]+/, ""); print }' "$list")
+    if ((${#ids[@]} == 0)); then
+        echo "systemd-host: no tests for phase $phase in $list" >&2
+        failed+=("$phase")
+        continue
+    fi
+    driver=
+    [[ $phase == systemd ]] && driver=systemd
+    echo "== systemd-host phase $phase: ${#ids[@]} tests"
+    t0=$SECONDS
+    PYRUNC_TEST_CGROUP_DRIVER=$driver "${pytest[@]}" "${ids[@]}" || failed+=("$phase")
+    echo "== systemd-host phase $phase: $((SECONDS - t0)) s"
+done
+if ((${#failed[@]})); then
+    echo "systemd-host: FAILED phases: ${failed[*]}" >&2
+    exit 1
+fi
+echo "systemd-host: all phases passed"
