@@ -275,8 +275,22 @@ def _killed_create(sandbox: Sandbox, rt: Runtime) -> None:
     proc = rt.popen("create", "--bundle", str(b.path), cid, stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL)
 
+    def hook_running() -> bool:
+        """The prestart hook (a child of create) runs once the init is in its cgroups; a
+        process in the cgroup alone is not enough: the systemd driver's scope holds a
+        placeholder from the start (which dies with a killed create: the scope goes too)."""
+        for entry in Path("/proc").iterdir():
+            try:
+                if (entry.name.isdigit() and (entry / "cmdline").read_bytes() == b"sleep\x0060\x00"
+                        and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == proc.pid):
+                    return True
+            except OSError:
+                continue
+        return False
+
     def init_in_cgroup() -> bool:
-        return any((d / "cgroup.procs").read_text().split() for d in cgroup_dirs(b.cgroups_path))
+        return hook_running() and any((d / "cgroup.procs").read_text().split()
+                                      for d in cgroup_dirs(b.cgroups_path))
     assert wait_for(init_in_cgroup, timeout=SLOW), "create never got its init into the cgroup"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -189,8 +189,8 @@ def test_exec_cgroup_path_is_a_sub_cgroup_of_the_container(sandbox: Sandbox, rt:
     assert dirs
     for d in dirs:
         (d / "sub").mkdir(exist_ok=True)
-        if (d / "cpuset.cpus").exists():
-            for name in ("cpuset.cpus", "cpuset.mems"):
+        if (d / "sub" / "cpuset.cpus").exists():  # v1; on v2 the container's cgroup has
+            for name in ("cpuset.cpus", "cpuset.mems"):  # processes: no controllers below it
                 (d / "sub" / name).write_text((d / name).read_text().strip())
     pidfile = sandbox.tmp / "exec.pid"
     rt.run_cmd("exec", "-d", "--pid-file", str(pidfile), "--cgroup", "sub", cid,

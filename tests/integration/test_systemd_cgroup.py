@@ -106,3 +106,41 @@ def test_systemd_scope_lifecycle(sandbox: Sandbox, rt: Runtime) -> None:
     finally:
         rt.run_cmd("delete", "--force", cid, timeout=SLOW)
         subprocess.run(["systemctl", "stop", unit], capture_output=True)
+
+
+@pytest.mark.cgroup_v2
+@needs_systemd
+def test_create_killed_before_the_init_joined_leaves_no_scope(sandbox: Sandbox, rt: Runtime) -> None:
+    """SIGKILL of `create` while the scope holds only its placeholder (the init not in yet):
+    the placeholder dies with the runtime, so systemd stops the empty scope; delete --force
+    still succeeds and nothing stays (the placeholder used to hold the scope for ever)."""
+    name = uuid.uuid4().hex[:12]
+    unit = f"pyrunc-test-{name}.scope"
+    cgdir = Path("/sys/fs/cgroup/system.slice") / unit
+    b = sandbox.bundle(["true"], linux={"cgroupsPath": f"system.slice:pyrunc-test:{name}"})
+    cid = sandbox.new_id()
+    proc = rt.popen("--systemd-cgroup", "create", "--bundle", str(b.path), cid,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def only_the_placeholder() -> bool:
+        """The scope's one process is the runtime's child with no fd open (the placeholder
+        closes them all; the init's stage holds its sync socket)."""
+        try:
+            pids = (cgdir / "cgroup.procs").read_text().split()
+            if len(pids) != 1:
+                return False
+            ppid = int(Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            return ppid == proc.pid and not os.listdir(f"/proc/{pids[0]}/fd")
+        except (OSError, ValueError):
+            return False
+    try:
+        assert wait_for(only_the_placeholder, timeout=SLOW, interval=0.02), "no placeholder seen"
+        os.killpg(proc.pid, 9)
+        proc.wait()
+        assert wait_for(lambda: not cgdir.exists(), timeout=60), \
+            f"{cgdir} outlived the killed create: {(cgdir / 'cgroup.procs').read_text().split()}"
+        rt.run_cmd("delete", "--force", cid, check=True, timeout=SLOW)
+        assert _show(unit, "LoadState")["LoadState"] == "not-found"
+    finally:
+        rt.run_cmd("delete", "--force", cid, timeout=SLOW)
+        subprocess.run(["systemctl", "stop", unit], capture_output=True)

@@ -169,8 +169,9 @@ class SystemdManager(V2Manager):
         if not os.path.isdir(self.dir):
             raise SystemError_(f"systemd started {self.unit} but its cgroup {self.dir} is not there "
                                "(is systemd's cgroup root this process's?)")
-        if not self.unit.endswith(".scope"):
-            V2Manager(self.cgroup_path).create()  # a slice: the controllers for its children
+        # Every controller the ancestors have, enabled down to the unit (as runc does after
+        # StartTransientUnit): systemd enables only those it manages, not hugetlb, rdma, misc.
+        V2Manager(self.cgroup_path).create()
 
     def join(self, defer: bool = False) -> None:
         super().join(defer)
@@ -225,9 +226,16 @@ class SystemdManager(V2Manager):
 
 def _start_placeholder() -> int:
     """A process for the scope to hold until the stage joins it: its own session, no fds."""
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
+            # It dies with the runtime: a create killed before the init joined the scope
+            # would leave it holding the scope, which nothing would stop.
+            import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
+            _prctl.prctl(_prctl.PR_SET_PDEATHSIG, 9)
+            if os.getppid() != parent:
+                os._exit(0)
             os.setsid()
             os.closerange(0, 65536)
             import signal

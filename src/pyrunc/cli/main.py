@@ -65,7 +65,10 @@ class Group(click.Group):
 @click.option("--log", "log_path", default=None, help="append log lines to this file")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", help="log line format")
 @click.option("--debug", is_flag=True, help="log debug lines too")
-@click.option("--systemd-cgroup", is_flag=True, help="use the systemd cgroup driver (a transient unit over D-Bus; cgroup v2)")
+@click.option("--systemd-cgroup", is_flag=True,
+              help="use the systemd cgroup driver: linux.cgroupsPath is slice:prefix:name and "
+              "the container gets a transient systemd scope (or the slice named), started over "
+              "D-Bus (systemd as PID 1 and cgroup v2 only; refused elsewhere)")
 @click.option("--rootless", default="auto", type=click.Choice(["true", "false", "auto"]),
               help="rootless mode: auto (the default) is rootless when the effective uid is "
               "not 0; true forces it (then a cgroup that cannot be made is done without)")
