@@ -108,7 +108,7 @@ class _NoNamespace:
 
 
 @pytest.fixture(scope="module")
-def docker() -> Iterator[Cli]:
+def docker(request: pytest.FixtureRequest) -> Iterator[Cli]:
     missing = [t for t in ("dockerd", "docker", "containerd", "containerd-shim-runc-v2")
                if shutil.which(t) is None]
     if missing:
@@ -128,8 +128,10 @@ def docker() -> Iterator[Cli]:
         cd.start()   # first, and waited for on its socket: dockerd would time out starting it
         t1 = time.monotonic()
         dk.start()
-        print(f"systemd-engines: containerd up in {t1 - t0:.0f} s, dockerd in "
-              f"{time.monotonic() - t1:.0f} s")
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():  # the numbers belong in the boot's log
+            print(f"\nsystemd-engines: containerd up in {t1 - t0:.0f} s, dockerd in "
+                  f"{time.monotonic() - t1:.0f} s", flush=True)
         assert cli("info", "-f", "{{.CgroupDriver}} {{.CgroupVersion}}") == "systemd 2"
         build_rootfs_tar(work / "rootfs.tar")
         cli("import", "--change", 'CMD ["sh"]', "--change", f"ENV PATH={CONTAINER_PATH}",

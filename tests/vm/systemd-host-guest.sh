@@ -31,7 +31,7 @@ for phase in ${SYSTEMD_HOST_PHASES:-cgroupfs systemd engines}; do
     fi
     driver=
     [[ $phase == systemd ]] && driver=systemd
-    echo "== systemd-host phase $phase: ${#ids[@]} tests"
+    echo "== systemd-host phase $phase: ${#ids[@]} entries of $(basename "$list")"
     t0=$SECONDS
     PYRUNC_TEST_CGROUP_DRIVER=$driver "${pytest[@]}" "${ids[@]}" || failed+=("$phase")
     echo "== systemd-host phase $phase: $((SECONDS - t0)) s"
