@@ -34,6 +34,7 @@ start=$SECONDS
 
 # A scratch dir on the host's root filesystem: the guest sees it (read-only), unlike /tmp.
 scratch=$(mktemp -d /var/tmp/pyrunc-v2.XXXXXX)
+chmod 755 "$scratch"   # tests that run the runtime as an unprivileged user need to reach it
 trap 'rm -rf "$scratch"' EXIT
 if [[ -z ${PYRUNC_BIN:-} ]]; then
     echo "run-v2: building $repo into $scratch" >&2

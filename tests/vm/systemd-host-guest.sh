@@ -18,6 +18,7 @@ export PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH}
 pytest=("$PYTEST_PYTHON" -m pytest -p no:cacheprovider -p tcg_timing -v -rs)
 echo "systemd-host guest: $(uname -r), $(systemctl --version | head -n 1)," \
      "$(systemctl is-system-running 2>&1), cgroup2: $(cat /sys/fs/cgroup/cgroup.controllers)"
+modprobe veth 2>/dev/null || echo "systemd-host: no veth module" >&2   # test_cri's CNI plugin
 if (($#)); then
     exec "${pytest[@]}" "$@"
 fi
@@ -31,9 +32,12 @@ for phase in ${SYSTEMD_HOST_PHASES:-cgroupfs systemd engines}; do
     fi
     driver=
     [[ $phase == systemd ]] && driver=systemd
+    # test_cri.py (engines): containerd's CRI plugin with SystemdCgroup=true, TCG-sized timeouts
+    cri=()
+    [[ $phase == engines ]] && cri=(PYRUNC_CRI_SYSTEMD=1 PYRUNC_CLIENTS_TIMEOUT=300)
     echo "== systemd-host phase $phase: ${#ids[@]} entries of $(basename "$list")"
     t0=$SECONDS
-    PYRUNC_TEST_CGROUP_DRIVER=$driver "${pytest[@]}" "${ids[@]}" || failed+=("$phase")
+    env PYRUNC_TEST_CGROUP_DRIVER=$driver "${cri[@]}" "${pytest[@]}" "${ids[@]}" || failed+=("$phase")
     echo "== systemd-host phase $phase: $((SECONDS - t0)) s"
 done
 if ((${#failed[@]})); then
