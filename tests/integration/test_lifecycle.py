@@ -144,6 +144,9 @@ def test_run_pid_file(sandbox: Sandbox, rt: Runtime) -> None:
 # create / start / kill / delete
 
 
+CG2_ROOT = ("/", "sys", "fs", "cgroup")  # a pure v2 host's one hierarchy
+
+
 def test_create_blocks_until_start(sandbox: Sandbox, rt: Runtime) -> None:
     """`create` sets the container up but does not run the user process until `start`;
     the state JSON and pid file describe the created container."""
@@ -168,14 +171,19 @@ def test_create_blocks_until_start(sandbox: Sandbox, rt: Runtime) -> None:
     time.sleep(0.3)
     assert not (host / "marker").exists(), "user process ran before start"
 
-    # the init already sits in the configured cgroup
+    # the init already sits in the configured cgroup (v1: one per controller; v2: the one)
     dirs = cgroup_dirs(b.cgroups_path)
-    names = {d.parent.parent.name for d in dirs}
-    for ctrl in ("memory", "pids", "devices", "freezer", "cpu"):
-        assert ctrl in names, f"no {ctrl} cgroup at {b.cgroups_path}: {dirs}"
-    for d in dirs:
-        if d.parent.parent.name in ("memory", "pids", "devices", "freezer", "cpu"):
-            assert str(st["pid"]) in (d / "cgroup.procs").read_text().split(), d
+    v2 = [d for d in dirs if (d / "cgroup.controllers").exists() and d.parts[:4] == CG2_ROOT]
+    if v2 and len(dirs) == 1:
+        assert {"memory", "pids", "cpu"} <= set((v2[0] / "cgroup.controllers").read_text().split())
+        assert str(st["pid"]) in (v2[0] / "cgroup.procs").read_text().split(), v2[0]
+    else:
+        names = {d.parent.parent.name for d in dirs}
+        for ctrl in ("memory", "pids", "devices", "freezer", "cpu"):
+            assert ctrl in names, f"no {ctrl} cgroup at {b.cgroups_path}: {dirs}"
+        for d in dirs:
+            if d.parent.parent.name in ("memory", "pids", "devices", "freezer", "cpu"):
+                assert str(st["pid"]) in (d / "cgroup.procs").read_text().split(), d
 
     res = rt.run_cmd("start", cid)
     assert res.returncode == 0, res.stderr

@@ -191,6 +191,13 @@ class SystemdManager(V2Manager):
 
     def set(self, resources: Resources, update: bool = False) -> list[str]:
         from pyrunc.cgroups import dbus
+        if update:
+            # systemd re-applies all of a unit's memory and cpu properties to its files when
+            # one changes (after the writes below): what an update keeps must be a property too
+            quota, period = self.kept_cpu_max(resources)
+            resources = resources._replace(
+                memory_swap=self.kept_swap_total(resources) or resources.memory_swap,
+                cpu_quota=quota, cpu_period=period)
         props = resource_properties(resources)
         if not update or resources.devices:  # as the v2 manager: an update without rules keeps them
             props = device_properties(resources.devices or ()) + props

@@ -139,6 +139,27 @@ class V2Manager:
         self._set_unified(r.unified, ctrls)
         return warnings
 
+    def kept_swap_total(self, r: Resources) -> int | None:
+        """An update of the memory limit alone keeps the memory+swap total the container had
+        (runc merges its saved config): that total, or None."""
+        if r.memory_limit and r.memory_swap is None and r.memory_limit != -1:
+            old_mem, old_swap = self._read("memory.max"), self._read("memory.swap.max")
+            if old_mem and old_mem.isdigit() and old_swap and old_swap.isdigit() and int(old_swap):
+                return int(old_mem) + int(old_swap)
+        return None
+
+    def kept_cpu_max(self, r: Resources) -> tuple[int | None, int | None]:
+        """(quota, period) for an update that gives one of them: the other from cpu.max."""
+        quota, period = r.cpu_quota, r.cpu_period
+        if (quota is None) != (period is None):
+            cur = (self._read("cpu.max") or "").split()
+            if len(cur) == 2 and cur[1].isdigit():
+                if quota is None:
+                    quota = -1 if cur[0] == "max" else int(cur[0]) if cur[0].isdigit() else None
+                else:
+                    period = int(cur[1])
+        return quota, period
+
     def _set_memory(self, r: Resources, ctrls: list[str], update: bool,
                     warnings: list[str]) -> None:
         from pyrunc.cgroups import resources as conv
@@ -154,11 +175,8 @@ class V2Manager:
         if not (limit or swap or r.memory_reservation):
             return
         self._need(ctrls, "memory", "memory limits")
-        if update and limit and r.memory_swap is None and limit != -1:
-            # Keep the memory+swap total the container had (runc merges its saved config).
-            old_mem, old_swap = self._read("memory.max"), self._read("memory.swap.max")
-            if old_mem and old_mem.isdigit() and old_swap and old_swap.isdigit() and int(old_swap):
-                swap = int(old_mem) + int(old_swap)
+        if update:
+            swap = self.kept_swap_total(r) or swap
         if r.memory_check_before_update and limit > 0:
             usage = self._read("memory.current")
             if usage is not None and usage.isdigit() and int(usage) >= limit:
