@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything, on a fresh Debian 12 machine as root: install, then every test suite.
 #   unit + integration + clients (pytest), type check (mypy), conformance (runtime-tools),
-#   cgroup v2 (a QEMU guest), fresh-debian12 and fresh-debian13 (scripts/fresh.sh).
-# PYRUNC_SKIP_CONFORMANCE=1, PYRUNC_SKIP_VM=1, PYRUNC_SKIP_FRESH=1 leave those out.
+#   cgroup v2 (a QEMU guest), the systemd host (a QEMU guest with systemd as PID 1),
+#   fresh-debian12 and fresh-debian13 (scripts/fresh.sh).
+# PYRUNC_SKIP_CONFORMANCE=1, PYRUNC_SKIP_VM=1 (both guests), PYRUNC_SKIP_FRESH=1 leave those out.
 # Each suite runs even when an earlier one failed; the exit status says whether all passed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +35,15 @@ fi
 if [[ -x tests/vm/run-v2.sh && ${PYRUNC_SKIP_VM:-0} != 1 ]]; then
     echo "== cgroup v2: the cgroup_v2 tests in a pure cgroup v2 QEMU guest"
     PYRUNC_PYTHON="$py" tests/vm/run-v2.sh || failed+=(cgroup-v2)
+fi
+
+# systemd as PID 1 on pure cgroup v2 (the standard host): an integration subset on both cgroup
+# drivers, podman and dockerd with their systemd managers; one emulated boot, ~25 min.
+if [[ -x tests/vm/run-systemd-host.sh && ${PYRUNC_SKIP_VM:-0} != 1 ]]; then
+    echo "== systemd host: tests/vm/systemd-host.list in a QEMU guest with systemd as PID 1"
+    t0=$SECONDS
+    PYRUNC_PYTHON="$py" tests/vm/run-systemd-host.sh || failed+=(systemd-host)
+    echo "systemd-host: $((SECONDS - t0)) s"
 fi
 
 # The README's first command on new Debian 12 and 13 hosts (debootstrap chroots; the rootfs
