@@ -121,7 +121,12 @@ def load_bundle(bundle: str) -> Config:
     bundle = os.path.abspath(bundle)
     if not os.path.isdir(bundle):
         raise SpecError(f"bundle {bundle} does not exist or is not a directory")
-    raw = read_json(os.path.join(bundle, "config.json"))
+    path = os.path.join(bundle, "config.json")
+    if not os.path.lexists(path):
+        # A user who ran `run ID` outside the bundle learns why it looked here.
+        raise SpecError(f"config.json: {path} does not exist (the bundle is the current "
+                        "directory unless --bundle names it)")
+    raw = read_json(path)
     from pyrunc.spec.schema import validate_config
     validate_config(raw, "config.json")
     return convert(raw, bundle)
