@@ -122,6 +122,9 @@ class Lock:
         self.release()
 
 
+_ROOTLESS_HINT = " (rootless: set XDG_RUNTIME_DIR to an absolute path or pass --root)"
+
+
 def _check_owned(st: os.stat_result, what: str) -> None:
     """Refuse what this user did not make, or what others may write."""
     euid = os.geteuid()
@@ -166,8 +169,7 @@ class StateStore:
         try:
             os.makedirs(self.root, mode=self.root_mode, exist_ok=True)
         except OSError as exc:
-            hint = " (rootless: set XDG_RUNTIME_DIR to an absolute path or pass --root)" \
-                if self.root_mode == 0o1700 and isinstance(exc, PermissionError) else ""
+            hint = _ROOTLESS_HINT if self.private and isinstance(exc, PermissionError) else ""
             raise SystemError_.from_oserror(f"cannot create root directory {self.root}{hint}",
                                             exc) from None
         self.check_root()
@@ -254,7 +256,10 @@ class StateStore:
             return
         except OSError as exc:
             raise SystemError_.from_oserror(f"cannot access root directory {self.root}", exc) from None
-        _check_owned(st, f"root directory {self.root}")
+        try:
+            _check_owned(st, f"root directory {self.root}")
+        except SystemError_ as exc:  # say the way out, as when the root cannot be made
+            raise SystemError_(f"{exc}{_ROOTLESS_HINT}", errno.EPERM) from None
 
     def exists(self, container_id: str) -> bool:
         """Whether the container's directory is there; one we may not look at (another

@@ -12,7 +12,7 @@
 #     PYRUNC_TEST_CGROUP_DRIVER=systemd bash tests/vm/run-systemd-host.sh tests/integration/test_x.py::t
 #
 # Exit status: 0 only when every phase passed; 124 when the guest timed out; 125 when it failed
-# to run. Time limit: SYSTEMD_HOST_TIMEOUT seconds (default 2100), the guest is killed after.
+# to run. Time limit: SYSTEMD_HOST_TIMEOUT seconds (default 3000), the guest is killed after.
 #
 # Why a subset: the guest is emulated (TCG, no KVM). systemd boots in ~60 s; a test that runs
 # one container takes 15-35 s there (0.3-1 s on the host), a skipped test with a sandbox 4-5 s:
@@ -30,4 +30,4 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 RUN_IN_VM=${RUN_IN_VM:-$here/run-in-vm.sh} RUN_IN_VM_ARGS="--systemd --mem 2G" \
     V2_GUEST_SCRIPT=$here/systemd-host-guest.sh \
-    V2_TIMEOUT=${SYSTEMD_HOST_TIMEOUT:-2100} exec bash "$here/run-v2.sh" "$@"
+    V2_TIMEOUT=${SYSTEMD_HOST_TIMEOUT:-3000} exec bash "$here/run-v2.sh" "$@"
