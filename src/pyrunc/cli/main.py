@@ -71,7 +71,9 @@ class Group(click.Group):
               "D-Bus (systemd as PID 1 and cgroup v2 only; refused elsewhere)")
 @click.option("--rootless", default="auto", type=click.Choice(["true", "false", "auto"]),
               help="rootless mode: auto (the default) is rootless when the effective uid is "
-              "not 0; true forces it (then a cgroup that cannot be made is done without)")
+              "not 0, or root of a user namespace (rootless podman's case; with "
+              "--systemd-cgroup, below a user's systemd manager); true forces it (then a "
+              "cgroup that cannot be made is done without)")
 @click.option("--criu", default="criu", hidden=True)
 @click.option("-v", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="print the version")
