@@ -125,15 +125,15 @@ class Lock:
 _ROOTLESS_HINT = " (rootless: set XDG_RUNTIME_DIR to an absolute path or pass --root)"
 
 
-def _check_owned(st: os.stat_result, what: str) -> None:
+def _check_owned(st: os.stat_result, what: str, hint: str = "") -> None:
     """Refuse what this user did not make, or what others may write."""
     euid = os.geteuid()
     if st.st_uid != euid:
         raise SystemError_(f"{what} is owned by uid {st.st_uid}, not by this user "
-                           f"(uid {euid}): refusing to use it", errno.EPERM)
+                           f"(uid {euid}): refusing to use it{hint}", errno.EPERM)
     if st.st_mode & 0o022:
         raise SystemError_(f"{what} is writable by group or others (mode "
-                           f"{stat.S_IMODE(st.st_mode):04o}): refusing to use it", errno.EPERM)
+                           f"{stat.S_IMODE(st.st_mode):04o}): refusing to use it{hint}", errno.EPERM)
 
 
 def _still_at(fd: int, path: str) -> bool:
@@ -151,9 +151,9 @@ class StateStore:
         if not root:  # abspath("") is the cwd of the moment: state nobody would find again
             raise UsageError("--root cannot be empty")
         self.root = os.path.abspath(root)
-        # Rootless: the root is the user's alone (0700), so no other user can list, read
-        # or signal through it; root's is 0711 (state.json and the fifo are 0600 anyway).
-        self.root_mode = 0o1700 if private else 0o711  # sticky: XDG cleaners keep it
+        # Rootless: the root is the user's alone (0700, sticky: XDG cleaners keep it), so no
+        # other user can list, read or signal through it; root's is 0711 (state.json and the
+        # fifo are 0600 anyway).
         self.private = private
 
     def dir(self, container_id: str) -> str:
@@ -167,7 +167,7 @@ class StateStore:
         """Create the container's directory and lock it; exactly one caller wins an id."""
         path = self.dir(container_id)
         try:
-            os.makedirs(self.root, mode=self.root_mode, exist_ok=True)
+            os.makedirs(self.root, mode=0o1700 if self.private else 0o711, exist_ok=True)
         except OSError as exc:
             hint = _ROOTLESS_HINT if self.private and isinstance(exc, PermissionError) else ""
             raise SystemError_.from_oserror(f"cannot create root directory {self.root}{hint}",
@@ -256,10 +256,8 @@ class StateStore:
             return
         except OSError as exc:
             raise SystemError_.from_oserror(f"cannot access root directory {self.root}", exc) from None
-        try:
-            _check_owned(st, f"root directory {self.root}")
-        except SystemError_ as exc:  # say the way out, as when the root cannot be made
-            raise SystemError_(f"{exc}{_ROOTLESS_HINT}", errno.EPERM) from None
+        # the way out is the same as when the root cannot be made
+        _check_owned(st, f"root directory {self.root}", _ROOTLESS_HINT)
 
     def exists(self, container_id: str) -> bool:
         """Whether the container's directory is there; one we may not look at (another
