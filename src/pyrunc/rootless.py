@@ -17,8 +17,7 @@ from pyrunc.errors import SystemError_, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
+    from pyrunc.cgroups import Manager
     from pyrunc.spec.config import Config, Resources
 
 SYSTEM_ROOT = "/run/pyrunc"
@@ -71,7 +70,7 @@ def is_rootless(flag: str, systemd_cgroup: bool = False) -> bool:
     raise UsageError(f"invalid --rootless value {flag!r}: use true, false or auto")
 
 
-def cgroup_or_none(cg: Any, cfg: Config) -> tuple[Any, str]:
+def cgroup_or_none(cg: Manager, cfg: Config) -> tuple[Manager, str]:
     """The container's cgroup if this user may make and enter it (a delegated cgroup v2
     subtree), else none -- as runc's rootless managers decide: without a cgroup the
     container still runs, unlimited, unless the config names a cgroupsPath or asks for
@@ -100,10 +99,9 @@ def cgroup_or_none(cg: Any, cfg: Config) -> tuple[Any, str]:
                            "limits, no pause, ps and kill --all go by the pid namespace")
 
 
-def _check_enterable(cg: Any) -> None:
+def _check_enterable(cg: Manager) -> None:
     """Made is not enough: the init must be able to write itself into cgroup.procs."""
-    dirs = cg._dirs() if hasattr(cg, "_dirs") else [cg.dir]  # v1: one per hierarchy
-    for d in dirs:
+    for d in cg.dirs():
         procs = os.path.join(d, "cgroup.procs")
         if not os.access(procs, os.W_OK):
             raise SystemError_(f"cannot write {procs}", errno.EACCES)
@@ -117,7 +115,7 @@ def needs_controllers(r: Resources | None) -> bool:
     return any(v not in (None, ()) for k, v in r._asdict().items() if k != "devices")
 
 
-def set_resources(cg: Any, r: Resources) -> list[str]:
+def set_resources(cg: Manager, r: Resources) -> list[str]:
     """The limits on a rootless container's (delegated) cgroup, device rules left out.
 
     Written as an update: only what the config gives, with no device program (the fresh

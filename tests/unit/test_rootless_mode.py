@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +55,28 @@ def test_device_rules_are_not_limits() -> None:
     assert not rootless.needs_controllers(Resources(devices=(DeviceRule(False, "a", None, None, "rwm"),)))
     assert rootless.needs_controllers(Resources(memory_limit=1 << 20))
     assert rootless.needs_controllers(Resources(unified=(("memory.high", "1M"),)))
+
+
+def test_every_directory_a_process_joins_must_be_enterable(tmp_path: Path) -> None:
+    """Each manager names the directories its join writes (v1: one per hierarchy, the
+    unified one too); rootless refuses a cgroup when any of them is not writable."""
+    from pyrunc.cgroups.null import NullManager
+    from pyrunc.cgroups.systemd import SystemdManager
+    from pyrunc.cgroups.v1 import V1Manager
+    from pyrunc.cgroups.v2 import V2Manager
+    from pyrunc.errors import SystemError_
+    mounts = {c: str(tmp_path / c) for c in ("cpu", "memory", "unified")}
+    mgr = V1Manager({c: "/ctr" for c in mounts}, mounts)
+    assert mgr.dirs() == [str(tmp_path / c / "ctr") for c in mounts]
+    for d in mgr.dirs()[:-1]:
+        os.makedirs(d)
+        (Path(d) / "cgroup.procs").touch()
+    with pytest.raises(SystemError_, match="unified/ctr/cgroup.procs"):
+        rootless._check_enterable(mgr)
+    os.makedirs(mgr.dirs()[-1])
+    (Path(mgr.dirs()[-1]) / "cgroup.procs").touch()
+    rootless._check_enterable(mgr)
+    assert V2Manager("/a/b").dirs() == ["/sys/fs/cgroup/a/b"]
+    assert SystemdManager("/s.slice/u.scope").dirs() == ["/sys/fs/cgroup/s.slice/u.scope"]
+    assert NullManager().dirs() == []
+    rootless._check_enterable(NullManager())

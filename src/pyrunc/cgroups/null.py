@@ -47,6 +47,9 @@ class NullManager:
     def occupants(self) -> list[int]:
         return []
 
+    def dirs(self) -> list[str]:
+        return []
+
     def exists(self) -> bool:
         return False
 

@@ -103,7 +103,7 @@ class V1Manager:
         import json  # only create writes this form
         return json.dumps(self._paths, sort_keys=True, separators=(",", ":"))
 
-    def _dirs(self) -> list[str]:
+    def dirs(self) -> list[str]:
         seen: list[str] = []
         for ctrl, mp in self._mounts.items():
             p = self._paths.get(ctrl)
@@ -166,7 +166,7 @@ class V1Manager:
         single-threaded, so the thread is the whole process. The unified hierarchy of a
         hybrid host has no `tasks`: its cgroup.procs is left to adopt() with `defer`."""
         unified = self._dir(UNIFIED)
-        for d in self._dirs():
+        for d in self.dirs():
             if d == unified:
                 if not defer:
                     self._join_unified("0")
@@ -453,7 +453,7 @@ class V1Manager:
     # -- queries --------------------------------------------------------------------------
 
     def pids(self) -> list[int]:
-        dirs = self._dirs()
+        dirs = self.dirs()
         d = self._dir("pids") or self._dir("memory") or (dirs[0] if dirs else None)
         if d is None:
             return []
@@ -461,7 +461,7 @@ class V1Manager:
 
     def occupants(self) -> list[int]:
         found: list[int] = []
-        for d in self._dirs():
+        for d in self.dirs():
             found.extend(p for p in procs_below(d) if p not in found)
         return found
 
@@ -470,7 +470,7 @@ class V1Manager:
         return d is not None and count_in(os.path.join(d, "memory.oom_control"), "oom_kill") > 0
 
     def exists(self) -> bool:
-        return any(os.path.isdir(d) for d in self._dirs())
+        return any(os.path.isdir(d) for d in self.dirs())
 
     def stats(self) -> dict[str, Any]:
         from pyrunc.cgroups import stats as statsmod
@@ -493,7 +493,7 @@ class V1Manager:
     def destroy(self, kill: bool = True) -> None:
         """Kill what is left inside, then remove every directory (retrying while busy)."""
         from pyrunc.cgroups.common import kill_all_and_rmdir
-        kill_all_and_rmdir(self, self._dirs(), kill=kill)
+        kill_all_and_rmdir(self, self.dirs(), kill=kill)
 
 
 class V1OomWatcher:

@@ -62,6 +62,9 @@ class V2Manager:
     def adopt(self, pid: int) -> None:
         """Nothing is deferred on v2: the one hierarchy is what join() must do."""
 
+    def dirs(self) -> list[str]:
+        return [self.dir]
+
     def sub(self, paths: dict[str, str]) -> "V2Manager":
         """runc's v2 exec --cgroup: one path, no controller (v2 has one hierarchy)."""
         from pyrunc.errors import UsageError
