@@ -41,11 +41,11 @@ def _honors_xdg() -> bool:
 
 
 def in_user_ns() -> bool:
-    try:
-        with open("/proc/self/uid_map") as f:
-            return f.read().split() != ["0", "0", "4294967295"]
-    except OSError:
-        return False
+    """Whether this process is in a user namespace other than the initial one (whose uid
+    map is the identity over every uid)."""
+    from pyrunc.linux.procfs import id_map
+    ranges = id_map("uid_map")
+    return ranges is not None and ranges != [(0, 0, 4294967295)]
 
 
 def is_rootless(flag: str, systemd_cgroup: bool = False) -> bool:

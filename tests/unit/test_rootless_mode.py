@@ -80,3 +80,20 @@ def test_every_directory_a_process_joins_must_be_enterable(tmp_path: Path) -> No
     assert SystemdManager("/s.slice/u.scope").dirs() == ["/sys/fs/cgroup/s.slice/u.scope"]
     assert NullManager().dirs() == []
     rootless._check_enterable(NullManager())
+
+
+def test_in_user_ns_reads_the_uid_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The initial namespace maps every uid to itself; anything else is a user namespace
+    (an unreadable map, no /proc: taken as the initial one, as before)."""
+    import subprocess
+    import sys
+    from pyrunc.linux import procfs
+    assert rootless.in_user_ns() is (procfs.id_map("uid_map") != [(0, 0, 4294967295)])
+    probe = "from pyrunc.rootless import in_user_ns; print(in_user_ns())"
+    out = subprocess.run(["unshare", "-r", sys.executable, "-I", "-c", probe],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "True", out
+    monkeypatch.setattr(procfs, "id_map", lambda name: None)
+    assert rootless.in_user_ns() is False
+    monkeypatch.setattr(procfs, "id_map", lambda name: [(0, 1001, 1), (1, 100000, 65536)])
+    assert rootless.in_user_ns() is True

@@ -12,12 +12,22 @@ from pyrunc.cgroups import dbus, systemd
 from pyrunc.errors import UnsupportedError
 
 
-def test_host_uid_maps_through_uid_map() -> None:
+def test_host_uid_maps_through_uid_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyrunc.linux import procfs
     podman = "         0       1001          1\n         1     100000      65536\n"
-    assert dbus.host_uid(0, podman) == 1001
-    assert dbus.host_uid(1000, podman) == 100999
-    assert dbus.host_uid(5, "0 0 4294967295\n") == 5
-    assert dbus.host_uid(70000, podman) == 70000  # unmapped: as it is
+    ranges = procfs.parse_id_map(podman)
+    assert ranges == [(0, 1001, 1), (1, 100000, 65536)]
+    assert procfs.map_id(ranges, 0) == 1001
+    assert procfs.map_id(ranges, 1000) == 100999
+    assert procfs.map_id(procfs.parse_id_map("0 0 4294967295\n"), 5) == 5
+    assert procfs.map_id(ranges, 70000) is None
+    monkeypatch.setattr(procfs, "id_map", lambda name: ranges)
+    monkeypatch.setattr(dbus.os, "geteuid", lambda: 1000)
+    assert dbus._own_host_uid() == 100999
+    monkeypatch.setattr(dbus.os, "geteuid", lambda: 70000)
+    assert dbus._own_host_uid() == 70000  # unmapped: as it is
+    monkeypatch.setattr(procfs, "id_map", lambda name: None)
+    assert dbus._own_host_uid() == 70000
 
 
 def test_user_manager_root_from_own_cgroup(monkeypatch: pytest.MonkeyPatch) -> None:

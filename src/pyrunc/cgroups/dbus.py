@@ -40,26 +40,14 @@ def _user_address() -> str:
     return f"unix:path={xdg}/bus"
 
 
-def host_uid(euid: int, uid_map: str) -> int:
-    """euid as the parent user namespace sees it, by uid_map (the bus checks the peer's
-    credentials against the uid a client claims: root of rootless podman's namespace is the
-    user there)."""
-    for line in uid_map.splitlines():
-        try:
-            inside, outside, count = (int(x) for x in line.split())
-        except ValueError:
-            continue
-        if inside <= euid < inside + count:
-            return outside + euid - inside
-    return euid
-
-
 def _own_host_uid() -> int:
-    try:
-        with open("/proc/self/uid_map") as f:
-            return host_uid(os.geteuid(), f.read())
-    except OSError:
-        return os.geteuid()
+    """The euid as the parent user namespace sees it (the bus checks the peer's credentials
+    against the uid a client claims: root of rootless podman's namespace is the user there);
+    as it is when unmapped or the map cannot be read."""
+    from pyrunc.linux.procfs import id_map, map_id
+    euid = os.geteuid()
+    host = map_id(id_map("uid_map") or [], euid)
+    return euid if host is None else host
 
 
 def _open_as(addr: str, uid: int, timeout: float) -> Any:

@@ -30,6 +30,38 @@ def is_same_process(pid: int, recorded_start: int) -> bool:
     return recorded_start != 0 and start_time(pid) == recorded_start
 
 
+IdRange = tuple[int, int, int]  # (first id inside, first id outside, count) of an id map
+
+
+def parse_id_map(text: str) -> list[IdRange]:
+    """A uid_map or gid_map's ranges (a line that is not three numbers is left out)."""
+    out: list[IdRange] = []
+    for line in text.splitlines():
+        try:
+            inside, outside, count = (int(x) for x in line.split())
+        except ValueError:
+            continue
+        out.append((inside, outside, count))
+    return out
+
+
+def id_map(name: str, pid: int | str = "self") -> list[IdRange] | None:
+    """/proc/PID/`name` ("uid_map" or "gid_map") parsed; None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/{name}") as f:
+            return parse_id_map(f.read())
+    except OSError:
+        return None
+
+
+def map_id(ranges: list[IdRange], inside_id: int) -> int | None:
+    """What `inside_id` is in the parent user namespace by `ranges`; None if unmapped."""
+    for inside, outside, count in ranges:
+        if inside <= inside_id < inside + count:
+            return outside + inside_id - inside
+    return None
+
+
 PROC_SUPER_MAGIC = 0x9FA0
 
 
