@@ -98,19 +98,14 @@ def mountinfo() -> list[tuple[str, str, list[str]]]:
     change under one command, and a container's init, forked with this copy, wants the
     host's view anyway."""
     if not _mounts:
-        every: list[tuple[str, str, list[str]]] = []
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                pre, _, post = line.partition(" - ")
-                fields = pre.split()
-                fstype, _source, superopts = post.split()[:3]
-                every.append((fields[4], fstype, superopts.split(",")))
+        from pyrunc.linux.procfs import mountinfo as every_mount
+        every = every_mount()
         # A cgroup mount that a later mount covers (crun's workaround here: a tmpfs over
         # /sys/fs/cgroup/unified) is not reachable by its path: leave it out.
-        for i, (mp, fstype, opts) in enumerate(every):
+        for i, (_id, mp, fstype, opts) in enumerate(every):
             if fstype in ("cgroup", "cgroup2") and not any(
                     later == mp or (later != "/" and mp.startswith(later + "/"))
-                    for later, _t, _o in every[i + 1:]):
+                    for _i, later, _t, _o in every[i + 1:]):
                 _mounts.append((mp, fstype, opts))
     return list(_mounts)
 

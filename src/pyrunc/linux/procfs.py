@@ -62,6 +62,39 @@ def map_id(ranges: list[IdRange], inside_id: int) -> int | None:
     return None
 
 
+MountEntry = tuple[int, str, str, list[str]]  # (mount id, mount point, fs type, super options)
+
+
+def mountinfo(pid: int | str = "self") -> list[MountEntry]:
+    """/proc/PID/mountinfo, one entry a mount in the order the kernel lists them (a mount
+    after the mounts it covers); the mount point unescaped. Plain tuples: the create path
+    must not import collections."""
+    out: list[MountEntry] = []
+    with open(f"/proc/{pid}/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields = pre.split(" ", 5)
+            mp = fields[4]
+            if "\\" in mp:
+                mp = unescape(mp)
+            fstype, _source, superopts = post.split()[:3]
+            out.append((int(fields[0]), mp, fstype, superopts.split(",")))
+    return out
+
+
+def unescape(field: str) -> str:
+    """A mountinfo path: space, tab, newline and backslash come as \\ooo octal escapes."""
+    parts = field.split("\\")
+    out = [parts[0]]
+    for part in parts[1:]:
+        code = part[:3]
+        if len(code) == 3 and all(c in "01234567" for c in code):
+            out.append(chr(int(code, 8)) + part[3:])
+        else:
+            out.append("\\" + part)
+    return "".join(out)
+
+
 PROC_SUPER_MAGIC = 0x9FA0
 
 

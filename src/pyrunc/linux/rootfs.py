@@ -14,7 +14,7 @@ import posixpath
 import stat
 
 from pyrunc.errors import SystemError_
-from pyrunc.linux import devices, paths
+from pyrunc.linux import devices, paths, procfs
 from pyrunc.linux import syscalls as sc
 from pyrunc.linux.procfs import PROC_ROOT_INO, PROC_SUPER_MAGIC
 from pyrunc.spec.config import Config, Mount
@@ -161,8 +161,7 @@ def _recursive_attrs(top: int, m: Mount) -> None:
 
 
 def _mount_ids() -> set[int]:
-    with open("/proc/self/mountinfo") as f:
-        return {int(line.split(" ", 1)[0]) for line in f}
+    return {m[0] for m in procfs.mountinfo()}
 
 
 def _mnt_id(fd: int) -> int:
@@ -577,33 +576,13 @@ def _pivot(rootfs: str) -> None:
         os.close(new)
 
 
-def _unescape(field: str) -> str:
-    """A mountinfo path: space, tab, newline and backslash come as \\ooo octal escapes."""
-    parts = field.split("\\")
-    out = [parts[0]]
-    for part in parts[1:]:
-        code = part[:3]
-        if len(code) == 3 and all(c in "01234567" for c in code):
-            out.append(chr(int(code, 8)) + part[3:])
-        else:
-            out.append("\\" + part)
-    return "".join(out)
-
-
 def _hide_bare_proc_sys(rootfs: str) -> None:
     """Without pivot_root the host's /proc and /sys stay in our mount namespace, unmasked:
     the kernel then lets a nested user namespace mount a fresh procfs or sysfs (a fully
     visible one exists), past the container's masked and read-only paths. Detach them (or,
     where we may not, cover them with a tmpfs), as runc's --no-pivot does."""
-    todo: list[str] = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, _, post = line.partition(" - ")
-            if post.split(" ", 1)[0] not in ("proc", "sysfs"):
-                continue
-            mp = _unescape(pre.split()[4])
-            if mp != rootfs and not mp.startswith(rootfs.rstrip("/") + "/"):
-                todo.append(mp)
+    todo = [mp for _id, mp, fstype, _opts in procfs.mountinfo() if fstype in ("proc", "sysfs")
+            and mp != rootfs and not mp.startswith(rootfs.rstrip("/") + "/")]
     for mp in todo:
         try:
             sc.mount(None, mp, None, sc.MS_SLAVE | sc.MS_REC)
