@@ -200,7 +200,7 @@ class CtrEngine(Engine):
         return name
 
     def runtime_root(self) -> Path:
-        return self.cd.runc_root / self.cd.namespace
+        return self.cd.runtime_root / self.cd.namespace
 
     def pause(self, name: str) -> None:
         self.cd.ctr("tasks", "pause", name)

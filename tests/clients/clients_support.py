@@ -734,30 +734,53 @@ disabled_plugins = {json.dumps(off)}
 
 
 @dataclass
-class Containerd:
-    """containerd with root, state, sockets, opt dir and the runtime root under workdir; CRI disabled.
-
-    The ctr namespace name is also the parent cgroup of its containers (/<namespace>/<id>), so it is
-    session-unique and removed at the end.
-    """
+class ContainerdBase:
+    """What every containerd of these tests shares: root, state, sockets and the runtime's root
+    under workdir, the daemon in the clients' namespace. Subclasses say which plugins run."""
 
     workdir: Path
     ns: MountNamespace
     runtime: Runtime
-    namespace: str
-    daemon: Daemon | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    #: seconds to wait for its API (the emulated systemd guest needs minutes)
-    start_timeout: float = 60
+    daemon: Daemon | None = field(default=None, kw_only=True)
+    env: dict[str, str] = field(default_factory=dict, kw_only=True)
 
     @property
     def sock(self) -> str:
         return str(self.workdir / "c.sock")
 
     @property
-    def runc_root(self) -> Path:
-        """`ctr run --runc-root`: the shim passes --root RUNC_ROOT/<namespace> on every call."""
+    def runtime_root(self) -> Path:
+        """The runtime's --root, to which the shim appends /<containerd namespace> on every call
+        (`ctr run --runc-root`; the CRI runtime's Root option)."""
         return self.workdir / "runtime-root"
+
+    def _launch(self, name: str, config: str, dirs: Sequence[Path] = ()) -> Daemon:
+        """Write `config`, start containerd with it in the namespace (not waiting for it)."""
+        w = self.workdir
+        for d in (w, self.runtime_root, *dirs):
+            d.mkdir(parents=True, exist_ok=True)
+        (w / "config.toml").write_text(config)
+        self.env = clean_env(w)
+        self.daemon = start_daemon(name, self.ns.prefix() + ["containerd", "--config", str(w / "config.toml")],
+                                   w / "containerd.log", self.env)
+        return self.daemon
+
+    def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
+
+
+@dataclass
+class Containerd(ContainerdBase):
+    """containerd with CRI disabled, driven by ctr.
+
+    The ctr namespace name is also the parent cgroup of its containers (/<namespace>/<id>), so it is
+    session-unique and removed at the end.
+    """
+
+    namespace: str
+    #: seconds to wait for its API (the emulated systemd guest needs minutes)
+    start_timeout: float = 60
 
     @property
     def fifo_dir(self) -> Path:
@@ -766,18 +789,11 @@ class Containerd:
 
     def start(self) -> None:
         """Write the config, start containerd in the namespace, wait for its API."""
-        w = self.workdir
-        for d in (w, self.fifo_dir, self.runc_root):
-            d.mkdir(parents=True, exist_ok=True)
-        config = containerd_config(w, self.sock, ["io.containerd.grpc.v1.cri"])
-        (w / "config.toml").write_text(config)
-        self.env = clean_env(w)
-        self.daemon = start_daemon("containerd", self.ns.prefix() + ["containerd", "--config", str(w / "config.toml")],
-                                   w / "containerd.log", self.env)
+        daemon = self._launch("containerd", containerd_config(self.workdir, self.sock, ["io.containerd.grpc.v1.cri"]),
+                              [self.fifo_dir])
 
         def up() -> bool:
-            assert self.daemon is not None
-            self.daemon.check_alive()
+            daemon.check_alive()
             return run(["ctr", "-a", self.sock, "version"], timeout=10, check=False, env=self.env).returncode == 0
 
         wait_for(up, self.start_timeout, "containerd to answer")
@@ -792,7 +808,7 @@ class Containerd:
 
     def run_flags(self) -> list[str]:
         """What every `ctr run` needs to use the runtime under test with our private paths."""
-        return ["--runc-binary", self.runtime.path, "--runc-root", str(self.runc_root),
+        return ["--runc-binary", self.runtime.path, "--runc-root", str(self.runtime_root),
                 "--fifo-dir", str(self.fifo_dir)]
 
     def import_image(self, archive: Path) -> str:
@@ -814,10 +830,6 @@ class Containerd:
         for cid in self.ctr("containers", "ls", "-q", check=False).stdout.split():
             self.ctr("tasks", "delete", "-f", cid, check=False)
             self.ctr("containers", "delete", cid, check=False)
-
-    def stop(self) -> None:
-        if self.daemon is not None:
-            self.daemon.stop()
 
 
 @dataclass

@@ -11,18 +11,15 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from clients_support import (
-    Daemon,
+    ContainerdBase,
     MountNamespace,
-    Runtime,
-    clean_env,
     containerd_config,
     run,
-    start_daemon,
     wait_for,
 )
 
@@ -113,28 +110,14 @@ class BusNamespace(MountNamespace):
 
 
 @dataclass
-class CriContainerd:
-    """containerd with CRI enabled: root, state, sockets, CNI config and the runtime root under workdir.
+class CriContainerd(ContainerdBase):
+    """containerd with CRI enabled (its CNI config under workdir too).
 
     The runtime is a runc.v2 runtime whose BinaryName is the runtime under test; `systemd` sets its
     SystemdCgroup option (the shim then calls the runtime with --systemd-cgroup).
     """
 
-    workdir: Path
-    ns: MountNamespace
-    runtime: Runtime
     systemd: bool = False
-    daemon: Daemon | None = None
-    env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def sock(self) -> str:
-        return str(self.workdir / "c.sock")
-
-    @property
-    def runtime_root(self) -> Path:
-        """The runtime's --root is this plus /k8s.io (the shim appends the containerd namespace)."""
-        return self.workdir / "runtime-root"
 
     @property
     def log_dir(self) -> Path:
@@ -181,18 +164,11 @@ class CriContainerd:
 
     def start(self, timeout: float = 60) -> CriClient:
         """Write the config, start containerd in the namespace; returns a client once CRI answers."""
-        w = self.workdir
-        for d in (w, self.runtime_root, self.log_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        (w / "config.toml").write_text(self.config())
-        self.env = clean_env(w)
-        self.daemon = start_daemon("containerd-cri", self.ns.prefix() + ["containerd", "--config", str(w / "config.toml")],
-                                   w / "containerd.log", self.env)
+        daemon = self._launch("containerd-cri", self.config(), [self.log_dir])
         client = CriClient(self.sock, timeout)  # RunPodSandbox: CNI, create and start
 
         def up() -> bool:
-            assert self.daemon is not None
-            self.daemon.check_alive()
+            daemon.check_alive()
             if not os.path.exists(self.sock):
                 return False
             try:
@@ -222,7 +198,3 @@ class CriContainerd:
                     client.call(method, deadline=60, pod_sandbox_id=sb.id)
                 except Exception:  # noqa: BLE001
                     pass
-
-    def stop(self) -> None:
-        if self.daemon is not None:
-            self.daemon.stop()
