@@ -248,3 +248,38 @@ def test_bind_source_the_user_namespace_cannot_reach(sandbox: Sandbox, rt: Runti
     assert _run_ok(rt, sandbox, b) == ["from the host", "read-only"]
     assert sorted(os.listdir(shared)) == ["file"]
     assert os.stat(locked).st_mode & 0o777 == 0o700
+
+
+UNMAPPED_GID = "the devpts gid (gid=5 in the mount options) is not mapped in the user namespace"
+
+
+def test_devpts_gid_unmapped_in_the_callers_user_namespace(sandbox: Sandbox, rt: Runtime) -> None:
+    """Root of `unshare -r` maps only gid 0: the default spec's devpts gid=5 makes the kernel
+    refuse the mount with a bare EINVAL. The one line says which option and why; the same
+    bundle without gid=5 runs there (so that was the cause), its ptmx owned by gid 0."""
+    b = sandbox.bundle(["sh", "-c", "cat /proc/self/gid_map; stat -c %g /dev/pts/ptmx"])
+    devpts = next(m for m in b.config["mounts"] if m["type"] == "devpts")
+    assert "gid=5" in devpts["options"]
+
+    def run_in_unshare() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["unshare", "-r", *rt.argv("run", "--bundle", str(b.path),
+                                                         sandbox.new_id())],
+                              capture_output=True, text=True, timeout=60)
+    res = run_in_unshare()
+    assert res.returncode == 1, res
+    assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert UNMAPPED_GID in res.stderr and "(its gids: 0)" in res.stderr, res.stderr
+    devpts["options"].remove("gid=5")
+    b.write()
+    res = run_in_unshare()
+    assert res.returncode == 0, res
+    assert res.stdout.split() == ["0", "0", "1", "0"]
+
+
+def test_devpts_gid_unmapped_in_the_containers_user_namespace(sandbox: Sandbox, rt: Runtime) -> None:
+    """A container user namespace that maps only its root: the same line, from its gid_map."""
+    one = [{"containerID": 0, "hostID": HOST, "size": 1}]
+    b = _mapped_bundle(sandbox, "true", linux={"uidMappings": one, "gidMappings": one})
+    res = rt.run(b, sandbox.new_id())
+    assert res.returncode == 1, res
+    assert UNMAPPED_GID in res.stderr and "(its gids: 0)" in res.stderr, res.stderr

@@ -52,8 +52,26 @@ def remount_bind(target: str, flags: int, clear: int = 0) -> None:
 def _fail(m: Mount, exc: OSError) -> SystemError_:
     what = m.type or "bind"
     src = f" {m.source}" if m.source else ""
-    return SystemError_(f"cannot mount {what}{src} on {m.destination}: {exc.strerror}",
+    why = _unmapped_devpts_id(m) if m.type == "devpts" and exc.errno == errno.EINVAL else ""
+    return SystemError_(f"cannot mount {what}{src} on {m.destination}: {why or exc.strerror}",
                         exc.errno or errno.EIO)
+
+
+def _unmapped_devpts_id(m: Mount) -> str:
+    """devpts refuses (EINVAL, nothing more) a uid= or gid= that its user namespace -- the
+    container's, or without one the runtime's own, as root of `unshare -r` -- does not map:
+    name it, and the way out."""
+    for opt in m.data.split(","):
+        key, _, value = opt.partition("=")
+        if key not in ("uid", "gid") or not value.isdigit():
+            continue
+        ranges = procfs.id_map(f"{key}_map")
+        if ranges is not None and procfs.map_id(ranges, int(value)) is None:
+            have = ", ".join(f"{i}-{i + n - 1}" if n > 1 else str(i) for i, _o, n in ranges)
+            return (f"the devpts {key} ({opt} in the mount options) is not mapped in the user "
+                    f"namespace (its {key}s: {have or 'none'}); map it, or drop {opt} from "
+                    "the options (`pyrunc spec --rootless` does)")
+    return ""
 
 
 # Where runc lets a config mount inside /proc (files lxcfs emulates), relative to /proc.
