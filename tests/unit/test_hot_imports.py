@@ -10,7 +10,7 @@ import sys
 import pytest
 
 HEAVY = ("json", "re", "enum", "typing", "click", "dataclasses", "shutil", "subprocess", "socket",
-         "pyrunc.spec.config", "pyrunc.spec.schema", "pyrunc._native")
+         "termios", "tty", "pyrunc.spec.config", "pyrunc.spec.schema", "pyrunc._native")
 
 PROBE = """
 import sys
@@ -49,13 +49,14 @@ CREATE_PATH = ("pyrunc.cli.fast", "pyrunc.runtime", "pyrunc.options", "pyrunc.sp
 
 
 @pytest.mark.parametrize("module", ["typing", "socket", "json", "re", "enum", "signal",
-                                    "collections", "functools"])
+                                    "collections", "functools", "termios", "tty"])
 def test_create_path_does_not_import(module: str) -> None:
     """typing (with contextlib behind it) and its NamedTuple checks cost every create ~15 ms:
     the records come from pyrunc.records, annotations stay unevaluated. socket (its enums,
     selectors, array) costs create and exec 6-8 ms: pyrunc.unixsock uses _socket. re (with
     enum, functools and collections) costs ~9 ms, json ~4 ms more: configs are read with
-    pyrunc.jsonio and the schema's patterns tested by pyrunc.spec.patterns."""
+    pyrunc.jsonio and the schema's patterns tested by pyrunc.spec.patterns. termios and tty
+    (extension modules: ~1 ms of a run here) only with a terminal."""
     probe = (f"import sys\nfor m in {CREATE_PATH!r}:\n    __import__(m)\n"
              f"print({module!r} in sys.modules)")
     res = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True,
@@ -77,3 +78,14 @@ def test_exec_with_a_process_file_skips_click(tmp_path: Any) -> None:
     assert "pyrunc.cli.execproc" in loaded, res  # the probe did reach the command
     assert sorted(loaded.intersection(HEAVY) - {"pyrunc.spec.config", "pyrunc.spec.schema",
                                                    "pyrunc._native"}) == []
+
+
+def test_ioctl_numbers_are_termios_own() -> None:
+    """The ioctl numbers written out to spare the hot paths `termios` are its values here."""
+    import termios
+
+    from pyrunc import runtime
+    from pyrunc.linux import terminal
+    assert runtime._FIONREAD == termios.FIONREAD
+    assert (terminal.TIOCSCTTY, terminal.TIOCGWINSZ, terminal.TIOCSWINSZ) == \
+        (termios.TIOCSCTTY, termios.TIOCGWINSZ, termios.TIOCSWINSZ)

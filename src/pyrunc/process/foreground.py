@@ -10,8 +10,6 @@ import errno
 import fcntl
 import os
 import select
-import termios
-import tty
 
 import _signal as signal  # `signal` without its enums (see pyrunc/cli/signals.py)
 
@@ -43,6 +41,7 @@ class Foreground:
 
     def restore(self) -> None:
         if self.saved_tty is not None:
+            import termios
             termios.tcsetattr(0, termios.TCSADRAIN, self.saved_tty)
             self.saved_tty = None
         for sig, handler in self.old.items():
@@ -67,14 +66,18 @@ class Foreground:
             raise OSError(errno.EPROTO, "no pty master received from the container")
         self.master = fds[0]
         if os.isatty(0):
+            # Only a terminal needs these (extension modules: ~1 ms of every run otherwise).
+            import termios
+            import tty
             self.saved_tty = termios.tcgetattr(0)
             tty.setraw(0, termios.TCSADRAIN)  # not TCSAFLUSH: keep what was already typed
             self._resize()
 
     def _resize(self) -> None:
         if self.master >= 0 and os.isatty(0):
-            size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
-            fcntl.ioctl(self.master, termios.TIOCSWINSZ, size)
+            from pyrunc.linux.terminal import TIOCGWINSZ, TIOCSWINSZ
+            size = fcntl.ioctl(0, TIOCGWINSZ, b"\0" * 8)
+            fcntl.ioctl(self.master, TIOCSWINSZ, size)
 
     # -- the loop --------------------------------------------------------------------------
 
