@@ -530,11 +530,14 @@ class Runtime:
                 ours, console = fg.console_pair()
             else:
                 console = None
-            compiled, on_listener = self._exec_seccomp(c)
+            from pyrunc.spec.load import load_bundle
+            linux = load_bundle(c.record.bundle).linux  # what of it applies to exec, as runc
+            compiled, on_listener = self._exec_seccomp(c, linux.seccomp)
             try:
                 pid = parent.spawn_exec(c.pid, proc, cgroup, preserve_fds,
                                         console.fileno() if console else -1,
-                                        compiled, on_listener, c.record.keyring)
+                                        compiled, on_listener, c.record.keyring,
+                                        linux.memory_policy)
             finally:
                 if console is not None:
                     console.close()
@@ -553,10 +556,8 @@ class Runtime:
             if fg is not None:
                 fg.restore()
 
-    def _exec_seccomp(self, c: Container) -> tuple[Any, Any]:
+    def _exec_seccomp(self, c: Container, raw: Any) -> tuple[Any, Any]:
         """exec'd processes get the container's seccomp profile, as with runc."""
-        from pyrunc.spec.load import load_bundle
-        raw = load_bundle(c.record.bundle).linux.seccomp
         if raw is None:
             return None, None
         from pyrunc.linux import seccomp

@@ -1,12 +1,15 @@
-"""linux.memoryPolicy (runtime-spec 1.3): set_mempolicy(2) in the init before exec, seen from
-inside in /proc/self/numa_maps (the policy is inherited across exec). This VM has one NUMA
-node, 0."""
+"""linux.memoryPolicy (runtime-spec 1.3): set_mempolicy(2) in the init, and in each process
+`exec` starts, before exec; seen from inside in /proc/self/numa_maps (the policy is inherited
+across exec) and from the host in /proc/PID/numa_maps. This VM has one NUMA node, 0."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from .conftest import Sandbox
+from .helpers import Runtime
 
 FIRST_MAP = "grep -m1 . /proc/self/numa_maps"
 
@@ -52,3 +55,40 @@ def test_huge_node_list_is_cheap_and_named_short(sandbox: Sandbox) -> None:
     assert line.startswith("config.json: linux.memoryPolicy: the kernel refuses "
                            "MPOL_DEFAULT nodes 0-1023: "), line[:300]
     assert len(line) < 200 and not sandbox.leaks()
+
+
+def test_exec_gets_the_containers_policy(sandbox: Sandbox, rt: Runtime) -> None:
+    """As with runc (its 'run and exec memory policy' test): a process `exec` starts has the
+    container's linux.memoryPolicy too, seen inside and, for a detached one, from the host."""
+    b = sandbox.bundle(["sleep", "1000"], linux={"memoryPolicy": {
+        "mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES"]}})
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    init = rt.state(cid)["pid"]
+    assert " prefer=relative:0 " in _first_map(init)
+    res = rt.run_cmd("exec", cid, "sh", "-c", FIRST_MAP)
+    assert res.returncode == 0 and " prefer=relative:0 " in res.stdout, res
+    pid_file = sandbox.tmp / "exec.pid"
+    rt.run_cmd("exec", "-d", "--pid-file", str(pid_file), cid,
+               "sh", "-c", "exec sleep 1000 >/dev/null 2>&1", check=True)  # not holding our pipes
+    pid = int(pid_file.read_text())
+    try:
+        assert " prefer=relative:0 " in _first_map(pid)
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)  # reparented to us, a subreaper: a zombie would hold the pid ns
+
+
+def test_exec_without_a_policy_keeps_the_default(sandbox: Sandbox, rt: Runtime) -> None:
+    b = sandbox.bundle(["sleep", "1000"])
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    res = rt.run_cmd("exec", cid, "sh", "-c", FIRST_MAP)
+    assert res.returncode == 0 and " default " in res.stdout, res
+
+
+def _first_map(pid: int) -> str:
+    with open(f"/proc/{pid}/numa_maps") as f:
+        return f.readline()

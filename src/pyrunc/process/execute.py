@@ -12,7 +12,7 @@ from pyrunc.errors import SystemError_
 from pyrunc.linux import capabilities, procfs
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import trampoline
-from pyrunc.spec.config import RLIM_UNLIMITED, Process
+from pyrunc.spec.config import RLIM_UNLIMITED, MemoryPolicy, Process
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -98,6 +98,19 @@ def set_attributes(proc: Process) -> None:
     except OSError as exc:
         raise SystemError_.from_oserror("cannot apply process attributes "
                                         "(oomScoreAdj, scheduler or ioPriority)", exc) from None
+
+
+def set_memory_policy(policy: MemoryPolicy | None) -> None:
+    """linux.memoryPolicy, for the init and (as runc) every exec'd process: which mode, flag
+    and node combinations work is the kernel's call (one NUMA node here; MPOL_F_NUMA_BALANCING
+    only with MPOL_BIND...): its refusal is the error."""
+    if policy is None:
+        return
+    try:
+        sc.set_mempolicy(policy.mode | policy.flags, policy.nodes)
+    except OSError as exc:
+        raise SystemError_.from_oserror(
+            f"config.json: linux.memoryPolicy: the kernel refuses {policy.text}", exc) from None
 
 
 def set_affinity(cpus: frozenset[int] | None) -> None:

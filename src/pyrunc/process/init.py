@@ -21,7 +21,7 @@ from pyrunc.errors import PyruncError, SystemError_
 from pyrunc.linux import keyring, namespaces, network, procfs, rootfs, terminal
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, hooks, sync, trampoline
-from pyrunc.spec.config import Config, Hooks, MemoryPolicy, Mount, Process
+from pyrunc.spec.config import Config, Hooks, Mount, Process
 from pyrunc.unixsock import Socket
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
@@ -299,8 +299,7 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions,
     execute.set_attributes(proc)
     if linux.personality is not None:
         sc.personality(linux.personality)
-    if linux.memory_policy is not None:  # before exec, which keeps it (runtime-spec 1.3)
-        _set_memory_policy(linux.memory_policy)
+    execute.set_memory_policy(linux.memory_policy)  # exec keeps it (runtime-spec 1.3)
     if proc.no_new_privileges:
         _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
     path = execute.lookup(proc.args[0], env) if proc.args else ""
@@ -368,13 +367,3 @@ def _wait_start_and_exec(opts: InitOptions, proc: Process, path: str, env: dict[
     except BaseException as exc:  # noqa: BLE001 - never unwind into the stage's code
         os.write(2, f"pyrunc: internal error: {type(exc).__name__}: {exc}\n".encode())
     os._exit(127)
-
-
-def _set_memory_policy(policy: MemoryPolicy) -> None:
-    """linux.memoryPolicy: which mode, flag and node combinations work is the kernel's call
-    (one NUMA node here; MPOL_F_NUMA_BALANCING only with MPOL_BIND...): its refusal is the error."""
-    try:
-        sc.set_mempolicy(policy.mode | policy.flags, policy.nodes)
-    except OSError as exc:
-        raise SystemError_.from_oserror(
-            f"config.json: linux.memoryPolicy: the kernel refuses {policy.text}", exc) from None

@@ -16,7 +16,7 @@ from pyrunc.errors import SystemError_
 from pyrunc.process import execute, sync, trampoline
 from pyrunc.process.init import InitOptions, defers_cgroup_join, stage_main
 from pyrunc.records import NamedTuple
-from pyrunc.spec.config import Config, Process
+from pyrunc.spec.config import Config, MemoryPolicy, Process
 from pyrunc.unixsock import Socket
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
@@ -150,12 +150,15 @@ def _cleanup(stage: int, init_pid: int) -> None:
 
 def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
                console_fd: int = -1, seccomp: Any = None,
-               on_listener: Callable[[int, int], None] | None = None, keyring: str = "") -> int:
+               on_listener: Callable[[int, int], None] | None = None, keyring: str = "",
+               memory_policy: MemoryPolicy | None = None) -> int:
     """Start a process inside a running container; returns its host pid once it has exec'd.
-    `keyring` names the container's session keyring, which it joins ("": keep ours)."""
+    `keyring` names the container's session keyring, which it joins ("": keep ours);
+    `memory_policy` is the container's linux.memoryPolicy, which it gets as the init did."""
     from pyrunc.process import setns_init
     stage, psock = _fork_stage(lambda csock, tfd: setns_init.stage_main(
-        csock, init_pid, proc, cgroup, preserve_fds, console_fd, tfd, seccomp, keyring))
+        csock, init_pid, proc, cgroup, preserve_fds, console_fd, tfd, seccomp, keyring,
+        memory_policy))
     pid = 0
     try:
         pid = int(sync.recv(psock, sync.INIT_PID)["pid"])

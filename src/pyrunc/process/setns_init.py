@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from pyrunc.cgroups import Manager
+    from pyrunc.spec.config import MemoryPolicy
 
 # /proc/PID/ns names in join order.
 _NS_FILES = (("user", "user"), ("ipc", "ipc"), ("uts", "uts"), ("network", "net"),
@@ -40,7 +41,7 @@ def _differs(pid: int, name: str) -> bool:
 
 def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
                console_fd: int, trampoline_fd: int, seccomp: Any = None,
-               keyring_name: str = "") -> NoReturn:
+               keyring_name: str = "", memory_policy: MemoryPolicy | None = None) -> NoReturn:
     code = 1
     try:
         mem = execute.open_own_memory()
@@ -74,7 +75,7 @@ def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, pres
             os.close(hold_w)
             os.read(hold_r, 1)
             os.close(hold_r)
-            _child(sock, proc, console_fd, trampoline_fd, seccomp)
+            _child(sock, proc, console_fd, trampoline_fd, seccomp, memory_policy)
         os.close(hold_r)
         sync.send(sock, sync.INIT_PID, pid=pid)
         os.close(hold_w)
@@ -86,7 +87,7 @@ def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, pres
 
 
 def _child(sock: Socket, proc: Process, console_fd: int, trampoline_fd: int,
-           seccomp: Any) -> NoReturn:
+           seccomp: Any, memory_policy: MemoryPolicy | None) -> NoReturn:
     try:
         if proc.terminal:
             os.setsid()
@@ -96,6 +97,7 @@ def _child(sock: Socket, proc: Process, console_fd: int, trampoline_fd: int,
         env = execute.environ(proc)
         execute.set_rlimits(proc)
         execute.set_attributes(proc)
+        execute.set_memory_policy(memory_policy)
         if proc.no_new_privileges:
             _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
         path = execute.lookup(proc.args[0], env)
