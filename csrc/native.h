@@ -44,6 +44,13 @@ long pr_keyctl_join_session_keyring(const char *name);
 long pr_keyctl_describe(int id, char *buf, unsigned long len);
 long pr_keyctl_setperm(int id, unsigned int perm);
 
+/* caps.c: capset(2) of this process (the three sets as bit masks) and prlimit(2) of
+ * this process (RLIM_INFINITY is ~0). */
+int pr_capset(unsigned long long effective, unsigned long long permitted,
+              unsigned long long inheritable);
+int pr_setrlimit(int resource, unsigned long long soft, unsigned long long hard);
+int pr_getrlimit(int resource, unsigned long long *soft, unsigned long long *hard);
+
 /* prctl.c */
 int pr_prctl(int option, unsigned long arg2, unsigned long arg3,
              unsigned long arg4, unsigned long arg5);

@@ -446,8 +446,7 @@ class Runtime:
         os.unlink(fifo)
 
     def run(self, container_id: str, opts: CreateOptions, detach: bool, keep: bool) -> int:
-        import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
-
+        from pyrunc.linux import syscalls as sc
         from pyrunc.process.foreground import Foreground
         from pyrunc.spec.load import load_bundle
         validate_id(container_id)
@@ -456,7 +455,7 @@ class Runtime:
         ours = None
         if not detach:
             # The init is forked by an intermediate process; as subreaper we get to wait for it.
-            _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
             fg = Foreground()
         try:
             # A foreground run of a terminal process with no console socket: we are the console.
@@ -498,8 +497,7 @@ class Runtime:
         `sub_cgroups`: existing sub-cgroups of the container's to start it in (runc's
         --cgroup); `ignore_paused`: a paused container is entered too (the process waits,
         frozen, until resume)."""
-        import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
-
+        from pyrunc.linux import syscalls as sc
         from pyrunc.linux import terminal
         from pyrunc.process import parent
         from pyrunc.process.foreground import Foreground
@@ -521,7 +519,7 @@ class Runtime:
         fg = None
         ours = None
         if not detach:
-            _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
             fg = Foreground()
         try:
             if console_socket:

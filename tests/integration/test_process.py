@@ -28,7 +28,7 @@ def _cap_mask(names: list[str]) -> int:
         "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_KILL": 5, "CAP_SETGID": 6,
         "CAP_SETUID": 7, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12,
         "CAP_NET_RAW": 13, "CAP_SYS_CHROOT": 18, "CAP_SYS_ADMIN": 21, "CAP_MKNOD": 27,
-        "CAP_AUDIT_WRITE": 29,
+        "CAP_AUDIT_WRITE": 29, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35,
     }
     mask = 0
     for n in names:
@@ -205,6 +205,19 @@ def test_ambient_capabilities_non_root(sandbox: Sandbox) -> None:
     assert int(st["CapAmb"], 16) == _cap_mask(amb)
     assert int(st["CapPrm"], 16) == _cap_mask(amb)
     assert int(st["CapEff"], 16) == _cap_mask(amb)
+
+
+def test_capabilities_above_31(sandbox: Sandbox) -> None:
+    """Capabilities past bit 31 (the second word of each capset set) land in every set: for a
+    non-root user, ambient (so permitted and effective) needs them permitted and inheritable."""
+    caps = ["CAP_KILL", "CAP_SYSLOG", "CAP_WAKE_ALARM"]
+    out = sandbox.sh_ok("grep -E '^Cap' /proc/self/status", process={
+        "capabilities": {k: caps for k in ("bounding", "effective", "permitted", "inheritable",
+                                           "ambient")},
+        "user": {"uid": 1000, "gid": 1000}})
+    st = _status_fields(out)
+    for key in ("CapBnd", "CapInh", "CapAmb", "CapPrm", "CapEff"):
+        assert int(st[key], 16) == _cap_mask(caps), (key, st[key])
 
 
 def test_capabilities_enforced(sandbox: Sandbox) -> None:

@@ -49,14 +49,16 @@ CREATE_PATH = ("pyrunc.cli.fast", "pyrunc.runtime", "pyrunc.options", "pyrunc.sp
 
 
 @pytest.mark.parametrize("module", ["typing", "socket", "json", "re", "enum", "signal",
-                                    "collections", "functools", "termios", "tty"])
+                                    "collections", "functools", "termios", "tty", "_prctl",
+                                    "resource"])
 def test_create_path_does_not_import(module: str) -> None:
     """typing (with contextlib behind it) and its NamedTuple checks cost every create ~15 ms:
     the records come from pyrunc.records, annotations stay unevaluated. socket (its enums,
     selectors, array) costs create and exec 6-8 ms: pyrunc.unixsock uses _socket. re (with
     enum, functools and collections) costs ~9 ms, json ~4 ms more: configs are read with
     pyrunc.jsonio and the schema's patterns tested by pyrunc.spec.patterns. termios and tty
-    (extension modules: ~1 ms of a run here) only with a terminal."""
+    (extension modules: ~1 ms of a run here) only with a terminal; python-prctl's _prctl (with
+    libcap) and resource not at all (~1 ms): prctl, capset and prlimit are the C core's."""
     probe = (f"import sys\nfor m in {CREATE_PATH!r}:\n    __import__(m)\n"
              f"print({module!r} in sys.modules)")
     res = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True,
@@ -89,3 +91,11 @@ def test_ioctl_numbers_are_termios_own() -> None:
     assert runtime._FIONREAD == termios.FIONREAD
     assert (terminal.TIOCSCTTY, terminal.TIOCGWINSZ, terminal.TIOCSWINSZ) == \
         (termios.TIOCSCTTY, termios.TIOCGWINSZ, termios.TIOCSWINSZ)
+
+
+def test_rlimit_numbers_are_resources_own() -> None:
+    """The rlimit table written out to spare create `resource` has its names and numbers."""
+    import resource
+
+    from pyrunc.spec.config import RLIMITS
+    assert RLIMITS == {n: getattr(resource, n) for n in dir(resource) if n.startswith("RLIMIT_")}

@@ -217,7 +217,11 @@ def keyctl_setperm(key: int, perm: int) -> None:
         raise _fail("keyctl(SETPERM)")
 
 
+PR_SET_DUMPABLE = 4
+PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -228,6 +232,31 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     if rc < 0:
         raise _fail("prctl")
     return rc
+
+
+def _mask(caps: set[int]) -> int:
+    return sum(1 << c for c in caps)
+
+
+def capset(effective: set[int], permitted: set[int], inheritable: set[int]) -> None:
+    """This process's three capability sets, exactly these (every other one cleared)."""
+    if lib.pr_capset(_mask(effective), _mask(permitted), _mask(inheritable)) < 0:
+        raise _fail("capset")
+
+
+RLIM_INFINITY = 2**64 - 1  # rlim_t's ~0
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    if lib.pr_setrlimit(resource, soft, hard) < 0:
+        raise _fail("prlimit")
+
+
+def getrlimit(resource: int) -> tuple[int, int]:
+    soft, hard = ffi.new("unsigned long long *"), ffi.new("unsigned long long *")
+    if lib.pr_getrlimit(resource, soft, hard) < 0:
+        raise _fail("prlimit")
+    return int(soft[0]), int(hard[0])
 
 
 # --- seccomp: libseccomp (compiling, in the runtime) and seccomp(2) (loading, in the init) --

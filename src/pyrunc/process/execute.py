@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 
 import _signal as signal  # `signal` without its enums (see pyrunc/cli/signals.py)
 
@@ -12,7 +11,7 @@ from pyrunc.errors import SystemError_
 from pyrunc.linux import capabilities, procfs
 from pyrunc.linux import syscalls as sc
 from pyrunc.process import trampoline
-from pyrunc.spec.config import RLIM_UNLIMITED, MemoryPolicy, Process
+from pyrunc.spec.config import RLIMITS, MemoryPolicy, Process
 
 TYPE_CHECKING = False  # typing is for the type checker: its import costs every create
 if TYPE_CHECKING:
@@ -71,18 +70,19 @@ def load_seccomp(compiled: Any, before_user: bool, proc: Process) -> int | None:
     return seccomp.load(compiled)
 
 
-def _rlim(value: int) -> int:
-    """The spec's uint64 RLIM_INFINITY (2**64-1) is Python's -1."""
-    return resource.RLIM_INFINITY if value == RLIM_UNLIMITED else value
+# What Python's resource.setrlimit said for these (the words callers may have matched).
+_RLIMIT_ERRORS = {errno.EINVAL: "current limit exceeds maximum limit",
+                  errno.EPERM: "not allowed to raise maximum limit"}
 
 
 def set_rlimits(proc: Process) -> None:
-    for rl in proc.rlimits:
+    for rl in proc.rlimits:  # the spec's 2**64-1 is RLIM_INFINITY as it is
         try:
-            resource.setrlimit(getattr(resource, rl.type), (_rlim(rl.soft), _rlim(rl.hard)))
-        except (OSError, ValueError, OverflowError) as exc:
-            raise SystemError_(f"cannot set {rl.type} to soft {rl.soft} hard {rl.hard}: {exc}",
-                               getattr(exc, "errno", None) or errno.EPERM) from None
+            sc.setrlimit(RLIMITS[rl.type], rl.soft, rl.hard)
+        except OSError as exc:
+            why = _RLIMIT_ERRORS.get(exc.errno or 0, str(exc))
+            raise SystemError_(f"cannot set {rl.type} to soft {rl.soft} hard {rl.hard}: {why}",
+                               exc.errno or errno.EPERM) from None
 
 
 def set_attributes(proc: Process) -> None:

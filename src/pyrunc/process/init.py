@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import errno
 import os
+
 from pyrunc.records import NamedTuple
-
-import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
-
 from pyrunc import rootless, unixsock
 from pyrunc.errors import PyruncError, SystemError_
 from pyrunc.linux import keyring, namespaces, network, procfs, rootfs, terminal
@@ -101,7 +99,7 @@ def _become_root(where: str) -> None:
 def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> None:
     # Before anything of the container can see us: /proc/self/exe is the host's python.
     mem = execute.open_own_memory()
-    _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
+    sc.prctl(sc.PR_SET_DUMPABLE, 0)
     close_inherited({sock.fileno(), opts.console_fd, opts.trampoline_fd, mem,
                      *opts.idmapped.values()},
                     3 + opts.preserve_fds)
@@ -127,11 +125,11 @@ def _stage(sock: Socket, cfg: Config, opts: InitOptions, cgroup: Manager) -> Non
             # nsexec); nothing of the container exists yet, and the user owns us anyway.
             rootless = os.geteuid() != 0
             if rootless:
-                _prctl.prctl(_prctl.PR_SET_DUMPABLE, 1)
+                sc.prctl(sc.PR_SET_DUMPABLE, 1)
             sync.send(sock, sync.USERNS_READY)
             sync.recv(sock, sync.MAPPINGS_DONE)
             if rootless:
-                _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
+                sc.prctl(sc.PR_SET_DUMPABLE, 0)
             _become_root("the new user namespace")
         elif ns_type in to_join:
             fd, path = to_join.pop(ns_type)
@@ -301,7 +299,7 @@ def _init(sock: Socket, cfg: Config, opts: InitOptions,
         sc.personality(linux.personality)
     execute.set_memory_policy(linux.memory_policy)  # exec keeps it (runtime-spec 1.3)
     if proc.no_new_privileges:
-        _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     path = execute.lookup(proc.args[0], env) if proc.args else ""
     # Anything inherited beyond stdio and --preserve-fds must not reach the container.
     sc.close_range(3 + opts.preserve_fds, 0xFFFFFFFF, sc.CLOSE_RANGE_CLOEXEC)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 
-import _prctl  # python-prctl's C module (see pyrunc/linux/capabilities.py)
-
 from pyrunc.errors import SystemError_
 from pyrunc.linux import keyring, namespaces, terminal
+from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, sync
 from pyrunc.process.init import close_inherited, report
 from pyrunc.spec.config import Process
@@ -45,7 +44,7 @@ def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, pres
     code = 1
     try:
         mem = execute.open_own_memory()
-        _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         execute.set_affinity(proc.cpu_affinity_initial)
         close_inherited({sock.fileno(), console_fd, trampoline_fd, mem}, 3 + preserve_fds)
         cgroup.join()  # the initial affinity lasts until here: joining a cpuset resets it
@@ -99,7 +98,7 @@ def _child(sock: Socket, proc: Process, console_fd: int, trampoline_fd: int,
         execute.set_attributes(proc)
         execute.set_memory_policy(memory_policy)
         if proc.no_new_privileges:
-            _prctl.prctl(_prctl.PR_SET_NO_NEW_PRIVS, 1)
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
         path = execute.lookup(proc.args[0], env)
         listener = execute.load_seccomp(seccomp, before_user=True, proc=proc)
         if listener is not None:

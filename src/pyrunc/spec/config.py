@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-import resource
+
 from pyrunc.records import NamedTuple
 
 from pyrunc.errors import SpecError
@@ -42,6 +42,14 @@ class Capabilities(NamedTuple):
 
 RLIM_MAX = 2**63 - 1
 RLIM_UNLIMITED = 2**64 - 1  # RLIM_INFINITY as the spec's uint64 says it
+# <asm-generic/resource.h> (x86_64 and aarch64): the names Python's `resource` module has
+# (an extension module every create loaded for them), OFILE its alias of NOFILE.
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_OFILE": 7,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
 
 
 class Rlimit(NamedTuple):
@@ -409,9 +417,10 @@ def _check_exec_size(args: tuple[str, ...], env: tuple[str, ...],
             total += size
     stack = next((r.soft for r in rlimits if r.type == "RLIMIT_STACK"), None)
     if stack is None:
-        stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
+        from pyrunc.linux import syscalls as sc
+        stack = sc.getrlimit(RLIMITS["RLIMIT_STACK"])[0]
     limit = _STK_LIM // 4 * 3
-    if stack != resource.RLIM_INFINITY and stack >= 0:
+    if stack != RLIM_UNLIMITED:
         limit = min(limit, stack // 4)
     limit = max(limit, MAX_ARG_STRLEN)
     total += 8 * (max(len(args), 1) + len(env)) + len(args[0].encode(errors="surrogateescape")) + 1 \
@@ -430,7 +439,7 @@ def _process(raw: Mapping[str, Any] | None) -> Process | None:
     rlimits: list[Rlimit] = []
     seen: set[str] = set()
     for i, rl in enumerate(raw.get("rlimits") or ()):
-        if not hasattr(resource, rl["type"]):
+        if rl["type"] not in RLIMITS:
             raise _err(f"process.rlimits[{i}].type", f"unknown rlimit {rl['type']!r}")
         if rl["type"] in seen:
             raise _err(f"process.rlimits[{i}].type", f"duplicate rlimit {rl['type']!r}")
