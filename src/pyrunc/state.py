@@ -136,6 +136,14 @@ def _check_owned(st: os.stat_result, what: str, hint: str = "") -> None:
                            f"{stat.S_IMODE(st.st_mode):04o}): refusing to use it{hint}", errno.EPERM)
 
 
+def _is_shared(st: os.stat_result) -> bool:
+    """A root several users may share: made by root or this user, writable by group or others
+    and sticky, so that only an entry's owner (or the root's) can rename or remove it. Each
+    user's containers are then its own directories in it, checked one by one."""
+    return (st.st_uid in (0, os.geteuid()) and bool(st.st_mode & 0o022)
+            and bool(st.st_mode & stat.S_ISVTX))
+
+
 def _still_at(fd: int, path: str) -> bool:
     """Whether the directory open as `fd` is still the one named `path`."""
     try:
@@ -194,6 +202,7 @@ class StateStore:
         have made another one under the same name: a lock on the old one guards nothing,
         so it is taken again on whatever the name now holds."""
         path = self.dir(container_id)
+        self._check_own_dir(container_id)
         while True:
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -229,6 +238,7 @@ class StateStore:
         its hooks run and its pid is signalled as the caller."""
         path = os.path.join(self.dir(container_id), STATE_FILE)
         self.check_root()
+        self._check_own_dir(container_id)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -247,7 +257,8 @@ class StateStore:
     def check_root(self) -> None:
         """Rootless: the root must be the user's own and writable by nobody else (a root
         another user made, say $XDG_RUNTIME_DIR/pyrunc in a shared XDG_RUNTIME_DIR, lets
-        that user plant, rename and remove containers). Root's root: see load()."""
+        that user plant, rename and remove containers), or shared as _is_shared says.
+        Root's root: see load()."""
         if not self.private:
             return
         try:
@@ -256,8 +267,37 @@ class StateStore:
             return
         except OSError as exc:
             raise SystemError_.from_oserror(f"cannot access root directory {self.root}", exc) from None
+        if _is_shared(st):
+            return
+        if st.st_mode & 0o022 and st.st_uid in (0, os.geteuid()):
+            raise SystemError_(f"root directory {self.root} is writable by group or others (mode "
+                               f"{stat.S_IMODE(st.st_mode):04o}) without the sticky bit, so they "
+                               "could rename or remove this user's containers: refusing to use it "
+                               "(chmod +t it to share it)", errno.EPERM)
         # the way out is the same as when the root cannot be made
         _check_owned(st, f"root directory {self.root}", _ROOTLESS_HINT)
+
+    def _is_own_dir(self, container_id: str) -> bool:
+        try:
+            st = os.stat(self.dir(container_id), follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+    def _check_own_dir(self, container_id: str) -> None:
+        """Rootless: in a shared root, a container directory is another user's unless this
+        user made it (and only it may write there)."""
+        if not self.private:
+            return
+        path = self.dir(container_id)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            raise NotExistError(f"container {container_id} does not exist") from None
+        except OSError as exc:
+            raise SystemError_.from_oserror(f"cannot access the state of {container_id} "
+                                            f"in {self.root}", exc) from None
+        _check_owned(st, f"container {container_id}: state directory {path}")
 
     def exists(self, container_id: str) -> bool:
         """Whether the container's directory is there; one we may not look at (another
@@ -295,5 +335,8 @@ class StateStore:
         except FileNotFoundError:
             return
         for name in names:
-            if os.path.isdir(os.path.join(self.root, name)) and _is_id(name):
+            if not _is_id(name):
+                continue
+            # rootless: another user's containers in a shared root are not listed
+            if self._is_own_dir(name) if self.private else os.path.isdir(os.path.join(self.root, name)):
                 yield name

@@ -754,3 +754,70 @@ def test_root_does_not_use_a_users_state(rl: RL) -> None:
     assert rl.state(cid)["status"] == "running"
     rl.ok("delete", "--force", cid)  # the user's own delete runs its hook, as the user
     assert marker.read_text().split() == [str(rl.user.uid)]
+
+
+def _other_bundle(rl: RL, other: RootlessUser, args: list[str]) -> Path:
+    """A `spec --rootless` bundle of `other`'s (its own ids mapped)."""
+    path = rl.tmp / f"other-b{rl.n}"
+    rl.n += 1
+    path.mkdir()
+    copy_rootfs(rl.cache, path / "rootfs")
+    other.chown(path)
+    assert other.run([rl.binary, "spec", "--rootless"], cwd=path).returncode == 0
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["process"].update(terminal=False, args=args)
+    (path / "config.json").write_text(json.dumps(cfg))
+    os.chown(path / "config.json", other.uid, other.gid)
+    return path
+
+
+@pytest.mark.pyrunc_only
+def test_a_shared_sticky_root_keeps_each_users_containers_apart(
+        rl: RL, other_rootless_user: RootlessUser) -> None:
+    """A root that root made for several users (1777, sticky as /tmp): each runs its own
+    containers there; neither lists, reads or deletes the other's, a state the other planted
+    (its hook) is refused, and without the sticky bit the root is refused (its users could
+    rename each other's containers away and put their own in their place)."""
+    other = other_rootless_user
+    shared = rl.tmp / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # root's
+    mine = rl.new_id()
+    rl.ok("create", "--bundle", str(rl.bundle(FOREVER)), mine, root=shared)
+    theirs = f"rl-other-{uuid.uuid4().hex[:8]}"
+    try:
+        res = rl.rt("run", "-d", "--bundle", str(_other_bundle(rl, other, FOREVER)), theirs,
+                    user=other, root=shared)
+        assert res.returncode == 0, res.stderr
+        assert [c["id"] for c in json.loads(rl.ok("list", "--format", "json", root=shared))] == [mine]
+        listed = json.loads(rl.rt("list", "--format", "json", user=other, root=shared).stdout)
+        assert [c["id"] for c in listed] == [theirs]
+        for args in (["state", theirs], ["delete", "--force", theirs], ["kill", theirs, "KILL"]):
+            line = _one_line_error(rl.rt(*args, root=shared))
+            assert f"is owned by uid {other.uid}" in line, (args, line)
+        st = json.loads(rl.rt("state", theirs, user=other, root=shared).stdout)
+        assert st["status"] == "running", st
+        marker = rl.tmp / "marker"
+        _plant_in(other, shared, "web", marker)
+        line = _one_line_error(rl.rt("delete", "web", root=shared))
+        assert f"is owned by uid {other.uid}" in line, line
+        assert not marker.exists()
+        shared.chmod(0o777)
+        line = _one_line_error(rl.rt("list", root=shared))
+        assert "without the sticky bit" in line, line
+        shared.chmod(0o1777)
+    finally:
+        shared.chmod(0o1777)
+        rl.rt("delete", "--force", theirs, user=other, root=shared)
+        rl.rt("delete", "--force", mine, root=shared)
+        shutil.rmtree(shared / "web", ignore_errors=True)
+    assert sorted(os.listdir(shared)) == []
+
+
+def _plant_in(other: RootlessUser, root: Path, cid: str, marker: Path) -> None:
+    state = {"id": cid, "pid": 999999, "start_time": 1, "bundle": "/", "rootfs": "/",
+             "created": "2026-01-01T00:00:00Z", "cgroup_path": "",
+             "hooks": {"poststop": [{"path": "/bin/sh", "args": ["sh", "-c", f"id -u >> {marker}"]}]}}
+    script = f"mkdir -m 0755 {root}/{cid} && cat > {root}/{cid}/state.json"
+    res = other.run(["sh", "-c", script], input=json.dumps(state))
+    assert res.returncode == 0, res.stderr
