@@ -135,6 +135,33 @@ def test_only_stdio_and_preserved_fds_reach_the_init(sandbox: Sandbox, rt: Runti
     assert res.stdout.split() == ["0", "1", "2", "3"]
 
 
+def test_the_exec_fifo_relay_holds_only_the_fifo_and_its_socket(
+        sandbox: Sandbox, rt: Runtime, fd_files: dict[int, Path]) -> None:
+    """The relay (pyrunc-init relay, the exec fifo's only holder until `start`) is started
+    from the stage, which still holds the preserved fd 3 (for the init): it gets /dev/null
+    as stdio, the fifo and the socket to the init, nothing the runtime inherited or made."""
+    b = sandbox.bundle(["sleep", "60"])
+    cid = sandbox.new_id()
+    res = _with_fds(rt, ["create", "--bundle", str(b.path), "--preserve-fds", "1", cid],
+                    fd_files, sandbox.tmp / "out")
+    assert res.returncode == 0, res.stderr
+    fifo = str(rt.root / cid / "exec.fifo")
+    relays = []
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and fifo in _fds(int(d)).values():
+                relays.append(int(d))
+        except OSError:  # gone, or not ours to look at
+            continue
+    assert len(relays) == 1, relays
+    fds = _fds(relays[0])
+    assert Path(f"/proc/{relays[0]}/cmdline").read_bytes().split(b"\0")[:2] == \
+        [b"pyrunc-init", b"relay"]
+    assert {fds[0], fds[1], fds[2]} == {"/dev/null"}, fds
+    rest = sorted(target for fd, target in fds.items() if fd > 2)
+    assert len(rest) == 2 and rest[0] == fifo and rest[1].startswith("socket:"), fds
+
+
 @pytest.mark.parametrize("preserve", [0, 1])
 def test_only_stdio_and_preserved_fds_reach_an_exec(sandbox: Sandbox, rt: Runtime,
                                                      fd_files: dict[int, Path], preserve: int) -> None:

@@ -186,22 +186,44 @@ def _start_relay(fifo_path: str, trampoline_fd: int) -> int:
     except OSError as exc:
         raise SystemError_.from_oserror("cannot open the exec fifo", exc) from None
     ours, theirs = unixsock.pair(unixsock.SOCK_STREAM)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            close_inherited({fifo, theirs.fileno(), trampoline_fd}, 3)
-            for fd in (fifo, theirs.fileno()):
-                os.set_inheritable(fd, True)
-            trampoline.execute(trampoline_fd, [trampoline.NAME, "relay", str(fifo),
-                                               str(theirs.fileno())], {})
-        finally:
-            os._exit(127)
-    os.close(fifo)
-    theirs.close()
+    keep = {fifo, theirs.fileno()}
+    null = -1
+    try:
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        for fd in keep:  # closed here right after: only the relay keeps them
+            os.set_inheritable(fd, True)
+        # Spawned (vfork and exec), not forked: no copy of this interpreter's page tables,
+        # nor of its pages written afterwards. Stdio is /dev/null; whatever else would
+        # survive the exec is closed. pyrunc-init is exec'd by its /proc/self/fd path
+        # (posix_spawn takes no fd): the host's /proc, we are in no namespace of the
+        # container yet. (glibc's spawn leaves its two internal signals, 32 and 33,
+        # ignored in the child; the relay, libc-free, has no use for them.)
+        actions: list[tuple[int, ...]] = [(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)]
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds() if fd not in keep]
+        os.posix_spawn(f"/proc/self/fd/{trampoline_fd}",
+                       [trampoline.NAME, "relay", str(fifo), str(theirs.fileno())], {},
+                       file_actions=actions)
+    except OSError as exc:
+        ours.close()
+        raise SystemError_.from_oserror("cannot start the exec fifo's relay", exc) from None
+    finally:
+        if null >= 0:
+            os.close(null)
+        os.close(fifo)
+        theirs.close()
     return ours.detach()
+
+
+def _inheritable_fds() -> list[int]:
+    """Our fds above stdio that an exec would keep."""
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if int(name) > 2 and os.get_inheritable(int(name)):
+                fds.append(int(name))
+        except OSError:  # the listing's own fd, closed by now
+            pass
+    return fds
 
 
 def init_main(sock: Socket, cfg: Config, opts: InitOptions,
