@@ -535,7 +535,7 @@ class Runtime:
                 pid = parent.spawn_exec(c.pid, proc, cgroup, preserve_fds,
                                         console.fileno() if console else -1,
                                         compiled, on_listener, c.record.keyring,
-                                        linux.memory_policy)
+                                        linux.memory_policy, linux.personality)
             finally:
                 if console is not None:
                     console.close()

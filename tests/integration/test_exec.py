@@ -233,3 +233,18 @@ def test_exec_env_past_execve_limit_refused(sandbox: Sandbox, rt: Runtime) -> No
     assert "internal error" not in lines[0]
     assert rt.log_entries()[-1]["msg"] == lines[0]
     assert open(f"/proc/{pid}/task/{pid}/children").read().split() == []
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="LINUX32 shows as i686 on x86_64")
+def test_exec_gets_the_containers_personality(sandbox: Sandbox, rt: Runtime) -> None:
+    """linux.personality applies to exec'd processes too, as runc's setns init sets it: an
+    exec'd `uname -m` says i686 under LINUX32, and the kernel shows PER_LINUX32 (0x0008) for
+    the exec'd process from the host, as for the init."""
+    cid, pid = _running(sandbox, rt, linux={"personality": {"domain": "LINUX32"}})
+    assert Path(f"/proc/{pid}/personality").read_text().strip() == "00000008"
+    res = rt.run_cmd("exec", cid, "sh", "-c", "uname -m; cat /proc/self/personality")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["i686", "00000008"], res.stdout
+    cid2, _ = _running(sandbox, rt)
+    res = rt.run_cmd("exec", cid2, "uname", "-m")
+    assert res.stdout.strip() == "x86_64", res

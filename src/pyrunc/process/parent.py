@@ -151,14 +151,15 @@ def _cleanup(stage: int, init_pid: int) -> None:
 def spawn_exec(init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
                console_fd: int = -1, seccomp: Any = None,
                on_listener: Callable[[int, int], None] | None = None, keyring: str = "",
-               memory_policy: MemoryPolicy | None = None) -> int:
+               memory_policy: MemoryPolicy | None = None, personality: int | None = None) -> int:
     """Start a process inside a running container; returns its host pid once it has exec'd.
     `keyring` names the container's session keyring, which it joins ("": keep ours);
-    `memory_policy` is the container's linux.memoryPolicy, which it gets as the init did."""
+    `memory_policy` and `personality` are the container's linux.memoryPolicy and
+    linux.personality, which it gets as the init did (as with runc)."""
     from pyrunc.process import setns_init
     stage, psock = _fork_stage(lambda csock, tfd: setns_init.stage_main(
         csock, init_pid, proc, cgroup, preserve_fds, console_fd, tfd, seccomp, keyring,
-        memory_policy))
+        memory_policy, personality))
     pid = 0
     try:
         pid = int(sync.recv(psock, sync.INIT_PID)["pid"])

@@ -14,6 +14,7 @@ import os
 from pyrunc.errors import SystemError_
 from pyrunc.linux import keyring, namespaces, terminal
 from pyrunc.linux import syscalls as sc
+from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, sync
 from pyrunc.process.init import close_inherited, report
 from pyrunc.spec.config import Process
@@ -40,7 +41,8 @@ def _differs(pid: int, name: str) -> bool:
 
 def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, preserve_fds: int,
                console_fd: int, trampoline_fd: int, seccomp: Any = None,
-               keyring_name: str = "", memory_policy: MemoryPolicy | None = None) -> NoReturn:
+               keyring_name: str = "", memory_policy: MemoryPolicy | None = None,
+               personality: int | None = None) -> NoReturn:
     code = 1
     try:
         mem = execute.open_own_memory()
@@ -74,7 +76,7 @@ def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, pres
             os.close(hold_w)
             os.read(hold_r, 1)
             os.close(hold_r)
-            _child(sock, proc, console_fd, trampoline_fd, seccomp, memory_policy)
+            _child(sock, proc, console_fd, trampoline_fd, seccomp, memory_policy, personality)
         os.close(hold_r)
         sync.send(sock, sync.INIT_PID, pid=pid)
         os.close(hold_w)
@@ -86,7 +88,8 @@ def stage_main(sock: Socket, init_pid: int, proc: Process, cgroup: Manager, pres
 
 
 def _child(sock: Socket, proc: Process, console_fd: int, trampoline_fd: int,
-           seccomp: Any, memory_policy: MemoryPolicy | None) -> NoReturn:
+           seccomp: Any, memory_policy: MemoryPolicy | None,
+           personality: int | None) -> NoReturn:
     try:
         if proc.terminal:
             os.setsid()
@@ -96,6 +99,8 @@ def _child(sock: Socket, proc: Process, console_fd: int, trampoline_fd: int,
         env = execute.environ(proc)
         execute.set_rlimits(proc)
         execute.set_attributes(proc)
+        if personality is not None:
+            sc.personality(personality)
         execute.set_memory_policy(memory_policy)
         if proc.no_new_privileges:
             sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
