@@ -54,3 +54,32 @@ def test_own_mountinfo_lists_root_and_proc() -> None:
 def test_unescape() -> None:
     assert procfs.unescape(r"/a\040b\011c\012d\134e") == "/a b\tc\nd\\e"
     assert procfs.unescape(r"/plain\x") == r"/plain\x"
+
+
+# A filesystem mounted with an empty source: the kernel writes nothing between the fs type
+# and the super options ("tmpfs  rw"), which a split on runs of blanks read as two fields.
+EMPTY_SOURCE = r"""
+import os, subprocess, sys
+from pyrunc.linux import procfs
+from pyrunc import cgroups
+top = sys.argv[1]
+os.makedirs(top)
+subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "", top], check=True)
+cgroups._mounts.clear()
+print(repr([m for m in procfs.mountinfo() if m[1] == top]))
+print(len(cgroups.mountinfo()) > 0)
+"""
+
+
+def test_a_mount_with_an_empty_source_is_parsed(tmp_path: Path) -> None:
+    """mount -t tmpfs "" DIR (or a FUSE fsname= left empty) on the host made every parse of
+    mountinfo fail with 'internal error: ValueError', create included."""
+    top = str(tmp_path / "empty")
+    res = subprocess.run(["unshare", "-m", sys.executable, "-I", "-c", EMPTY_SOURCE, top],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    entries, cgroup_mounts = res.stdout.splitlines()
+    [(mnt_id, mp, fstype, opts)] = eval(entries)
+    assert (mp, fstype) == (top, "tmpfs") and mnt_id > 0 and "rw" in opts
+    assert cgroup_mounts == "True"

@@ -77,7 +77,8 @@ def mountinfo(pid: int | str = "self") -> list[MountEntry]:
             mp = fields[4]
             if "\\" in mp:
                 mp = unescape(mp)
-            fstype, _source, superopts = post.split()[:3]
+            # one blank between fields, each escaped: an empty source is an empty field
+            fstype, _source, superopts = post.rstrip("\n").split(" ")[:3]
             out.append((int(fields[0]), mp, fstype, superopts.split(",")))
     return out
 
