@@ -255,6 +255,14 @@ def test_rlimits(sandbox: Sandbox) -> None:
     assert re.search(r"^Max core file size\s+0\s+0\s", limits, re.M), limits
 
 
+def test_rlimit_locks(sandbox: Sandbox) -> None:
+    """RLIMIT_LOCKS is an rlimit of getrlimit(2), which the runtime-spec points to, and runc
+    sets it; pyrunc refused it as unknown (Python's `resource`, its old table, lacks it)."""
+    out = sandbox.sh_ok("cat /proc/self/limits", process={
+        "rlimits": [{"type": "RLIMIT_LOCKS", "soft": 10, "hard": 20}]})
+    assert re.search(r"^Max file locks\s+10\s+20\s", out, re.M), out
+
+
 def test_namespaces_are_new(sandbox: Sandbox) -> None:
     """Each configured namespace is a new one: the inode differs from the host's."""
     import os

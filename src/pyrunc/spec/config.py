@@ -43,11 +43,13 @@ class Capabilities(NamedTuple):
 RLIM_MAX = 2**63 - 1
 RLIM_UNLIMITED = 2**64 - 1  # RLIM_INFINITY as the spec's uint64 says it
 # <asm-generic/resource.h> (x86_64 and aarch64): the names Python's `resource` module has
-# (an extension module every create loaded for them), OFILE its alias of NOFILE.
+# (an extension module every create loaded for them), OFILE its alias of NOFILE, and LOCKS,
+# which `resource` lacks but getrlimit(2) and runc have.
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
     "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_OFILE": 7,
-    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
+    "RLIMIT_MSGQUEUE": 12,
     "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
 
