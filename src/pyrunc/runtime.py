@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyrunc.options import CreateOptions
-    from pyrunc.spec.config import Config, Process
+    from pyrunc.spec.config import Config, MemoryPolicy, Process
 
 
 #: What a supervisor (`timeout`, systemd, an engine giving up) or a user sends to stop a
@@ -216,6 +216,7 @@ class Runtime:
             )
             # Saved before anything is made, so a killed create can still be deleted.
             self.store.save(record)
+            self.store.save_exec_config(container_id, _exec_config(cfg))
 
             def at_listener(pid: int, fd: int) -> None:
                 assert compiled is not None and compiled.listener_path
@@ -528,14 +529,13 @@ class Runtime:
                 ours, console = fg.console_pair()
             else:
                 console = None
-            from pyrunc.spec.load import load_bundle
-            linux = load_bundle(c.record.bundle).linux  # what of it applies to exec, as runc
-            compiled, on_listener = self._exec_seccomp(c, linux.seccomp)
+            seccomp_raw, memory_policy, personality = self._exec_linux(c)
+            compiled, on_listener = self._exec_seccomp(c, seccomp_raw)
             try:
                 pid = parent.spawn_exec(c.pid, proc, cgroup, preserve_fds,
                                         console.fileno() if console else -1,
                                         compiled, on_listener, c.record.keyring,
-                                        linux.memory_policy, linux.personality)
+                                        memory_policy, personality)
             finally:
                 if console is not None:
                     console.close()
@@ -553,6 +553,20 @@ class Runtime:
                 ours.close()
             if fg is not None:
                 fg.restore()
+
+    def _exec_linux(self, c: Container) -> tuple[Any, MemoryPolicy | None, int | None]:
+        """The seccomp profile, memory policy and personality an exec'd process gets: the
+        container's as created (as runc's, from its saved config), not config.json's now,
+        which may have been edited since (by the container itself when it can reach it)."""
+        kept = self.store.load_exec_config(c.id)
+        if kept is None:  # made by a pyrunc that kept none: the bundle is all there is
+            from pyrunc.spec.load import load_bundle
+            linux = load_bundle(c.record.bundle).linux
+            return linux.seccomp, linux.memory_policy, linux.personality
+        from pyrunc.spec.config import MemoryPolicy
+        policy = kept["memoryPolicy"]
+        return (kept["seccomp"], None if policy is None else MemoryPolicy(
+            policy[0], policy[1], tuple(policy[2]), policy[3]), kept["personality"])
 
     def _exec_seccomp(self, c: Container, raw: Any) -> tuple[Any, Any]:
         """exec'd processes get the container's seccomp profile, as with runc."""
@@ -819,6 +833,14 @@ def _pids_without_cgroup(c: Container) -> list[int]:
     if not c.alive():
         return []
     return procfs.pid_ns_members(c.pid) if c.record.new_pid_ns else [c.pid]
+
+
+def _exec_config(cfg: Config) -> dict[str, Any]:
+    """What of the config an exec applies, for Runtime._exec_linux."""
+    policy = cfg.linux.memory_policy
+    return {"seccomp": cfg.linux.seccomp, "personality": cfg.linux.personality,
+            "memoryPolicy": None if policy is None else
+            [policy.mode, policy.flags, list(policy.nodes), policy.text]}
 
 
 _FIONREAD = 0x541B  # <asm-generic/ioctls.h> (x86_64, aarch64); `termios` costs start ~0.6 ms

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
+# What of the config an `exec` applies (seccomp, personality, memory policy), as it was at
+# create: runc keeps its whole config in its state for this. Not in state.json, which
+# every `state` and `kill` reads, while only exec needs it (a seccomp profile is ~10 KB).
+EXEC_CONFIG = "exec.json"
 # runc's id alphabet (Go's \w is ASCII): letters, digits and _ + - .
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+-.")
 
@@ -236,13 +240,29 @@ class StateStore:
         """The record, from a state file this user wrote: one owned by anyone else (planted
         in a root another user can write, or a user's own read by root) is refused, since
         its hooks run and its pid is signalled as the caller."""
-        path = os.path.join(self.dir(container_id), STATE_FILE)
         self.check_root()
         self._check_own_dir(container_id)
+        raw = self._read_own(container_id, STATE_FILE)
+        if raw is None:
+            raise NotExistError(f"container {container_id} does not exist")
+        return Record(**raw)
+
+    def save_exec_config(self, container_id: str, config: dict[str, Any]) -> None:
+        atomic_write(os.path.join(self.dir(container_id), EXEC_CONFIG),
+                     jsonio.dumps(config).encode())
+
+    def load_exec_config(self, container_id: str) -> dict[str, Any] | None:
+        """What create kept for exec (after load() checked the directory); None for a
+        container made before it was kept."""
+        return self._read_own(container_id, EXEC_CONFIG)
+
+    def _read_own(self, container_id: str, name: str) -> dict[str, Any] | None:
+        """A JSON file of the container's directory, which this user must have written."""
+        path = os.path.join(self.dir(container_id), name)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
-            raise NotExistError(f"container {container_id} does not exist") from None
+            return None
         except OSError as exc:
             raise SystemError_(f"container {container_id}: corrupt state file {path}: {exc}") from None
         try:
@@ -252,7 +272,7 @@ class StateStore:
                 raw: dict[str, Any] = jsonio.loads(f.read())
         except (ValueError, OSError) as exc:
             raise SystemError_(f"container {container_id}: corrupt state file {path}: {exc}") from None
-        return Record(**raw)
+        return raw
 
     def check_root(self) -> None:
         """Rootless: the root must be the user's own and writable by nobody else (a root

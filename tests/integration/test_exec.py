@@ -248,3 +248,42 @@ def test_exec_gets_the_containers_personality(sandbox: Sandbox, rt: Runtime) -> 
     cid2, _ = _running(sandbox, rt)
     res = rt.run_cmd("exec", cid2, "uname", "-m")
     assert res.stdout.strip() == "x86_64", res
+
+
+_NO_MKDIR = {"defaultAction": "SCMP_ACT_ALLOW",
+             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}
+
+
+def test_exec_keeps_the_linux_settings_the_container_was_created_with(
+        sandbox: Sandbox, rt: Runtime) -> None:
+    """An exec'd process gets the seccomp profile, personality and memory policy the
+    container was created with, as runc's (from the config it saved at create), whatever
+    config.json says by then: pyrunc read them from the bundle at each exec, so an edit of
+    config.json after create (by the container itself when it can reach it, root.path ".")
+    dropped the seccomp filter of every later exec (Seccomp 0, mkdir allowed) and a
+    config.json broken or gone made `exec --process` fail."""
+    b = sandbox.bundle(["sleep", "1000"], linux={"seccomp": _NO_MKDIR})
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    pj = sandbox.tmp / "process.json"
+    pj.write_text(json.dumps({**b.config["process"], "args": [
+        "sh", "-c", "grep '^Seccomp:' /proc/self/status; cat /proc/self/personality; "
+        "mkdir /dev/made && echo MADE"]}))  # /dev: a tmpfs
+    del b.config["linux"]["seccomp"]
+    b.config["linux"]["personality"] = {"domain": "LINUX32"}
+    b.write()
+    for config in ("edited", "broken", "gone"):
+        if config == "broken":
+            b.config_path.write_text("{")
+        elif config == "gone":
+            b.config_path.unlink()
+        res = rt.run_cmd("exec", "--process", str(pj), cid)
+        assert res.returncode != 0 and "MADE" not in res.stdout, (config, res)
+        assert res.stdout.split() == ["Seccomp:", "2", "00000000"], (config, res)
+        assert "Operation not permitted" in res.stderr, (config, res.stderr)
+    # a container made by a pyrunc that kept nothing for exec: the bundle's config, as before
+    (rt.root / cid / "exec.json").unlink()
+    b.write()
+    res = rt.run_cmd("exec", "--process", str(pj), cid)
+    assert res.stdout.split()[:2] == ["Seccomp:", "0"] and "MADE" in res.stdout, res
