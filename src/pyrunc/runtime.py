@@ -527,6 +527,8 @@ class Runtime:
                 console = terminal.connect(console_socket)
             elif proc.terminal and fg is not None:
                 ours, console = fg.console_pair()
+                if proc.console_size is None:  # set before the process runs, not after
+                    proc = _replace(proc, console_size=fg.caller_size())
             else:
                 console = None
             seccomp_raw, memory_policy, personality = self._exec_linux(c)

@@ -162,3 +162,20 @@ def test_foreground_run_with_a_terminal(sandbox: Sandbox) -> None:
     assert "/dev/pts/" in res.stdout, res
     assert "got:hello" in res.stdout, res
     assert res.returncode == 4, res
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) from util-linux")
+def test_foreground_exec_with_a_terminal_starts_at_the_callers_size(sandbox: Sandbox) -> None:
+    """`exec -t` under a real tty: the process finds the caller's window size on its pty from
+    its first instruction. pyrunc copied the size over only once the process had exec'd, so
+    an early `stty size` often saw 0 rows (busybox: 'stty: standard input', about half the
+    runs here, more since termios and tty are imported at that moment)."""
+    b = sandbox.bundle(["sleep", "1000"])
+    cid = sandbox.new_id()
+    sandbox.rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    sandbox.rt.run_cmd("start", cid, check=True)
+    argv = " ".join(sandbox.rt.argv("exec", "-t", cid, "stty", "size"))
+    for _ in range(10):
+        res = subprocess.run(["script", "-qec", f"stty rows 33 cols 111; {argv}", "/dev/null"],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "33 111" in res.stdout, res

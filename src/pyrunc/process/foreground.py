@@ -10,6 +10,7 @@ import errno
 import fcntl
 import os
 import select
+import struct
 
 import _signal as signal  # `signal` without its enums (see pyrunc/cli/signals.py)
 
@@ -72,6 +73,15 @@ class Foreground:
             self.saved_tty = termios.tcgetattr(0)
             tty.setraw(0, termios.TCSADRAIN)  # not TCSAFLUSH: keep what was already typed
             self._resize()
+
+    def caller_size(self) -> tuple[int, int] | None:
+        """Our terminal's (height, width), for the pty to have before its process runs
+        (copied over after it started, an early `stty size` saw 0 rows); None without one."""
+        if not os.isatty(0):
+            return None
+        from pyrunc.linux.terminal import TIOCGWINSZ
+        rows, cols = struct.unpack("HH", fcntl.ioctl(0, TIOCGWINSZ, b"\0" * 8)[:4])
+        return (rows, cols) if rows and cols else None
 
     def _resize(self) -> None:
         if self.master >= 0 and os.isatty(0):
