@@ -63,7 +63,7 @@ def _unmapped_devpts_id(m: Mount) -> str:
     name it, and the way out."""
     for opt in m.data.split(","):
         key, _, value = opt.partition("=")
-        if key not in ("uid", "gid") or not value.isdigit():
+        if key not in ("uid", "gid") or not (value.isascii() and value.isdigit()):  # not "²"
             continue
         ranges = procfs.id_map(f"{key}_map")
         if ranges is not None and procfs.map_id(ranges, int(value)) is None:
