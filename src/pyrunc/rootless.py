@@ -128,8 +128,6 @@ def set_resources(cg: Manager, r: Resources) -> list[str]:
 def check_config(cfg: Config) -> None:
     """What a rootless container cannot be, refused before anything is made. (Root of a
     user namespace -- rootless podman's -- may share it: it has the caps there.)"""
-    import resource
-
     from pyrunc.errors import SpecError
     if os.geteuid() != 0 and cfg.linux.namespace("user") is None:
         raise SpecError("rootless containers need a user namespace: config.json has no "
@@ -140,9 +138,11 @@ def check_config(cfg: Config) -> None:
                             "supported (marking a mount idmapped needs root on the host)")
     if cfg.process is None:
         return
+    from pyrunc.linux import syscalls as sc
+    from pyrunc.spec.config import RLIMITS
     for rl in cfg.process.rlimits:
-        _soft, hard = resource.getrlimit(getattr(resource, rl.type))
-        if hard != resource.RLIM_INFINITY and rl.hard > hard:
+        _soft, hard = sc.getrlimit(RLIMITS[rl.type])
+        if hard != sc.RLIM_INFINITY and rl.hard > hard:
             raise SpecError(f"config.json: process.rlimits: {rl.type} hard {rl.hard} is above "
                             f"this user's hard limit {hard}: an unprivileged runtime cannot "
                             "raise it")

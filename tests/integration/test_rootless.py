@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -677,6 +678,15 @@ def test_rlimit_above_the_users_hard_limit_is_refused(rl: RL) -> None:
     b = rl.bundle(["sh", "-c", "ulimit -Hn"], process__rlimits=[
         {"type": "RLIMIT_NOFILE", "soft": 512, "hard": hard}])
     assert rl.ok("run", "--bundle", str(b), rl.new_id()).strip() == str(hard)
+
+
+def test_rlimit_locks_within_the_users_hard_limit(rl: RL) -> None:
+    """RLIMIT_LOCKS, which Python's `resource` lacks: the check against the user's hard
+    limits looked it up there and failed with 'internal error: AttributeError'."""
+    b = rl.bundle(["cat", "/proc/self/limits"], process__rlimits=[
+        {"type": "RLIMIT_LOCKS", "soft": 10, "hard": 20}])
+    out = rl.ok("run", "--bundle", str(b), rl.new_id())
+    assert re.search(r"^Max file locks\s+10\s+20\s", out, re.M), out
 
 
 # -- other users -----------------------------------------------------------------------
