@@ -344,6 +344,20 @@ def test_an_absent_capability_set_is_empty(sandbox: Sandbox, absent: str) -> Non
 
 
 @pytest.mark.pyrunc_only
+def test_an_effective_capability_not_permitted_is_named(sandbox: Sandbox) -> None:
+    """The kernel takes no effective capability that is not permitted (capset: EPERM, runc:
+    "unable to apply caps: operation not permitted"): the one line names it and says where it
+    is missing (it guessed at the bounding set)."""
+    res = sandbox.run(["true"], process={"capabilities": {
+        "bounding": ["CAP_CHOWN", "CAP_BPF"], "effective": ["CAP_CHOWN", "CAP_BPF"],
+        "permitted": ["CAP_CHOWN"]}})
+    assert res.returncode == 1, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CAP_BPF is effective but not permitted" in lines[0], res
+    assert "CAP_CHOWN" not in lines[0] and "bounding" not in lines[0], lines
+
+
+@pytest.mark.pyrunc_only
 def test_a_capability_the_runtime_lacks_is_named(sandbox: Sandbox) -> None:
     """A runtime started without a capability (a restricted host: docker --privileged there)
     cannot give it to the container: the one error line names it, so the user knows what to

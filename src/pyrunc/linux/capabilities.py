@@ -77,8 +77,15 @@ def apply_sets(caps: Capabilities) -> None:
         sc.capset(eff, perm, inh)
     except OSError as exc:
         missing = _not_held(eff | perm, inh)
-        what = (f"the runtime itself lacks {', '.join(missing)}; drop it from the container's "
-                "capabilities" if missing else "a capability outside this process's bounding set?")
+        names = {n: name for name, n in CAP_NUMBERS.items()}
+        if missing:
+            what = (f"the runtime itself lacks {', '.join(missing)}; drop it from the "
+                    "container's capabilities")
+        elif eff - perm:  # the kernel's rule: effective is a subset of permitted
+            what = (f"{', '.join(names[c] for c in sorted(eff - perm))} is effective but not "
+                    "permitted; add it to process.capabilities.permitted")
+        else:
+            what = "a capability outside this process's bounding set?"
         raise SystemError_.from_oserror(f"cannot apply the capabilities (capset: {what})",
                                         exc) from None
     sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_CLEAR_ALL)
