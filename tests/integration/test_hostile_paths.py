@@ -315,6 +315,23 @@ def test_proc_or_sys_symlink_in_image_refused(sandbox: Sandbox, rt: Runtime, des
     assert rt.list_ids() == []
 
 
+def test_mount_through_a_link_to_a_name_that_is_not_utf8(sandbox: Sandbox, rt: Runtime) -> None:
+    """An image's /odd is a symlink to a directory named by bytes that are not UTF-8: a
+    tmpfs mounted there puts that name in the init's mountinfo, and the next mount that is
+    checked against a race (a tmpfs with a propagation option) read mountinfo as UTF-8 and
+    failed with 'internal error: UnicodeDecodeError'. Both mounts must simply be made."""
+    script = "ls -d /odd/. /later/. && grep -c ' /later ' /proc/self/mountinfo"
+    b = sandbox.bundle(["sh", "-c", script], extra_mounts=[
+        {"destination": "/odd", "type": "tmpfs", "source": "tmpfs"},
+        {"destination": "/later", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "rprivate"]}])
+    os.mkdir(os.fsencode(b.rootfs) + b"/\xff\xfe")
+    os.symlink(b"/\xff\xfe", os.fsencode(b.rootfs) + b"/odd")
+    res = rt.run(b, sandbox.new_id())
+    assert res.returncode == 0, res.stderr
+    assert sorted(res.stdout.split()) == sorted(["/odd/.", "/later/.", "1"]), res
+
+
 def _mountinfo_lines(text: str) -> list[tuple[str, str, set[str]]]:
     """(root, mount point, per-mount options) of each /proc/self/mountinfo line."""
     out = []

@@ -3,6 +3,7 @@ raced-mount check, --no-pivot's hiding of the host's /proc and /sys), through th
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,4 +83,31 @@ def test_a_mount_with_an_empty_source_is_parsed(tmp_path: Path) -> None:
     entries, cgroup_mounts = res.stdout.splitlines()
     [(mnt_id, mp, fstype, opts)] = eval(entries)
     assert (mp, fstype) == (top, "tmpfs") and mnt_id > 0 and "rw" in opts
+    assert cgroup_mounts == "True"
+
+
+NOT_UTF8 = r"""
+import os, subprocess, sys
+from pyrunc.linux import procfs
+from pyrunc import cgroups
+top = os.fsencode(sys.argv[1]) + b"/\xff\xfe"
+os.makedirs(top)
+subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+subprocess.run([b"mount", b"-t", b"tmpfs", b"tmpfs", top], check=True)
+cgroups._mounts.clear()
+print(ascii([m[1] for m in procfs.mountinfo() if os.fsencode(m[1]) == top]))
+print(len(cgroups.mountinfo()) > 0)
+"""
+
+
+def test_a_mount_point_that_is_not_utf8_is_parsed(tmp_path: Path) -> None:
+    """The kernel escapes only blanks and backslashes: a mount point named by other bytes
+    (a FUSE mount in a user's home, an image's symlink to such a directory as a mount's
+    destination) came through as is, and reading mountinfo as UTF-8 failed with 'internal
+    error: UnicodeDecodeError' in every create (the cgroup mounts, the raced-mount check)."""
+    res = subprocess.run(["unshare", "-m", sys.executable, "-I", "-c", NOT_UTF8,
+                          str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    points, cgroup_mounts = res.stdout.splitlines()
+    assert eval(points) == [os.fsdecode(os.fsencode(str(tmp_path)) + b"/\xff\xfe")]
     assert cgroup_mounts == "True"

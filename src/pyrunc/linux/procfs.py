@@ -67,10 +67,11 @@ MountEntry = tuple[int, str, str, list[str]]  # (mount id, mount point, fs type,
 
 def mountinfo(pid: int | str = "self") -> list[MountEntry]:
     """/proc/PID/mountinfo, one entry a mount in the order the kernel lists them (a mount
-    after the mounts it covers); the mount point unescaped. Plain tuples: the create path
-    must not import collections."""
+    after the mounts it covers); the mount point unescaped, and bytes that are not UTF-8
+    kept as os.fsdecode keeps them (the kernel escapes only blanks and backslashes). Plain
+    tuples: the create path must not import collections."""
     out: list[MountEntry] = []
-    with open(f"/proc/{pid}/mountinfo") as f:
+    with open(f"/proc/{pid}/mountinfo", errors="surrogateescape") as f:
         for line in f:
             pre, _, post = line.partition(" - ")
             fields = pre.split(" ", 5)
