@@ -358,6 +358,25 @@ def test_an_effective_capability_not_permitted_is_named(sandbox: Sandbox) -> Non
 
 
 @pytest.mark.pyrunc_only
+def test_a_runtime_without_cap_setpcap_says_why_it_cannot_drop_the_bounding_set(
+        sandbox: Sandbox) -> None:
+    """Dropping from the bounding set needs CAP_SETPCAP: a runtime started without it (a
+    restricted host) failed with a bare 'prctl: Operation not permitted'. The line says what
+    and why; nothing is left. (runc skips the bounding set then: the container keeps more.)"""
+    b = sandbox.bundle(["true"])
+    cid = sandbox.new_id()
+    res = subprocess.run(["setpriv", "--bounding-set=-setpcap",
+                          *sandbox.rt.argv("run", "--bundle", str(b.path), cid)],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                         env={**os.environ, SANDBOX_ENV: sandbox.rt.sandbox_id})
+    assert res.returncode == 1, res
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "from the container's bounding set" in lines[0], res
+    assert "CAP_SETPCAP" in lines[0], lines
+    assert cid not in sandbox.rt.list_ids()
+
+
+@pytest.mark.pyrunc_only
 def test_a_capability_the_runtime_lacks_is_named(sandbox: Sandbox) -> None:
     """A runtime started without a capability (a restricted host: docker --privileged there)
     cannot give it to the container: the one error line names it, so the user knows what to

@@ -63,7 +63,13 @@ def drop_bounding(caps: Capabilities) -> None:
     keep = _nums(caps.bounding, top)
     for cap in range(top + 1):
         if cap not in keep:
-            sc.prctl(sc.PR_CAPBSET_DROP, cap)
+            try:
+                sc.prctl(sc.PR_CAPBSET_DROP, cap)
+            except OSError as exc:  # EPERM: a runtime started without CAP_SETPCAP
+                name = next(n for n, c in CAP_NUMBERS.items() if c == cap)
+                raise SystemError_.from_oserror(
+                    f"cannot drop {name} from the container's bounding set (dropping needs "
+                    "CAP_SETPCAP, which the runtime itself may lack)", exc) from None
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)
 
 
