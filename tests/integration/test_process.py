@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from .conftest import Sandbox
-from .helpers import PATH_ENV, SANDBOX_ENV
+from .helpers import PATH_ENV, SANDBOX_ENV, Bundle
 
 
 def _status_fields(text: str) -> dict[str, str]:
@@ -363,17 +363,23 @@ def test_a_runtime_without_cap_setpcap_says_why_it_cannot_drop_the_bounding_set(
     """Dropping from the bounding set needs CAP_SETPCAP: a runtime started without it (a
     restricted host) failed with a bare 'prctl: Operation not permitted'. The line says what
     and why; nothing is left. (runc skips the bounding set then: the container keeps more.)"""
-    b = sandbox.bundle(["true"])
+    line = _run_refused_without(sandbox, "setpcap", sandbox.bundle(["true"]))
+    assert "from the container's bounding set" in line and "CAP_SETPCAP" in line, line
+
+
+def _run_refused_without(sandbox: Sandbox, cap: str, b: Bundle) -> str:
+    """`run` of `b` by a runtime whose bounding set lacks `cap`: it must fail in one line
+    and leave no container; that line."""
     cid = sandbox.new_id()
-    res = subprocess.run(["setpriv", "--bounding-set=-setpcap",
+    res = subprocess.run(["setpriv", f"--bounding-set=-{cap}",
                           *sandbox.rt.argv("run", "--bundle", str(b.path), cid)],
                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
                          env={**os.environ, SANDBOX_ENV: sandbox.rt.sandbox_id})
     assert res.returncode == 1, res
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "from the container's bounding set" in lines[0], res
-    assert "CAP_SETPCAP" in lines[0], lines
+    assert len(lines) == 1, res
     assert cid not in sandbox.rt.list_ids()
+    return lines[0]
 
 
 @pytest.mark.pyrunc_only
@@ -382,16 +388,7 @@ def test_a_capability_the_runtime_lacks_is_named(sandbox: Sandbox) -> None:
     cannot give it to the container: the one error line names it, so the user knows what to
     drop, and nothing is left behind. (runc: "unable to apply caps: operation not permitted".)"""
     caps = ["CAP_CHOWN", "CAP_KILL", "CAP_SYS_TIME"]
-    b = sandbox.bundle(["true"], process={"capabilities": {
-        "bounding": caps, "effective": caps, "permitted": caps}})
-    cid = sandbox.new_id()
-    res = subprocess.run(["setpriv", "--bounding-set=-sys_time",
-                          *sandbox.rt.argv("run", "--bundle", str(b.path), cid)],
-                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-                         env={**os.environ, SANDBOX_ENV: sandbox.rt.sandbox_id})
-    assert res.returncode == 1, res
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "CAP_SYS_TIME" in lines[0], res
-    assert "CAP_KILL" not in lines[0] and "CAP_CHOWN" not in lines[0]
+    line = _run_refused_without(sandbox, "sys_time", sandbox.bundle(["true"], process={
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps}}))
+    assert "CAP_SYS_TIME" in line and "CAP_KILL" not in line and "CAP_CHOWN" not in line
     assert "CAP_SYS_TIME" in sandbox.rt.log_entries()[-1]["msg"]
-    assert cid not in sandbox.rt.list_ids()
