@@ -305,10 +305,10 @@ class StateStore:
         return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
     def _check_own_dir(self, container_id: str) -> None:
-        """Rootless: in a shared root, a container directory is another user's unless this
-        user made it (and only it may write there)."""
-        if not self.private:
-            return
+        """In a shared root, a container directory is another user's unless this user made
+        it (and only it may write there). Root too: a user's symlink in a root they may
+        write, to one of root's container directories elsewhere, would have root act on
+        that container (whose state.json is root's)."""
         path = self.dir(container_id)
         try:
             st = os.stat(path, follow_symlinks=False)

@@ -29,6 +29,7 @@ import pytest
 
 from rootless_user import RootlessUser, other_rootless_user, rootless_user  # noqa: F401
 
+from .conftest import Sandbox
 from .helpers import copy_rootfs, reap_children, wait_for, work_base
 
 FOREVER = ["sleep", "1000"]
@@ -764,6 +765,28 @@ def test_root_does_not_use_a_users_state(rl: RL) -> None:
     assert rl.state(cid)["status"] == "running"
     rl.ok("delete", "--force", cid)  # the user's own delete runs its hook, as the user
     assert marker.read_text().split() == [str(rl.user.uid)]
+
+
+def test_root_does_not_follow_a_users_link_in_a_shared_root(sandbox: Sandbox, rl: RL) -> None:
+    """Root pointed at a root its users may write (1777, as the shared rootless roots of
+    42dc789): a user's symlink there, named as a container, to one of root's own container
+    directories elsewhere made root's state and kill act on that container (its state.json
+    is root's). Refused in one line; the container runs on."""
+    b = sandbox.bundle(["sleep", "1000"])
+    cid = sandbox.new_id()
+    sandbox.rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    sandbox.rt.run_cmd("start", cid, check=True)
+    shared = rl.tmp / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    assert rl.user.run(["ln", "-s", str(sandbox.rt.root / cid), str(shared / "web")]).returncode == 0
+    for args in (["state", "web"], ["kill", "web", "KILL"], ["delete", "--force", "web"]):
+        res = subprocess.run([rl.binary, "--root", str(shared), *args], capture_output=True,
+                             text=True, timeout=30)
+        line = _one_line_error(res)
+        assert f"owned by uid {rl.user.uid}" in line, (args, line)
+    assert sandbox.rt.state(cid)["status"] == "running"
+    (shared / "web").unlink()
 
 
 def _other_bundle(rl: RL, other: RootlessUser, args: list[str]) -> Path:
