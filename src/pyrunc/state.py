@@ -357,6 +357,5 @@ class StateStore:
         for name in names:
             if not _is_id(name):
                 continue
-            # rootless: another user's containers in a shared root are not listed
-            if self._is_own_dir(name) if self.private else os.path.isdir(os.path.join(self.root, name)):
+            if self._is_own_dir(name):  # another user's, in a shared root: not listed
                 yield name

@@ -785,6 +785,9 @@ def test_root_does_not_follow_a_users_link_in_a_shared_root(sandbox: Sandbox, rl
                              text=True, timeout=30)
         line = _one_line_error(res)
         assert f"owned by uid {rl.user.uid}" in line, (args, line)
+    res = subprocess.run([rl.binary, "--root", str(shared), "list", "-q"], capture_output=True,
+                         text=True, timeout=30)
+    assert (res.returncode, res.stdout) == (0, ""), res  # as a rootless user's list
     assert sandbox.rt.state(cid)["status"] == "running"
     (shared / "web").unlink()
 
