@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,4 +139,27 @@ def test_group_made_by_closid_left_while_another_container_uses_it(resctrl: Path
     assert (resctrl / "gold" / "tasks").read_text() == f"{a}\n{b}\n"
     (resctrl / "gold" / "tasks").write_text(f"{a}\n")  # B gone too (a dead pid may linger)
     intelrdt.remove(made_a)
+    assert not (resctrl / "gold").exists()
+
+
+def test_a_task_named_by_bytes_that_are_not_utf8_still_counts(resctrl: Path) -> None:
+    """A container's process names itself (prctl PR_SET_NAME, or a binary so named) with
+    bytes that are not UTF-8: /proc/PID/stat shows them, and reading it as UTF-8 made delete
+    fail with 'internal error: UnicodeDecodeError' while the group was still in use."""
+    made = intelrdt.apply(IntelRdt("gold", ("MB:0=50",), False), "c1", _dead_pid(),
+                          root=str(resctrl))
+    rename = ("import ctypes, sys; ctypes.CDLL(None).prctl(15, b'\\xff\\xfe', 0, 0, 0); "
+              "sys.stdin.read()")  # PR_SET_NAME
+    proc = subprocess.Popen([sys.executable, "-c", rename], stdin=subprocess.PIPE)
+    try:
+        for _ in range(500):
+            if Path(f"/proc/{proc.pid}/comm").read_bytes() == b"\xff\xfe\n":
+                break
+            time.sleep(0.01)
+        (resctrl / "gold" / "tasks").write_text(f"{proc.pid}\n")
+        intelrdt.remove(made)  # in use: kept
+        assert (resctrl / "gold").exists()
+    finally:
+        proc.communicate(b"", timeout=30)
+    intelrdt.remove(made)
     assert not (resctrl / "gold").exists()

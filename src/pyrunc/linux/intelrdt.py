@@ -140,11 +140,13 @@ def _in_use(group: str) -> bool:
 
 
 def _alive(pid: str) -> bool:
+    """Read as bytes: the comm before the state is the process's to name, UTF-8 or not."""
+    from pyrunc.linux.procfs import stat_fields
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
+        fields = stat_fields(int(pid))
+    except (OSError, ValueError):
         return False
+    return bool(fields) and fields[0] not in ("Z", "X")
 
 
 def _read(path: str) -> str:
