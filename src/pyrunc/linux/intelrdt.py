@@ -146,7 +146,7 @@ def _alive(pid: str) -> bool:
         fields = stat_fields(int(pid))
     except (OSError, ValueError):
         return False
-    return bool(fields) and fields[0] not in ("Z", "X")
+    return fields is not None and fields[0] not in ("Z", "X")
 
 
 def _read(path: str) -> str:
