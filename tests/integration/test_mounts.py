@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
 from .conftest import Sandbox
-from .helpers import mounts_under
+from .helpers import SANDBOX_ENV, mounts_under
 
 
 class Mnt(NamedTuple):
@@ -447,6 +448,27 @@ def test_no_pivot_hides_the_bare_proc_and_sys(sandbox: Sandbox, fs: str) -> None
                       "--no-pivot", process={"capabilities": {
                           "bounding": caps, "effective": caps, "permitted": caps}})
     assert res.stdout == "OK\n", res.stderr
+
+
+def test_no_pivot_hides_a_bare_proc_under_another_mount(sandbox: Sandbox) -> None:
+    """A host procfs that another mount covers (here a tmpfs over it, in a mount namespace
+    the runtime runs in) is still 'fully visible' to the kernel's check, which looks at what
+    is mounted inside a procfs, not over it. --no-pivot detached by path, which took the
+    covering tmpfs off and left that procfs: a nested user namespace mounted a fresh one."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETFCAP"]
+    script = "unshare -mrpfn sh -c 'mount -t proc none /mnt && echo MOUNTED'"
+    b = sandbox.bundle(["sh", "-c", script], process={"capabilities": {
+        "bounding": caps, "effective": caps, "permitted": caps}})
+    covered = sandbox.host_dir("covered-proc")
+    run = " ".join(sandbox.rt.argv("run", "--no-pivot", "--bundle", str(b.path),
+                                   sandbox.new_id()))
+    res = subprocess.run(["unshare", "-m", "sh", "-c",
+                          f"mount --make-rprivate / && mount -t proc proc {covered} && "
+                          f"mount -t tmpfs tmpfs {covered} && exec {run}"],
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, SANDBOX_ENV: sandbox.rt.sandbox_id})
+    assert "MOUNTED" not in res.stdout, "a fresh procfs was mounted"
+    assert "ermission denied" in res.stderr or "not permitted" in res.stderr, res
 
 
 # --------------------------------------------------------------------------------------

@@ -65,13 +65,16 @@ def map_id(ranges: list[IdRange], inside_id: int) -> int | None:
 MountEntry = tuple[int, str, str, list[str]]  # (mount id, mount point, fs type, super options)
 
 
-def mountinfo(pid: int | str = "self") -> list[MountEntry]:
+def mountinfo(pid: int | str = "self", proc_dir: int = -1) -> list[MountEntry]:
     """/proc/PID/mountinfo, one entry a mount in the order the kernel lists them (a mount
     after the mounts it covers); the mount point unescaped, and bytes that are not UTF-8
     kept as os.fsdecode keeps them (the kernel escapes only blanks and backslashes). Plain
-    tuples: the create path must not import collections."""
+    tuples: the create path must not import collections. `proc_dir`: an fd of the
+    /proc/PID directory to read it from instead (one taken before /proc was detached)."""
     out: list[MountEntry] = []
-    with open(f"/proc/{pid}/mountinfo", errors="surrogateescape") as f:
+    path = f"/proc/{pid}/mountinfo" if proc_dir < 0 else os.open(
+        "mountinfo", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_dir)
+    with open(path, errors="surrogateescape") as f:
         for line in f:
             pre, _, post = line.partition(" - ")
             fields = pre.split(" ", 5)

@@ -598,20 +598,41 @@ def _hide_bare_proc_sys(rootfs: str) -> None:
     """Without pivot_root the host's /proc and /sys stay in our mount namespace, unmasked:
     the kernel then lets a nested user namespace mount a fresh procfs or sysfs (a fully
     visible one exists), past the container's masked and read-only paths. Detach them (or,
-    where we may not, cover them with a tmpfs), as runc's --no-pivot does."""
-    todo = [mp for _id, mp, fstype, _opts in procfs.mountinfo() if fstype in ("proc", "sysfs")
+    where we may not, cover them with a tmpfs), as runc's --no-pivot does. A path names its
+    top mount: one mounted over a procfs (which leaves it as visible to the kernel's check)
+    goes first, and the procfs on the next pass."""
+    left: set[int] = set()  # could not be detached (covered), or not found by its path
+    own = os.open("/proc/self", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # outlives /proc
+    try:
+        for _pass in range(64):
+            if not _hide_pass(rootfs, own, left):
+                return
+    finally:
+        os.close(own)
+    raise SystemError_("cannot detach the host's /proc and /sys (--no-pivot): more than 64 "
+                       "mounts over them", errno.EBUSY)
+
+
+def _hide_pass(rootfs: str, own: int, left: set[int]) -> bool:
+    """Detach (or cover) the top mount at each procfs or sysfs path outside the rootfs;
+    False when there was none."""
+    todo = [(mnt_id, mp) for mnt_id, mp, fstype, _opts in procfs.mountinfo(proc_dir=own)
+            if fstype in ("proc", "sysfs") and mnt_id not in left
             and mp != rootfs and not mp.startswith(rootfs.rstrip("/") + "/")]
-    for mp in todo:
+    for mnt_id, mp in todo:
         try:
             sc.mount(None, mp, None, sc.MS_SLAVE | sc.MS_REC)
         except FileNotFoundError:
-            continue  # went with a parent detached before it
+            left.add(mnt_id)  # went with a parent detached before it
+            continue
         try:
             sc.umount2(mp, sc.MNT_DETACH)
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.EPERM):
                 raise
             sc.mount("tmpfs", mp, "tmpfs", 0, None)
+            left.add(mnt_id)
+    return bool(todo)
 
 
 def _move_root(rootfs: str) -> None:
