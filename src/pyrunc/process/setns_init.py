@@ -14,7 +14,6 @@ import os
 from pyrunc.errors import SystemError_
 from pyrunc.linux import keyring, namespaces, terminal
 from pyrunc.linux import syscalls as sc
-from pyrunc.linux import syscalls as sc
 from pyrunc.process import execute, sync
 from pyrunc.process.init import close_inherited, report
 from pyrunc.spec.config import Process
