@@ -586,10 +586,19 @@ class Runtime:
         return compiled, on_listener
 
     def base_process(self, container_id: str) -> Process:
-        """The container's own process settings, which `exec ID CMD...` starts from (as runc)."""
-        from pyrunc.spec.load import load_bundle
+        """The container's own process settings, which `exec ID CMD...` starts from: as
+        created, like the seccomp profile (_exec_linux). runc rereads config.json here; a
+        container that can write its bundle would then pick its next exec's capabilities."""
         c = self.container(container_id)
-        proc = load_bundle(c.record.bundle).process
+        kept = self.store.load_exec_config(c.id)
+        proc: Process | None
+        if kept is not None and "process" in kept:
+            from pyrunc.spec.config import process_from_json
+            raw = kept["process"]
+            proc = None if raw is None else process_from_json(raw, "the container's process")
+        else:  # made by a pyrunc that kept none: the bundle is all there is
+            from pyrunc.spec.load import load_bundle
+            proc = load_bundle(c.record.bundle).process
         if proc is None:
             raise UnsupportedError("config.json has no process to start from; use --process")
         return proc
@@ -838,9 +847,10 @@ def _pids_without_cgroup(c: Container) -> list[int]:
 
 
 def _exec_config(cfg: Config) -> dict[str, Any]:
-    """What of the config an exec applies, for Runtime._exec_linux."""
+    """What of the config an exec applies, for Runtime._exec_linux and base_process."""
     policy = cfg.linux.memory_policy
-    return {"seccomp": cfg.linux.seccomp, "personality": cfg.linux.personality,
+    return {"process": cfg.process_raw,
+            "seccomp": cfg.linux.seccomp, "personality": cfg.linux.personality,
             "memoryPolicy": None if policy is None else
             [policy.mode, policy.flags, list(policy.nodes), policy.text]}
 

@@ -287,3 +287,40 @@ def test_exec_keeps_the_linux_settings_the_container_was_created_with(
     b.write()
     res = rt.run_cmd("exec", "--process", str(pj), cid)
     assert res.stdout.split()[:2] == ["Seccomp:", "0"] and "MADE" in res.stdout, res
+
+
+def test_exec_command_starts_from_the_process_as_created(sandbox: Sandbox, rt: Runtime) -> None:
+    """`exec ID CMD` (no --process) starts from the container's process as created:
+    capabilities, noNewPrivileges, user, env. runc rereads config.json there, so a container
+    that can write its bundle (root.path ".", or a bind of it) raised its next exec's
+    capabilities and dropped no_new_privs by editing config.json (rev20a, finding 1)."""
+    caps = ["CAP_KILL"]
+    b = sandbox.bundle(["sleep", "1000"])
+    b.config["process"].update(
+        capabilities={"bounding": caps, "effective": caps, "permitted": caps},
+        noNewPrivileges=True, env=["PATH=/bin", "WHO=created"])
+    b.write()
+    cid = sandbox.new_id()
+    rt.create(b, cid, out_dir=sandbox.tmp / "out")
+    rt.run_cmd("start", cid, check=True)
+    b.config["process"].update(
+        capabilities={k: ["CAP_SYS_ADMIN", "CAP_KILL"] for k in ("bounding", "effective",
+                                                                 "permitted")},
+        noNewPrivileges=False, env=["PATH=/bin", "WHO=edited"])
+    b.write()
+    script = "grep -E '^(CapEff|NoNewPrivs):' /proc/self/status; echo $WHO"
+    res = rt.run_cmd("exec", cid, "sh", "-c", script)
+    assert res.returncode == 0, res
+    assert res.stdout.split() == ["CapEff:", "0000000000000020", "NoNewPrivs:", "1",
+                                  "created"], res
+    # a broken config.json no longer matters to it either
+    b.config_path.write_text("{")
+    res = rt.run_cmd("exec", cid, "sh", "-c", "echo $WHO")
+    assert res.returncode == 0 and res.stdout.split() == ["created"], res
+    # a container made by a pyrunc that kept no process: the bundle's config, as before
+    kept = json.loads((rt.root / cid / "exec.json").read_text())
+    del kept["process"]
+    (rt.root / cid / "exec.json").write_text(json.dumps(kept))
+    b.write()
+    res = rt.run_cmd("exec", cid, "sh", "-c", script)
+    assert res.stdout.split()[-1] == "edited" and "0000000000200020" in res.stdout, res

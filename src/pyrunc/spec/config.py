@@ -283,6 +283,9 @@ class Config(NamedTuple):
     annotations: tuple[tuple[str, str], ...]
     linux: Linux
     bundle: str
+    # config.json's `process` as read at create: kept for `exec ID CMD` (Runtime.base_process),
+    # which must not start from a config.json the container may have edited since
+    process_raw: Mapping[str, Any] | None = None
 
 
 def _err(path: str, msg: str) -> SpecError:
@@ -862,6 +865,7 @@ def convert(raw: Mapping[str, Any], bundle: str) -> Config:
         annotations=tuple(sorted((raw.get("annotations") or {}).items())),
         linux=linux,
         bundle=bundle,
+        process_raw=raw.get("process"),
     )
 
 
