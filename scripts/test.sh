@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Everything, on a fresh Debian 12 machine as root: install, then every test suite.
 #   unit + integration + clients (pytest), type check (mypy), conformance (runtime-tools),
-#   cgroup v2 (a QEMU guest), the systemd host (a QEMU guest with systemd as PID 1),
+#   cgroup v2 (a QEMU guest), the systemd host (a QEMU guest with systemd as PID 1, cgroup v2),
+#   the systemd hybrid host (the same on cgroup v1 + unified),
 #   fresh-debian12 and fresh-debian13 (scripts/fresh.sh).
-# PYRUNC_SKIP_CONFORMANCE=1, PYRUNC_SKIP_VM=1 (both guests), PYRUNC_SKIP_FRESH=1 leave those out.
+# PYRUNC_SKIP_CONFORMANCE=1, PYRUNC_SKIP_VM=1 (the guests), PYRUNC_SKIP_FRESH=1 leave those out.
 # Each suite runs even when an earlier one failed; the exit status says whether all passed.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,6 +45,15 @@ if [[ -x tests/vm/run-systemd-host.sh && ${PYRUNC_SKIP_VM:-0} != 1 ]]; then
     t0=$SECONDS
     PYRUNC_PYTHON="$py" tests/vm/run-systemd-host.sh || failed+=(systemd-host)
     echo "systemd-host: $((SECONDS - t0)) s"
+fi
+
+# systemd as PID 1 on cgroup v1 (hybrid): the systemd driver's legacy manager, the v1 cgroup
+# tests on it and a few on cgroupfs; one emulated boot, ~8 min (tests/vm/README.md).
+if [[ -x tests/vm/run-systemd-hybrid.sh && ${PYRUNC_SKIP_VM:-0} != 1 ]]; then
+    echo "== systemd hybrid: tests/vm/systemd-hybrid.list in a QEMU guest, systemd on cgroup v1"
+    t0=$SECONDS
+    PYRUNC_PYTHON="$py" tests/vm/run-systemd-hybrid.sh || failed+=(systemd-hybrid)
+    echo "systemd-hybrid: $((SECONDS - t0)) s"
 fi
 
 # The README's first command on new Debian 12 and 13 hosts (debootstrap chroots; the rootfs

@@ -23,6 +23,7 @@ def features() -> dict[str, Any]:
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": sorted(n for n, v in capabilities.CAP_NUMBERS.items() if v <= top),
+            # systemd: on v2 and v1/hybrid hosts; systemdUser: v2 only (runc's say the same)
             "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": True,
                        "rdma": True},  # rdma.max, v1 and v2 (cgroups/v1.py, v2.py)
             "seccomp": seccomp.features(),

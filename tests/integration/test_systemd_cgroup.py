@@ -1,7 +1,8 @@
 """The systemd cgroup driver (--systemd-cgroup): a transient scope per container.
 
 Where systemd is not PID 1 (this build host), the driver must refuse cleanly; where it is
-(the guest of tests/vm/run-systemd-host.sh), the scope, its properties, its cgroup files
+(the guests of tests/vm/run-systemd-host.sh, pure v2, and run-systemd-hybrid.sh, v1 + unified),
+the scope, its properties, its cgroup files (v1: the scope's directory in each hierarchy)
 and its removal are checked through systemctl and /sys/fs/cgroup."""
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .conftest import Sandbox
 from .helpers import Runtime, cgroup_dirs, mounts_under, wait_for
 
 HAS_SYSTEMD = os.path.isdir("/run/systemd/system")
+CG = Path("/sys/fs/cgroup")
+V2 = (CG / "cgroup.controllers").exists()   # else v1 or hybrid: runc's legacy manager
 needs_systemd = pytest.mark.skipif(not HAS_SYSTEMD, reason="systemd is not PID 1 here")
 #: The systemd host is an emulated guest (tests/vm/run-systemd-host.sh): a create takes ~25 s.
 SLOW = 120.0
@@ -49,20 +52,41 @@ def test_systemd_driver_bad_cgroups_path(sandbox: Sandbox, rt: Runtime, path: st
     _refused(sandbox, rt, path, "linux.cgroupsPath" if path != "bad--.slice:p:n" else "slice name")
 
 
+def _limit_files(scope: str) -> dict[str, Path]:
+    """The scope's memory limit, pids limit, cpu quota/period, freezer and process files."""
+    if V2:
+        d = CG / scope.lstrip("/")
+        return {"memory": d / "memory.max", "pids": d / "pids.max", "cpu": d / "cpu.max",
+                "freeze": d / "cgroup.freeze", "procs": d / "cgroup.procs"}
+    return {"memory": CG / "memory" / scope.lstrip("/") / "memory.limit_in_bytes",
+            "pids": CG / "pids" / scope.lstrip("/") / "pids.max",
+            "quota": CG / "cpu" / scope.lstrip("/") / "cpu.cfs_quota_us",
+            "period": CG / "cpu" / scope.lstrip("/") / "cpu.cfs_period_us",
+            "freeze": CG / "freezer" / scope.lstrip("/") / "freezer.state",
+            "procs": CG / "systemd" / scope.lstrip("/") / "cgroup.procs"}
+
+
+def _read(p: Path) -> str:
+    return p.read_text().strip()
+
+
 def _show(unit: str, *props: str) -> dict[str, str]:
     out = subprocess.run(["systemctl", "show", unit, *(f"--property={p}" for p in props)],
                          check=True, capture_output=True, text=True).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-@pytest.mark.cgroup_v2
 @needs_systemd
 def test_systemd_scope_lifecycle(sandbox: Sandbox, rt: Runtime) -> None:
     """create puts the init in <prefix>-<name>.scope with the limits as unit properties and
-    files; pause, ps, update and delete go through it; nothing stays in systemd or the fs."""
+    files; pause, ps, update and delete go through it; nothing stays in systemd or the fs.
+    On v1/hybrid the scope's path is the same in every hierarchy (systemd's and ours), the
+    properties runc's legacy ones (MemoryLimit), pause the v1 freezer."""
     name = uuid.uuid4().hex[:12]
     unit = f"pyrunc-test-{name}.scope"
-    cgdir = Path("/sys/fs/cgroup/system.slice") / unit
+    scope = f"/system.slice/{unit}"
+    files = _limit_files(scope)
+    mem = "MemoryMax" if V2 else "MemoryLimit"
     b = sandbox.bundle(["sleep", "1000"], linux={
         "cgroupsPath": f"system.slice:pyrunc-test:{name}",
         "resources": {"memory": {"limit": 64 << 20}, "pids": {"limit": 42},
@@ -75,10 +99,16 @@ def test_systemd_scope_lifecycle(sandbox: Sandbox, rt: Runtime) -> None:
             rt.run_cmd("--systemd-cgroup", "run", "-d", "--bundle", str(b.path), cid, check=True,
                        timeout=SLOW, stdout=out, stderr=out)
         pid = rt.state(cid)["pid"]
-        assert Path(f"/proc/{pid}/cgroup").read_text().strip() == f"0::/system.slice/{unit}"
-        props = _show(unit, "ActiveState", "Delegate", "MemoryMax", "TasksMax",
+        lines = Path(f"/proc/{pid}/cgroup").read_text().split()
+        if V2:
+            assert lines == [f"0::{scope}"]
+        else:  # every hierarchy: name=systemd, the controllers, a hybrid host's unified (0::)
+            assert len(lines) >= 10 and all(line.endswith(f":{scope}") for line in lines), lines
+            assert any(":name=systemd:" in line for line in lines)
+            assert len(cgroup_dirs(scope)) == len(lines), cgroup_dirs(scope)
+        props = _show(unit, "ActiveState", "Delegate", mem, "TasksMax",
                       "CPUQuotaPerSecUSec", "CollectMode", "Slice")
-        assert props == {"ActiveState": "active", "Delegate": "yes", "MemoryMax": str(64 << 20),
+        assert props == {"ActiveState": "active", "Delegate": "yes", mem: str(64 << 20),
                          "TasksMax": "42", "CPUQuotaPerSecUSec": "500ms",
                          "CollectMode": "inactive-or-failed", "Slice": "system.slice"}, props
         # the device allow-list as systemd's own: a daemon-reload re-applies the same list
@@ -88,27 +118,34 @@ def test_systemd_scope_lifecycle(sandbox: Sandbox, rt: Runtime) -> None:
         assert "DevicePolicy=strict" in devices, devices
         for entry in ("/dev/char/1:3 rwm", "char-pts rwm", "char-* m"):
             assert any(line.startswith("DeviceAllow=") and entry in line for line in devices), devices
-        assert (cgdir / "memory.max").read_text().strip() == str(64 << 20)
-        assert (cgdir / "pids.max").read_text().strip() == "42"
-        assert (cgdir / "cpu.max").read_text().strip() == "50000 100000"
+        assert _read(files["memory"]) == str(64 << 20)
+        assert _read(files["pids"]) == "42"
+        if V2:
+            assert _read(files["cpu"]) == "50000 100000"
+        else:
+            assert (_read(files["quota"]), _read(files["period"])) == ("50000", "100000")
         # the placeholder that held the scope open is gone: only the container is in it
-        assert [int(p) for p in (cgdir / "cgroup.procs").read_text().split()] == [pid]
+        assert [int(p) for p in _read(files["procs"]).split()] == [pid]
         rt.run_cmd("pause", cid, check=True, timeout=SLOW)
-        assert (cgdir / "cgroup.freeze").read_text().strip() == "1"
+        assert _read(files["freeze"]) == ("1" if V2 else "FROZEN")
         rt.run_cmd("resume", cid, check=True, timeout=SLOW)
+        assert _read(files["freeze"]) == ("0" if V2 else "THAWED")
         assert rt.run_cmd("ps", "--format", "json", cid, check=True, timeout=SLOW).stdout.strip() == f"[{pid}]"
         rt.run_cmd("update", "--memory", str(32 << 20), "--pids-limit", "7", cid, check=True, timeout=SLOW)
-        assert _show(unit, "MemoryMax", "TasksMax") == {"MemoryMax": str(32 << 20), "TasksMax": "7"}
-        assert (cgdir / "memory.max").read_text().strip() == str(32 << 20)
+        assert _show(unit, mem, "TasksMax") == {mem: str(32 << 20), "TasksMax": "7"}
+        assert _read(files["memory"]) == str(32 << 20)
+        assert _read(files["pids"]) == "7"
+        if not V2:  # systemd rewrote the cpu files from its properties: still the config's
+            assert (_read(files["quota"]), _read(files["period"])) == ("50000", "100000")
         rt.run_cmd("delete", "--force", cid, check=True, timeout=SLOW)
         assert _show(unit, "LoadState")["LoadState"] == "not-found"
-        assert wait_for(lambda: not cgdir.exists())
+        # systemd's directories and ours (v1: cpuset, freezer, ...): none is left
+        assert wait_for(lambda: cgroup_dirs(scope) == []), cgroup_dirs(scope)
     finally:
         rt.run_cmd("delete", "--force", cid, timeout=SLOW)
         subprocess.run(["systemctl", "stop", unit], capture_output=True)
 
 
-@pytest.mark.cgroup_v2
 @needs_systemd
 def test_create_killed_before_the_init_joined_leaves_no_scope(sandbox: Sandbox, rt: Runtime) -> None:
     """SIGKILL of `create` while the scope holds only its placeholder (the init not in yet):
@@ -116,7 +153,9 @@ def test_create_killed_before_the_init_joined_leaves_no_scope(sandbox: Sandbox, 
     still succeeds and nothing stays (the placeholder used to hold the scope for ever)."""
     name = uuid.uuid4().hex[:12]
     unit = f"pyrunc-test-{name}.scope"
-    cgdir = Path("/sys/fs/cgroup/system.slice") / unit
+    scope = f"/system.slice/{unit}"
+    procs = _limit_files(scope)["procs"]  # v1: the name=systemd hierarchy's (systemd's own)
+    cgdir = procs.parent
     b = sandbox.bundle(["true"], linux={"cgroupsPath": f"system.slice:pyrunc-test:{name}"})
     cid = sandbox.new_id()
     proc = rt.popen("--systemd-cgroup", "create", "--bundle", str(b.path), cid,
@@ -126,7 +165,7 @@ def test_create_killed_before_the_init_joined_leaves_no_scope(sandbox: Sandbox, 
         """The scope's one process is the runtime's child with no fd open (the placeholder
         closes them all; the init's stage holds its sync socket)."""
         try:
-            pids = (cgdir / "cgroup.procs").read_text().split()
+            pids = procs.read_text().split()
             if len(pids) != 1:
                 return False
             ppid = int(Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -141,6 +180,7 @@ def test_create_killed_before_the_init_joined_leaves_no_scope(sandbox: Sandbox, 
             f"{cgdir} outlived the killed create: {(cgdir / 'cgroup.procs').read_text().split()}"
         rt.run_cmd("delete", "--force", cid, check=True, timeout=SLOW)
         assert _show(unit, "LoadState")["LoadState"] == "not-found"
+        assert cgroup_dirs(scope) == []  # v1: the hierarchies systemd does not manage too
     finally:
         rt.run_cmd("delete", "--force", cid, timeout=SLOW)
         subprocess.run(["systemctl", "stop", unit], capture_output=True)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run-in-vm.sh - run a command inside a throwaway QEMU guest whose kernel
-# uses the unified cgroup v2 hierarchy only (no cgroup v1 controllers).
+# uses the unified cgroup v2 hierarchy only (no cgroup v1 controllers), or
+# with --cgroup the v1 hierarchies (hybrid: beside a cgroup2 mount; legacy).
 #
 # Usage:
 #   run-in-vm.sh [options] [--] COMMAND [ARGS...]
@@ -12,15 +13,23 @@
 #   --share DIR      also share host directory DIR read-write at the same path
 #                    (repeatable; the current directory is always shared)
 #   --timeout SECS   kill the guest after SECS seconds (exit status 124)
-#   --systemd        boot the host's systemd as PID 1 (pure cgroup v2, a system
-#                    bus); COMMAND runs as a service once dbus.socket is up
+#   --systemd        boot the host's systemd as PID 1 (a system bus); COMMAND
+#                    runs as a service once dbus.socket is up
+#   --cgroup MODE    v2 (default): cgroup_no_v1=all, cgroup2 at /sys/fs/cgroup;
+#                    hybrid: the v1 controllers, each a hierarchy of its own
+#                    under a tmpfs at /sys/fs/cgroup, and cgroup2 at
+#                    /sys/fs/cgroup/unified; legacy: v1 only. With --systemd,
+#                    systemd mounts them (systemd.unified_cgroup_hierarchy=0,
+#                    systemd.legacy_systemd_cgroup_controller=0|1: systemd 252
+#                    still has both). The guest checks the mode before COMMAND
+#                    and fails (125) if it is not the one asked for
 #   -v, --verbose    print progress, and the guest kernel log at the end
 #   -h, --help       show this help
 #
 # The guest:
 #   * runs Debian's linux-image-amd64 kernel booted with cgroup_no_v1=all;
 #     cgroup2 is mounted at /sys/fs/cgroup with every controller the kernel
-#     has (cpuset cpu io memory hugetlb pids rdma misc);
+#     has (cpuset cpu io memory hugetlb pids rdma misc) (see --cgroup);
 #   * sees the host's "/" read-only over virtio-9p with a tmpfs overlay on
 #     top: it can write anywhere, but those writes vanish at exit. /tmp, /run
 #     and /dev/shm are fresh tmpfs mounts;
@@ -28,6 +37,8 @@
 #     same path: changes made there land on the host;
 #   * has the kernel's modules under /lib/modules/$(uname -r) (modprobe works)
 #     and no network apart from "lo".
+# With --systemd, no read-write share may be in /tmp or /var/tmp (the guest's
+# systemd-tmpfiles cleans them: it would clean the host's files).
 # Shared directories are 9p mounts: a FIFO or socket created there does not
 # work (open gives ENXIO), so keep runtime state (a --root, exec fifos,
 # console sockets) on the guest's own tmpfs, e.g. under /run or /tmp.
@@ -257,7 +268,6 @@ mkdir -p $R/dev/pts $R/dev/shm $R/dev/mqueue
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts $R/dev/pts
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs $R/dev/shm
 mount -t mqueue mqueue $R/dev/mqueue
-mount -t cgroup2 -o nsdelegate cgroup2 $R/sys/fs/cgroup || fail "cannot mount cgroup2"
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs $R/run
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs $R/tmp
 
@@ -273,6 +283,22 @@ while read -r tag path; do
         fail "cannot mount $path"
 done < $R$c/ctl/mounts
 
+# cgroups (--cgroup): v2 mounted here; v1 hierarchies here unless systemd mounts them.
+cg=$R/sys/fs/cgroup mode=$(cat $R$c/ctl/cgroup)
+if [ "$mode" = v2 ]; then
+    mount -t cgroup2 -o nsdelegate cgroup2 $cg || fail "cannot mount cgroup2"
+elif [ ! -e $R$c/ctl/systemd ]; then
+    mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs $cg || fail "cannot mount the cgroup tmpfs"
+    while read -r name _h _n enabled; do
+        [ "$enabled" = 1 ] || continue
+        mkdir $cg/$name && mount -t cgroup -o $name cgroup $cg/$name || fail "cannot mount cgroup $name"
+    done < /proc/cgroups
+    if [ "$mode" = hybrid ]; then
+        mkdir $cg/unified && mount -t cgroup2 -o nsdelegate cgroup2 $cg/unified ||
+            fail "cannot mount cgroup2 at unified"
+    fi
+fi
+
 ip link set lo up
 hostname "$(cat $R$c/ctl/hostname)"
 cp /bin/busybox /stage2 $R$c/
@@ -283,7 +309,9 @@ if [ -e $R$c/ctl/systemd ]; then
     printf "[Unit]\nDescription=run-in-vm\nAllowIsolate=yes\nWants=run-in-vm.service dbus.socket dbus.service\n" > $u/run-in-vm.target
     printf "[Unit]\nDescription=run-in-vm command\nAfter=dbus.service\n[Service]\nType=oneshot\nExecStart=$c/busybox sh $c/stage2\nStandardOutput=journal+console\nTimeoutStartSec=infinity\n" > $u/run-in-vm.service
     hostname > $R/etc/hostname
-    exec switch_root $R /lib/systemd/systemd systemd.unit=run-in-vm.target
+    # The cgroup mode on its command line too: the host root may have /.dockerenv, and then
+    # systemd takes itself for a container and reads its own arguments, not /proc/cmdline.
+    exec switch_root $R /lib/systemd/systemd systemd.unit=run-in-vm.target $(cat $R$c/ctl/systemd)
 fi
 exec switch_root $R $c/busybox sh $c/stage2
 '
@@ -310,6 +338,22 @@ while [ -z "$out" ] || [ -z "$err" ]; do
     if [ $n -gt 1000 ]; then echo "run-in-vm: no stdout/stderr ports"; $bb reboot -f; fi
     [ -n "$out" ] && [ -n "$err" ] || $bb usleep 10000
 done
+# The cgroup mode asked for (--cgroup), or no COMMAND: what is mounted at
+# /sys/fs/cgroup, and at its unified/.
+fstype() { $bb awk -v m="$1" '\''$2 == m { t = $3 } END { print t }'\'' /proc/self/mounts; }
+want=$($bb cat $c/ctl/cgroup)
+case "$(fstype /sys/fs/cgroup) $(fstype /sys/fs/cgroup/unified)" in
+    "cgroup2 ") got=v2 ;;
+    "tmpfs cgroup2") got=hybrid ;;
+    "tmpfs ") got=legacy ;;
+    *) got="unknown ($(fstype /sys/fs/cgroup) $(fstype /sys/fs/cgroup/unified))" ;;
+esac
+if [ "$got" != "$want" ]; then
+    echo "run-in-vm: --cgroup $want asked, the guest has $got (kernel command line: $($bb cat /proc/cmdline))" > "$err"
+    echo 125 > $c/ctl/rc
+    $bb sync
+    $bb reboot -f
+fi
 # (The subshell keeps messages such as "Killed" from this shell on the console.)
 (exec /bin/bash $c/ctl/cmd.sh < /dev/null > "$out" 2> "$err")
 echo $? > $c/ctl/rc
@@ -384,7 +428,7 @@ cleanup() {
 }
 
 main() {
-    local mem=1G cpus accel=auto timeout="" shares=() dir systemd=0
+    local mem=1G cpus accel=auto timeout="" shares=() dir systemd=0 cgroup=v2
     cpus=$(nproc)
     (( cpus > 4 )) && cpus=4
 
@@ -399,6 +443,7 @@ main() {
                 shares+=("$dir"); shift 2 ;;
             --timeout) timeout=${2:?--timeout needs a value}; shift 2 ;;
             --systemd) systemd=1; shift ;;
+            --cgroup) cgroup=${2:?--cgroup needs a value}; shift 2 ;;
             -v|--verbose) VERBOSE=1; shift ;;
             -h|--help) usage; exit 0 ;;
             --) shift; break ;;
@@ -410,6 +455,8 @@ main() {
     [[ $mem =~ ^[1-9][0-9]*[MG]?$ ]] || die "bad --mem: $mem"
     [[ $cpus =~ ^[1-9][0-9]*$ ]] || die "bad --cpus: $cpus"
     [[ -z $timeout || $timeout =~ ^[1-9][0-9]*$ ]] || die "bad --timeout: $timeout"
+    [[ $cgroup == v2 || $cgroup == hybrid || $cgroup == legacy ]] ||
+        die "bad --cgroup: $cgroup (v2, hybrid or legacy)"
     [[ $accel == auto ]] && accel=$(pick_accel)
     [[ $accel == kvm || $accel == tcg ]] || die "bad --accel: $accel"
     # Shares are mounted at their physical paths (symlinks resolved); COMMAND
@@ -419,6 +466,12 @@ main() {
     shares=("$dir" "${shares[@]}")
     for dir in "${shares[@]}"; do
         [[ $dir != *$'\n'* ]] || die "cannot share a path containing a newline"
+        # The guest's systemd-tmpfiles empties /tmp at boot (and ages /var/tmp): through a
+        # read-write share that would be the host's own.
+        if [[ $systemd == 1 && ( $dir == /tmp || $dir == /tmp/* || $dir == /var/tmp ||
+              $dir == /var/tmp/* ) ]]; then
+            die "--systemd: refusing to share $dir read-write (the guest's systemd-tmpfiles would clean the host's files there); run from another directory"
+        fi
     done
 
     # Dependencies: installed or downloaded on first use.
@@ -440,6 +493,7 @@ main() {
     build_initramfs "$SCRATCH/initramfs.cpio"
     write_command_script "$@"
     uname -n > "$SCRATCH/ctl/hostname"
+    echo "$cgroup" > "$SCRATCH/ctl/cgroup"
     if [[ $systemd == 1 ]]; then
         [[ -x /lib/systemd/systemd ]] || die "--systemd: /lib/systemd/systemd is not installed"
         : > "$SCRATCH/ctl/systemd"
@@ -468,13 +522,20 @@ main() {
         i=$((i + 1))
     done
 
-    # Kernel command line: no cgroup v1 at all; reboot=t + -no-reboot makes
-    # "reboot -f" end QEMU; the rest shortens boot (notably under TCG).
-    local cmdline extra
+    # Kernel command line: no cgroup v1 at all (--cgroup v2), or the v1
+    # hierarchies as systemd's hybrid or legacy mode; reboot=t + -no-reboot
+    # makes "reboot -f" end QEMU; the rest shortens boot (notably under TCG).
+    local cmdline extra cgargs
     read -ra extra <<< "${RUN_IN_VM_KERNEL_ARGS:-}"
+    case $cgroup in
+        v2) cgargs=(cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1) ;;
+        hybrid) cgargs=(systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0) ;;
+        legacy) cgargs=(systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1) ;;
+    esac
+    if [[ $systemd == 1 ]]; then echo "${cgargs[*]}" > "$SCRATCH/ctl/systemd"; fi
     cmdline=(
         console=ttyS0 quiet panic=-1 reboot=t
-        cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1
+        "${cgargs[@]}"
         tsc=reliable mitigations=off random.trust_cpu=on cryptomgr.notests
         "${extra[@]}"
     )
@@ -497,7 +558,7 @@ main() {
         -device virtserialport,chardev=stderr,name=stderr
     )
     if [[ -n $timeout ]]; then qemu=(timeout -k 10 "$timeout" "${qemu[@]}"); fi
-    log "accel=$accel cpus=$cpus mem=$mem kernel=$(< "$KDIR/version")"
+    log "accel=$accel cpus=$cpus mem=$mem cgroup=$cgroup kernel=$(< "$KDIR/version")"
 
     # QEMU runs in the background so that INT/TERM are handled at once; its
     # open() of each FIFO waits until the matching reader has opened it.

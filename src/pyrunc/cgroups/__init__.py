@@ -1,4 +1,5 @@
-"""Cgroups behind one small interface, with v1 (legacy/hybrid) and v2 implementations.
+"""Cgroups behind one small interface, with v1 (legacy/hybrid) and v2 implementations, and
+the systemd driver over either (systemd.py on v2, systemd_v1.py on v1/hybrid).
 
 The mode is chosen from what the host has mounted at /sys/fs/cgroup: a cgroup2
 mount there means pure v2; v1 controller mounts (with or without a cgroup2 mount
@@ -73,8 +74,8 @@ class Manager(Protocol):
         not only the one `pids` reads: a cgroup is in use if any of them holds a process."""
         ...
     def dirs(self) -> list[str]:
-        """The directories a process joins to be in the cgroup (v1: one per hierarchy; v2 and
-        systemd: the one; none: no directory): whoever runs the init must be able to write
+        """The directories a process joins to be in the cgroup (v1, and systemd on v1: one per
+        hierarchy; v2 and systemd on v2: the one; none: no directory): whoever runs the init must be able to write
         each one's cgroup.procs (rootless checks that before it relies on the cgroup)."""
         ...
     def exists(self) -> bool: ...
@@ -172,6 +173,9 @@ def manager(cgroups_path: str | None, container_id: str, systemd: bool = False,
         sd.check_host()
         if user:  # rootless: a unit of the caller's user manager, below its cgroup
             path = sd.user_manager_root() + path
+        if not is_v2_host():
+            from pyrunc.cgroups.systemd_v1 import SystemdV1Manager
+            return SystemdV1Manager(path, unit, slice_name, annotations)
         return sd.SystemdManager(path, unit, slice_name, annotations)
     if is_v2_host():
         from pyrunc.cgroups.v2 import V2Manager
@@ -185,7 +189,10 @@ def load(path: str) -> Manager:
     if not path:
         from pyrunc.cgroups.null import NullManager
         return NullManager()
-    if path.startswith("systemd:"):
+    if path.startswith("systemd:"):  # the host says which: v2, or v1/hybrid (runc's legacy)
+        if not is_v2_host():
+            from pyrunc.cgroups.systemd_v1 import SystemdV1Manager
+            return SystemdV1Manager(path[len("systemd:"):])
         from pyrunc.cgroups.systemd import SystemdManager
         return SystemdManager(path[len("systemd:"):])
     if is_v2_host():

@@ -104,10 +104,12 @@ class Bus:
     def close(self) -> None:
         self.conn.close()
 
-    def _call(self, method: str, signature: str | None, body: tuple[Any, ...], what: str) -> Any:
+    def _call(self, method: str, signature: str | None, body: tuple[Any, ...], what: str,
+              interface: str = MANAGER) -> Any:
         from jeepney import new_method_call
         from jeepney.wrappers import DBusErrorResponse, unwrap_msg  # type: ignore[import-untyped]
-        msg = new_method_call(self.systemd, method, signature, body)
+        target = self.systemd if interface == MANAGER else self.systemd.with_interface(interface)
+        msg = new_method_call(target, method, signature, body)
         try:
             return unwrap_msg(self.conn.send_and_get_reply(msg, timeout=JOB_TIMEOUT))
         except DBusErrorResponse as exc:
@@ -156,6 +158,11 @@ class Bus:
     def set_unit_properties(self, unit: str, props: Props) -> None:
         self._call("SetUnitProperties", "sba(sv)", (unit, True, props),
                    f"cannot set the properties of systemd unit {unit}")
+
+    def ping(self) -> None:
+        """A round trip to systemd: it runs its queues (cgroup attributes included) before it
+        reads the next call, so what an earlier call queued is done when this returns."""
+        self._call("Ping", None, (), "D-Bus Ping of systemd", "org.freedesktop.DBus.Peer")
 
     def stop_unit(self, unit: str) -> None:
         """Stop the unit and reset a failed state; one already gone is fine."""

@@ -1,4 +1,5 @@
-"""The systemd cgroup driver (`--systemd-cgroup`), as runc's, on cgroup v2.
+"""The systemd cgroup driver (`--systemd-cgroup`), as runc's: on cgroup v2 (SystemdManager)
+and, on v1 and hybrid hosts, runc's legacy manager (pyrunc.cgroups.systemd_v1).
 
 `linux.cgroupsPath` is `slice:prefix:name` (empty: `:pyrunc:<id>`; an empty slice is
 system.slice, `-` the root slice). The container gets a transient unit: the scope
@@ -6,11 +7,11 @@ system.slice, `-` the root slice). The container gets a transient unit: the scop
 `.slice`. systemd owns the unit (Delegate=yes: the cgroup below it is ours to write);
 the limits that systemd knows as unit properties are given to it as properties, so a
 `systemctl daemon-reload` keeps them, and all of them are also written to the cgroup's
-files by the v2 manager, as runc does.
+files by the v2 (or v1) manager, as runc does.
 
 A scope cannot be started empty, and the container's init does not exist yet when the
 cgroup is made (the stage joins it itself, before its namespaces): so the scope is started
-around a placeholder process, which the stage kills once it has joined.
+around a placeholder process, which is killed once the init has joined.
 
 Only create, update and delete talk to systemd (pyrunc.cgroups.dbus, which imports the
 D-Bus client); state, kill, pause, ps and events read and write the cgroup's files.
@@ -28,6 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyrunc.cgroups import Manager
     from pyrunc.cgroups.dbus import Props
     from pyrunc.spec.config import DeviceRule, Resources
 
@@ -126,34 +128,29 @@ def check_host() -> None:
         raise UnsupportedError("--systemd-cgroup: systemd is not running on this host "
                                "(no /run/systemd/system); use the cgroupfs driver "
                                "(drop --systemd-cgroup)")
-    if not is_v2_host():
-        raise UnsupportedError("--systemd-cgroup: the systemd cgroup driver on cgroup v1 or "
-                               "hybrid hosts is not supported yet; use the cgroupfs driver")
+    if not is_v2_host() and user_manager():
+        # runc's legacy manager refuses it too: a user manager cannot delegate v1 hierarchies
+        raise UnsupportedError("--systemd-cgroup: cannot use the rootless systemd cgroup "
+                               "driver on cgroup v1 (this host is v1 or hybrid); use the "
+                               "cgroupfs driver")
 
 
-class SystemdManager(V2Manager):
-    """A v2 cgroup whose directory a transient systemd unit owns."""
+class Unit:
+    """The transient unit of either manager: started around a placeholder, its properties
+    set, stopped. The manager it is mixed into holds the cgroup's files."""
 
-    def __init__(self, cgroup_path: str, unit: str = "", slice_name: str = "",
-                 annotations: dict[str, str] | None = None) -> None:
-        super().__init__(cgroup_path)
+    def _init_unit(self, cgroup_path: str, unit: str, slice_name: str,
+                   annotations: dict[str, str] | None) -> None:
+        self.cgroup_path = cgroup_path
         self.user = user_manager()  # decided per call, as the rootless mode is
         self.unit = unit or cgroup_path.rstrip("/").rsplit("/", 1)[-1]
         self.slice = slice_name
         self.annotations = annotations or {}
         self._placeholder = 0
 
-    @property
-    def path(self) -> str:
-        return PREFIX + self.cgroup_path
-
-    @path.setter
-    def path(self, value: str) -> None:
-        self.cgroup_path = value
-
-    def create(self) -> None:
+    def _start_unit(self, v1: bool) -> None:
         from pyrunc.cgroups import dbus
-        props = base_properties(self.unit, self.slice) + annotation_properties(self.annotations)
+        props = base_properties(self.unit, self.slice, v1) + annotation_properties(self.annotations)
         bus = dbus.connect(self.user)
         try:
             if self.unit.endswith(".scope"):
@@ -166,9 +163,74 @@ class SystemdManager(V2Manager):
                 raise
         finally:
             bus.close()
-        if not os.path.isdir(self.dir):
-            raise SystemError_(f"systemd started {self.unit} but its cgroup {self.dir} is not there "
+
+    def _check_started(self, d: str) -> None:
+        if not os.path.isdir(d):
+            raise SystemError_(f"systemd started {self.unit} but its cgroup {d} is not there "
                                "(is systemd's cgroup root this process's?)")
+
+    def _kill_placeholder(self) -> None:
+        if self._placeholder:
+            try:
+                os.kill(self._placeholder, 9)
+            except ProcessLookupError:
+                pass
+            self._placeholder = 0
+
+    def _set_unit_properties(self, props: Props, applied: bool = False) -> None:
+        """SetUnitProperties; `applied`: return only once systemd has written them to the
+        cgroup (it does that after its reply, before it reads the next call: one more)."""
+        from pyrunc.cgroups import dbus
+        bus = dbus.connect(self.user)
+        try:
+            bus.set_unit_properties(self.unit, props)
+            if applied:
+                bus.ping()
+        finally:
+            bus.close()
+
+    def _destroy_unit(self, mgr: Manager, dirs: list[str], kill: bool) -> None:
+        """Kill what is left (with `kill`; without, a process still there keeps the unit and
+        fails this), stop the unit and forget it, remove what systemd leaves of `dirs`."""
+        from pyrunc.cgroups.common import kill_all_and_rmdir
+        from pyrunc.cgroups import dbus
+        self._kill_placeholder()
+        present = any(os.path.isdir(d) for d in dirs)
+        if present:
+            # with kill: SIGKILL all; without: refuse (EBUSY) before StopUnit would kill them
+            kill_all_and_rmdir(mgr, [] if kill else dirs, kill=kill)
+        try:
+            bus = dbus.connect(self.user)
+        except UnsupportedError:
+            if present:
+                raise
+            return  # systemd never had it (create was refused before it)
+        try:
+            bus.stop_unit(self.unit)
+        finally:
+            bus.close()
+        kill_all_and_rmdir(mgr, dirs, kill=kill)
+
+
+class SystemdManager(Unit, V2Manager):
+    """A v2 cgroup whose directory a transient systemd unit owns."""
+
+    def __init__(self, cgroup_path: str, unit: str = "", slice_name: str = "",
+                 annotations: dict[str, str] | None = None) -> None:
+        V2Manager.__init__(self, cgroup_path)
+        self._init_unit(cgroup_path, unit, slice_name, annotations)
+
+    @property
+    def path(self) -> str:
+        return PREFIX + self.cgroup_path
+
+    @path.setter
+    def path(self, value: str) -> None:
+        self.cgroup_path = value
+
+    def create(self) -> None:
+        self._start_unit(v1=False)
+        self._check_started(self.dir)
         # Every controller the ancestors have, enabled down to the unit (as runc does after
         # StartTransientUnit): systemd enables only those it manages, not hugetlb, rdma, misc.
         V2Manager(self.cgroup_path).create()
@@ -181,16 +243,7 @@ class SystemdManager(V2Manager):
         """exec --cgroup: a sub-cgroup of the scope (ours: Delegate=yes), by its files."""
         return V2Manager(self.cgroup_path).sub(paths)
 
-    def _kill_placeholder(self) -> None:
-        if self._placeholder:
-            try:
-                os.kill(self._placeholder, 9)
-            except ProcessLookupError:
-                pass
-            self._placeholder = 0
-
     def set(self, resources: Resources, update: bool = False) -> list[str]:
-        from pyrunc.cgroups import dbus
         if update:
             # systemd re-applies all of a unit's memory and cpu properties to its files when
             # one changes (after the writes below): what an update keeps must be a property too
@@ -202,33 +255,13 @@ class SystemdManager(V2Manager):
         if not update or resources.devices:  # as the v2 manager: an update without rules keeps them
             props = device_properties(resources.devices or ()) + props
         if props:
-            bus = dbus.connect(self.user)
-            try:
-                bus.set_unit_properties(self.unit, props)
-            finally:
-                bus.close()
+            self._set_unit_properties(props)
         return super().set(resources, update)
 
     def destroy(self, kill: bool = True) -> None:
         """Kill what is left (with `kill`; without, a process still there keeps the unit and
         fails this, as on v2), stop the unit and forget it: nothing stays in systemd."""
-        from pyrunc.cgroups.common import kill_all_and_rmdir
-        from pyrunc.cgroups import dbus
-        self._kill_placeholder()
-        if os.path.isdir(self.dir):
-            # with kill: SIGKILL all; without: refuse (EBUSY) before StopUnit would kill them
-            kill_all_and_rmdir(self, [] if kill else [self.dir], kill=kill)
-        try:
-            bus = dbus.connect(self.user)
-        except UnsupportedError:
-            if os.path.isdir(self.dir):
-                raise
-            return  # systemd never had it (create was refused before it)
-        try:
-            bus.stop_unit(self.unit)
-        finally:
-            bus.close()
-        kill_all_and_rmdir(self, [self.dir], kill=kill)
+        self._destroy_unit(self, [self.dir], kill)
 
 
 def _start_placeholder() -> int:
@@ -253,15 +286,16 @@ def _start_placeholder() -> int:
     return pid
 
 
-def base_properties(unit: str, slice_name: str) -> Props:
-    """What runc gives every unit it starts."""
+def base_properties(unit: str, slice_name: str, v1: bool = False) -> Props:
+    """What runc gives every unit it starts (v1: BlockIOAccounting, its legacy manager's)."""
     props: Props = [("Description", ("s", f"pyrunc container {unit}"))]
     if unit.endswith(".slice"):
         props.append(("Wants", ("as", [slice_name])))
     else:
         props += [("Slice", ("s", slice_name)), ("Delegate", ("b", True))]
     props += [(name, ("b", True)) for name in
-              ("MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting")]
+              ("MemoryAccounting", "CPUAccounting",
+               "BlockIOAccounting" if v1 else "IOAccounting", "TasksAccounting")]
     props.append(("DefaultDependencies", ("b", False)))
     return props
 
@@ -303,20 +337,29 @@ def cpuset_bytes(spec: str) -> bytes:
     return bytes(out)
 
 
-def resource_properties(r: Resources) -> Props:
-    """The limits runc hands systemd as unit properties on cgroup v2."""
+def resource_properties(r: Resources, v1: bool = False) -> Props:
+    """The limits runc hands systemd as unit properties: on v2, and (v1) those of its legacy
+    manager (MemoryLimit, CPUShares, BlockIOWeight; unified is refused on v1 before this)."""
     from pyrunc.cgroups import resources as conv
     props: Props = []
-    if r.memory_limit:
-        props.append(("MemoryMax", _u64(r.memory_limit)))
-    if r.memory_reservation:
-        props.append(("MemoryLow", _u64(r.memory_reservation)))
-    if r.memory_swap:
-        swap = conv.swap_to_v2(r.memory_swap, r.memory_limit or 0)
-        if swap:
-            props.append(("MemorySwapMax", _u64(swap)))
-    if r.cpu_shares:
-        props.append(("CPUWeight", ("t", conv.shares_to_weight(r.cpu_shares))))
+    if v1:
+        if r.memory_limit:
+            props.append(("MemoryLimit", _u64(r.memory_limit)))
+        if r.cpu_shares:
+            props.append(("CPUShares", ("t", r.cpu_shares)))
+        if r.blkio_weight:
+            props.append(("BlockIOWeight", ("t", r.blkio_weight)))
+    else:
+        if r.memory_limit:
+            props.append(("MemoryMax", _u64(r.memory_limit)))
+        if r.memory_reservation:
+            props.append(("MemoryLow", _u64(r.memory_reservation)))
+        if r.memory_swap:
+            swap = conv.swap_to_v2(r.memory_swap, r.memory_limit or 0)
+            if swap:
+                props.append(("MemorySwapMax", _u64(swap)))
+        if r.cpu_shares:
+            props.append(("CPUWeight", ("t", conv.shares_to_weight(r.cpu_shares))))
     if r.cpu_period:
         props.append(("CPUQuotaPeriodUSec", ("t", r.cpu_period)))
     per_sec = cpu_quota_per_sec(r.cpu_quota, r.cpu_period)
@@ -328,7 +371,8 @@ def resource_properties(r: Resources) -> Props:
         props.append(("AllowedMemoryNodes", ("ay", cpuset_bytes(r.cpu_mems))))
     if r.pids_limit is not None and (r.pids_limit > 0 or r.pids_limit == -1):
         props.append(("TasksMax", _u64(r.pids_limit)))
-    props += _unified_properties(r.unified)
+    if not v1:
+        props += _unified_properties(r.unified)
     return props
 
 
@@ -337,8 +381,8 @@ def device_properties(rules: tuple[DeviceRule, ...]) -> Props:
     that systemd re-applying the unit (daemon-reload, set-property) keeps the same devices.
 
     systemd knows only allow-lists: an allow-all list is DevicePolicy=auto without entries;
-    one with deny exceptions becomes strict with none (the v2 manager's eBPF program, which
-    replaces systemd's right after, has the exceptions). Entries: `/dev/char/M:m`, `char-*`
+    one with deny exceptions becomes strict with none (the v2 manager's eBPF program, or on v1
+    the devices files, written right after systemd's, have the exceptions). Entries: `/dev/char/M:m`, `char-*`
     (any major), `char-<name>` (a major's group in /proc/devices); `*:m` rules and majors
     without a group have no systemd form and stay with the eBPF program alone."""
     from pyrunc.cgroups.devices import DeviceState

@@ -222,7 +222,7 @@ class V1Manager:
             if r.cpu_mems:
                 _set(d, "cpuset.mems", r.cpu_mems)
         if not update or r.devices:  # an update without rules (or with none) keeps them
-            self._set_devices(r)
+            self._set_devices(r, update)
         self._set_memory(r, warnings)
         self._set_cpu(r)
         limit = conv.pids_max(r.pids_limit)
@@ -242,7 +242,7 @@ class V1Manager:
                 _set(self._need("rdma", "rdma"), "rdma.max", line)
         return warnings
 
-    def _set_devices(self, r: Resources) -> None:
+    def _set_devices(self, r: Resources, update: bool) -> None:
         from pyrunc.cgroups import devices as devrules
         from pyrunc.cgroups import resources as conv
         d = self._dir("devices")
@@ -256,9 +256,11 @@ class V1Manager:
             current = devrules.from_devices_list(read(os.path.join(d, "devices.list")))
         except OSError as exc:
             raise SystemError_.from_oserror(f"cannot read {d}/devices.list", exc) from None
-        if current.default_allow and not current.exceptions:
-            # A fresh cgroup: write the rules as listed (the kernel keeps exceptions in write
-            # order, and the spec says entries apply in the listed order), then the defaults.
+        if not update or (current.default_allow and not current.exceptions):
+            # Nothing of the container runs yet (create: the systemd driver's unit may have a
+            # list of systemd's already): write the rules as listed (the kernel keeps
+            # exceptions in write order, and the spec says entries apply in the listed
+            # order), then the defaults.
             rules = (devrules.DENY_ALL,) + tuple(r.devices or ()) + devrules.DEFAULT_ALLOWED
         else:
             rules = tuple(current.transition(target))  # a live container: no deny-all window

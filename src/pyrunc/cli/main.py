@@ -68,7 +68,8 @@ class Group(click.Group):
 @click.option("--systemd-cgroup", is_flag=True,
               help="use the systemd cgroup driver: linux.cgroupsPath is slice:prefix:name and "
               "the container gets a transient systemd scope (or the slice named), started over "
-              "D-Bus (systemd as PID 1 and cgroup v2 only; refused elsewhere)")
+              "D-Bus (needs systemd as PID 1; cgroup v2, or v1/hybrid as runc's legacy "
+              "manager; rootless on v2 only; refused elsewhere)")
 @click.option("--rootless", default="auto", type=click.Choice(["true", "false", "auto"]),
               help="rootless mode: auto (the default) is rootless when the effective uid is "
               "not 0, or root of a user namespace (rootless podman's case; with "

@@ -331,6 +331,13 @@ def _mount_cgroup(rootfd: int, m: Mount, cgroupns: bool) -> None:
     try:
         for name, fstype, data in hier:
             attach(posixpath.join(m.destination, name), name, fstype, data)
+            # co-mounted controllers (systemd's cpu,cpuacct) get a link per name, as runc's
+            # and the host's: tools read /sys/fs/cgroup/cpu/
+            for part in name.split(",") if "," in name and "/" not in name else ():
+                try:
+                    os.symlink(name, part, dir_fd=top)
+                except FileExistsError:
+                    pass
         if flags & sc.MS_RDONLY:
             sc.mount(None, paths.fd_path(top), None, sc.MS_REMOUNT | flags, "mode=755")
     finally:
