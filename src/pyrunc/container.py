@@ -50,10 +50,11 @@ class Container:
             return Status.CREATING
         # (Not ready and not locked: the create died, but its init lives on, waiting on the
         # fifo or about to notice and exit: created in all but name, and deletable as such.)
+        # Frozen first, as runc: a created container can be paused too (and resumed, created)
+        if self.record.cgroup_path and self.cgroup().is_frozen():
+            return Status.PAUSED
         if _init_waits_on(self.store.fifo(self.id)):
             return Status.CREATED
-        if self.cgroup().is_frozen():
-            return Status.PAUSED
         return Status.RUNNING
 
     def state(self) -> dict[str, Any]:

@@ -206,7 +206,10 @@ class Runtime:
             cgroup = candidate  # from here on it is ours to clean up
             record = Record(
                 id=container_id, pid=0, start_time=0, bundle=cfg.bundle, rootfs=cfg.root.path,
-                created=_rfc3339_now(), cgroup_path=cgroup.path,
+                created=_rfc3339_now(),
+                # A systemd unit only once systemd gave it (on_started): a create killed
+                # before would have its delete stop a unit of that name that is another's.
+                cgroup_path="" if hasattr(cgroup, "on_started") else cgroup.path,
                 annotations=dict(cfg.annotations), oci_version=cfg.oci_version,
                 new_pid_ns=any(ns.type == "pid" and ns.path is None for ns in cfg.linux.namespaces),
                 has_process=cfg.process is not None,
@@ -216,6 +219,12 @@ class Runtime:
             )
             # Saved before anything is made, so a killed create can still be deleted.
             self.store.save(record)
+            if hasattr(cgroup, "on_started"):
+                def unit_started() -> None:
+                    assert record is not None and cgroup is not None
+                    record.cgroup_path = cgroup.path
+                    self.store.save(record)
+                cgroup.on_started = unit_started
             self.store.save_exec_config(container_id, _exec_config(cfg))
 
             def at_listener(pid: int, fd: int) -> None:
@@ -629,7 +638,7 @@ class Runtime:
         with self.store.lock(container_id):
             c = self.container(container_id)
             status = c.status()
-            if status != Status.RUNNING:
+            if status not in (Status.RUNNING, Status.CREATED):  # runc pauses a created one too
                 raise InvalidStateError(f"cannot pause a container that is {status}, not running")
             c.cgroup().freeze(True)
 

@@ -184,3 +184,35 @@ def test_create_killed_before_the_init_joined_leaves_no_scope(sandbox: Sandbox, 
     finally:
         rt.run_cmd("delete", "--force", cid, timeout=SLOW)
         subprocess.run(["systemctl", "stop", unit], capture_output=True)
+
+
+@needs_systemd
+def test_a_unit_systemd_already_runs_is_refused_and_left_alone(sandbox: Sandbox,
+                                                               rt: Runtime) -> None:
+    """A service that stays active with no process (RemainAfterExit) in a slice systemd made
+    for it: neither that slice nor its parent has a unit file, so StartTransientUnit would
+    take either over, and the container's delete would stop it with the service. Both are
+    refused, in one line, and the service runs on (rev20b F1)."""
+    name = f"pyrunctest{uuid.uuid4().hex[:8]}"
+    inner = f"{name}-inner.slice"
+    service = f"{name}-victim.service"
+    subprocess.run(["systemd-run", "--quiet", f"--unit={service}", f"--slice={inner}",
+                    "--remain-after-exit", "true"], check=True, timeout=SLOW)
+    try:
+        assert wait_for(lambda: _show(service, "ActiveState")["ActiveState"] == "active",
+                        timeout=SLOW)
+        for path, unit in ((f"-.slice:pyrunc:{name}.slice", f"{name}.slice"),
+                           (f"{name}.slice:pyrunc:{inner}", inner)):
+            b = sandbox.bundle(["echo", "should-not-run"], linux={"cgroupsPath": path})
+            cid = sandbox.new_id()
+            res = rt.run_cmd("--systemd-cgroup", "run", "--bundle", str(b.path), cid,
+                             timeout=SLOW)
+            assert res.returncode == 1 and "should-not-run" not in res.stdout, res
+            assert f"systemd unit {unit} already exists (active)" in res.stderr, res.stderr
+            assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+            assert not (rt.root / cid).exists()
+            assert _show(unit, "ActiveState")["ActiveState"] == "active"
+            assert _show(service, "ActiveState")["ActiveState"] == "active"
+    finally:
+        subprocess.run(["systemctl", "stop", service, inner, f"{name}.slice"],
+                       capture_output=True, timeout=SLOW)

@@ -19,10 +19,11 @@ U64 = (1 << 64) - 1
      ("cri-containerd-c1.scope", "kubepods-burstable-pod12.slice",
       "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod12.slice/cri-containerd-c1.scope")),
     (":docker:abc", ("docker-abc.scope", "system.slice", "/system.slice/docker-abc.scope")),
-    ("-:p:n", ("p-n.scope", "-.slice", "/p-n.scope")),
+    ("-.slice:p:n", ("p-n.scope", "-.slice", "/p-n.scope")),
     ("", ("pyrunc-cid.scope", "system.slice", "/system.slice/pyrunc-cid.scope")),
     (None, ("pyrunc-cid.scope", "system.slice", "/system.slice/pyrunc-cid.scope")),
-    ("system.slice::name", ("name.scope", "system.slice", "/system.slice/name.scope")),
+    # runc joins prefix and name with "-" whatever the prefix (getUnitName)
+    ("system.slice::name", ("-name.scope", "system.slice", "/system.slice/-name.scope")),
     ("system.slice:x:kubepods-besteffort.slice",
      ("kubepods-besteffort.slice", "system.slice", "/kubepods.slice/kubepods-besteffort.slice")),
 ])
@@ -32,7 +33,8 @@ def test_parse_path(path: str | None, want: tuple[str, str, str]) -> None:
 
 @pytest.mark.parametrize("path", ["/pyrunc/x", "a:b", "a:b:c:d", "system.slice:p:", "noslice:p:n",
                                   "a--b.slice:p:n", "-a.slice:p:n", "system.slice:p:a/b",
-                                  "sys/tem.slice:p:n", "system.slice:p:a b"])
+                                  "sys/tem.slice:p:n", "system.slice:p:a b",
+                                  "-:p:n", ".slice:p:n"])  # runc: "invalid slice name" for both
 def test_parse_path_refuses(path: str) -> None:
     with pytest.raises(SpecError):
         sd.parse_path(path, "cid")

@@ -13,7 +13,7 @@ import pytest
 import pyrunc.cgroups as cg
 from pyrunc.cgroups import dbus, systemd as sd, systemd_v1
 from pyrunc.cgroups.v1 import V1Manager
-from pyrunc.errors import SpecError, UnsupportedError
+from pyrunc.errors import InvalidStateError, SpecError, UnsupportedError
 from pyrunc.spec.config import DeviceRule, Resources
 
 U64 = (1 << 64) - 1
@@ -44,8 +44,16 @@ def test_v1_base_properties_account_block_io() -> None:
 
 
 class FakeBus:
+    states: dict[str, str] = {}  # unit -> ActiveState of what systemd already has
+
     def __init__(self, log: list[Any]) -> None:
         self.log = log
+
+    def active_state(self, unit: str) -> str | None:
+        return self.states.get(unit)
+
+    def reset_failed(self, unit: str) -> None:
+        self.log.append(("reset", unit))
 
     def start_transient_unit(self, unit: str, props: sd.Props) -> None:
         self.log.append(("start", unit, dict(props)))
@@ -73,6 +81,7 @@ def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any
     Path(mounts["cpu"], SCOPE.lstrip("/"), "cpu.cfs_period_us").write_text("100000\n")
     Path(mounts["cpu"], SCOPE.lstrip("/"), "cpu.cfs_quota_us").write_text("-1\n")
     log: list[Any] = []
+    monkeypatch.setattr(FakeBus, "states", {})
     monkeypatch.setattr(systemd_v1, "hierarchies", lambda: dict(mounts))
     monkeypatch.setattr(dbus, "connect", lambda user=False: FakeBus(log))
     monkeypatch.setattr(sd, "user_manager", lambda: False)
@@ -89,7 +98,7 @@ def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any
 
 def test_create_starts_the_unit_then_makes_the_other_hierarchies(fake_host: Any) -> None:
     log, mounts = fake_host
-    m = systemd_v1.SystemdV1Manager(SCOPE, "pyrunc-test-a.scope", "system.slice")
+    m = systemd_v1.SystemdV1Manager(SCOPE, "pyrunc-test-a.scope", "system.slice", new=True)
     assert m.path == "systemd:" + SCOPE and m.dirs()[0].endswith("freezer" + SCOPE)
     m.create()
     (step, unit, props), = log
@@ -101,6 +110,40 @@ def test_create_starts_the_unit_then_makes_the_other_hierarchies(fake_host: Any)
     assert [e[0] for e in log[1:]] == ["set", "ping", "files"]
     assert log[1][2]["DevicePolicy"] == ("s", "strict") and log[1][2]["MemoryLimit"] == ("t", 1 << 20)
     assert log[3] == ("files", False, "THAWED")
+
+
+@pytest.mark.parametrize("state", ["active", "activating", "deactivating", "reloading"])
+def test_create_refuses_a_unit_systemd_has_and_then_touches_nothing(fake_host: Any,
+                                                                     state: str) -> None:
+    """A slice systemd made as another unit's parent has no unit file, and StartTransientUnit
+    would take it over; the failed create's cleanup must not stop it either (rev20b F1)."""
+    log, mounts = fake_host
+    FakeBus.states["pyrunc-test-a.scope"] = state
+    m = systemd_v1.SystemdV1Manager(SCOPE, "pyrunc-test-a.scope", "system.slice", new=True)
+    with pytest.raises(InvalidStateError, match=f"already exists \\({state}\\)"):
+        m.create()
+    m.destroy()
+    assert log == []
+    assert all(Path(mp, SCOPE.lstrip("/")).is_dir() for mp in mounts.values())
+
+
+def test_create_resets_a_failed_leftover_and_takes_an_inactive_name(fake_host: Any) -> None:
+    log, mounts = fake_host
+    FakeBus.states["pyrunc-test-a.scope"] = "failed"
+    m = systemd_v1.SystemdV1Manager(SCOPE, "pyrunc-test-a.scope", "system.slice", new=True)
+    m.create()
+    assert [e[:2] for e in log] == [("reset", "pyrunc-test-a.scope"), ("start", "pyrunc-test-a.scope")]
+    log.clear()
+    FakeBus.states["pyrunc-test-a.scope"] = "inactive"  # loaded, e.g. named by another's After=
+    m2 = systemd_v1.SystemdV1Manager(SCOPE, "pyrunc-test-a.scope", "system.slice", new=True)
+    m2.create()
+    assert [e[0] for e in log] == ["start"]
+    for f in Path(mounts["freezer"]).rglob("*.state"):
+        f.unlink()
+    for f in Path(mounts["cpu"]).rglob("cpu.*"):
+        f.unlink()
+    m2.destroy()  # started by this create: stopped
+    assert log[-1] == ("stop", "pyrunc-test-a.scope")
 
 
 def test_update_of_devices_freezes_around_systemd(fake_host: Any) -> None:

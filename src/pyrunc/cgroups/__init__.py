@@ -175,8 +175,8 @@ def manager(cgroups_path: str | None, container_id: str, systemd: bool = False,
             path = sd.user_manager_root() + path
         if not is_v2_host():
             from pyrunc.cgroups.systemd_v1 import SystemdV1Manager
-            return SystemdV1Manager(path, unit, slice_name, annotations)
-        return sd.SystemdManager(path, unit, slice_name, annotations)
+            return SystemdV1Manager(path, unit, slice_name, annotations, new=True)
+        return sd.SystemdManager(path, unit, slice_name, annotations, new=True)
     if is_v2_host():
         from pyrunc.cgroups.v2 import V2Manager
         return V2Manager(resolve_path(cgroups_path, container_id, None))

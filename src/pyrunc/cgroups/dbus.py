@@ -105,10 +105,13 @@ class Bus:
         self.conn.close()
 
     def _call(self, method: str, signature: str | None, body: tuple[Any, ...], what: str,
-              interface: str = MANAGER) -> Any:
-        from jeepney import new_method_call
+              interface: str = MANAGER, path: str = "") -> Any:
+        from jeepney import DBusAddress, new_method_call
         from jeepney.wrappers import DBusErrorResponse, unwrap_msg  # type: ignore[import-untyped]
-        target = self.systemd if interface == MANAGER else self.systemd.with_interface(interface)
+        if path:
+            target = DBusAddress(path, bus_name=SYSTEMD, interface=interface)
+        else:
+            target = self.systemd if interface == MANAGER else self.systemd.with_interface(interface)
         msg = new_method_call(target, method, signature, body)
         try:
             return unwrap_msg(self.conn.send_and_get_reply(msg, timeout=JOB_TIMEOUT))
@@ -154,6 +157,24 @@ class Bus:
     def start_transient_unit(self, unit: str, props: Props) -> None:
         self._run_job("StartTransientUnit", "ssa(sv)a(sa(sv))", (unit, "replace", props, []),
                       unit, f"cannot start systemd unit {unit}")
+
+    def active_state(self, unit: str) -> str | None:
+        """The unit's ActiveState, or None when systemd has no unit of that name loaded
+        (GetUnit loads nothing: asking makes no unit)."""
+        what = f"cannot look up systemd unit {unit}"
+        try:
+            (path,) = self._call("GetUnit", "s", (unit,), what)
+            ((_sig, state),) = self._call("Get", "ss", ("org.freedesktop.systemd1.Unit",
+                                                        "ActiveState"), what,
+                                          "org.freedesktop.DBus.Properties", path)
+        except DBusError as exc:
+            if exc.name.endswith(".NoSuchUnit") or exc.name.endswith(".UnknownObject"):
+                return None  # (UnknownObject: unloaded between the two calls)
+            raise
+        return str(state)
+
+    def reset_failed(self, unit: str) -> None:
+        self._call("ResetFailedUnit", "s", (unit,), f"cannot reset failed systemd unit {unit}")
 
     def set_unit_properties(self, unit: str, props: Props) -> None:
         self._call("SetUnitProperties", "sba(sv)", (unit, True, props),

@@ -2,7 +2,7 @@
 and, on v1 and hybrid hosts, runc's legacy manager (pyrunc.cgroups.systemd_v1).
 
 `linux.cgroupsPath` is `slice:prefix:name` (empty: `:pyrunc:<id>`; an empty slice is
-system.slice, `-` the root slice). The container gets a transient unit: the scope
+system.slice, `-.slice` the root slice). The container gets a transient unit: the scope
 `<prefix>-<name>.scope` in that slice, or the slice `name` itself when it ends in
 `.slice`. systemd owns the unit (Delegate=yes: the cgroup below it is ours to write);
 the limits that systemd knows as unit properties are given to it as properties, so a
@@ -23,10 +23,11 @@ import os
 
 from pyrunc.cgroups import CGROUP_ROOT
 from pyrunc.cgroups.v2 import V2Manager
-from pyrunc.errors import SpecError, SystemError_, UnsupportedError
+from pyrunc.errors import InvalidStateError, SpecError, SystemError_, UnsupportedError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from pyrunc.cgroups import Manager
@@ -104,15 +105,13 @@ def parse_path(cgroups_path: str | None, container_id: str,
     slice_name, prefix, name = parts
     if not slice_name:
         slice_name = USER_SLICE if user else DEFAULT_SLICE
-    elif slice_name == "-":
-        slice_name = "-.slice"
     if not name:
         raise SpecError(f"config.json: linux.cgroupsPath {text!r}: the name part is empty")
     if name.endswith(".slice"):
         unit, path = name, expand_slice(name)
         expand_slice(slice_name)  # checked all the same
     else:
-        unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
+        unit = f"{prefix}-{name}.scope"  # an empty prefix too (-name.scope), as runc
         parent = expand_slice(slice_name)
         path = parent.rstrip("/") + "/" + unit
     if not set(unit) <= _UNIT_CHARS or len(unit) > 255:
@@ -140,19 +139,26 @@ class Unit:
     set, stopped. The manager it is mixed into holds the cgroup's files."""
 
     def _init_unit(self, cgroup_path: str, unit: str, slice_name: str,
-                   annotations: dict[str, str] | None) -> None:
+                   annotations: dict[str, str] | None, new: bool) -> None:
         self.cgroup_path = cgroup_path
         self.user = user_manager()  # decided per call, as the rootless mode is
         self.unit = unit or cgroup_path.rstrip("/").rsplit("/", 1)[-1]
         self.slice = slice_name
         self.annotations = annotations or {}
         self._placeholder = 0
+        # Whether this unit is ours to stop: one loaded from a container's state was started
+        # by the create that recorded it; a new one only once its StartTransientUnit is done.
+        self.started = not new
+        # Called once the unit is ours, before anything else is made: the runtime records the
+        # path then (a create killed earlier leaves its delete nothing of systemd's to stop).
+        self.on_started: Callable[[], None] | None = None
 
     def _start_unit(self, v1: bool) -> None:
         from pyrunc.cgroups import dbus
         props = base_properties(self.unit, self.slice, v1) + annotation_properties(self.annotations)
         bus = dbus.connect(self.user)
         try:
+            self._check_unit_free(bus)
             if self.unit.endswith(".scope"):
                 self._placeholder = _start_placeholder()
                 props.append(("PIDs", ("au", [self._placeholder])))
@@ -161,8 +167,23 @@ class Unit:
             except BaseException:
                 self._kill_placeholder()
                 raise
+            self.started = True
         finally:
             bus.close()
+        if self.on_started is not None:
+            self.on_started()
+
+    def _check_unit_free(self, bus: Any) -> None:
+        """Refuse a unit systemd already runs. StartTransientUnit refuses most of them itself
+        (UnitExists), but takes over a loaded unit that has no unit file: a slice systemd made
+        implicitly as another unit's parent (system-getty.slice for getty@tty1.service), whose
+        units stop with it at delete. A failed leftover is reset first, as runc does."""
+        state = bus.active_state(self.unit)
+        if state == "failed":
+            bus.reset_failed(self.unit)
+        elif state not in (None, "inactive"):
+            raise InvalidStateError(f"systemd unit {self.unit} already exists ({state}): give the "
+                                    "container a linux.cgroupsPath of its own")
 
     def _check_started(self, d: str) -> None:
         if not os.path.isdir(d):
@@ -195,6 +216,8 @@ class Unit:
         from pyrunc.cgroups.common import kill_all_and_rmdir
         from pyrunc.cgroups import dbus
         self._kill_placeholder()
+        if not self.started:
+            return  # a create that failed before systemd gave it the unit: not ours to touch
         present = any(os.path.isdir(d) for d in dirs)
         if present:
             # with kill: SIGKILL all; without: refuse (EBUSY) before StopUnit would kill them
@@ -216,9 +239,9 @@ class SystemdManager(Unit, V2Manager):
     """A v2 cgroup whose directory a transient systemd unit owns."""
 
     def __init__(self, cgroup_path: str, unit: str = "", slice_name: str = "",
-                 annotations: dict[str, str] | None = None) -> None:
+                 annotations: dict[str, str] | None = None, new: bool = False) -> None:
         V2Manager.__init__(self, cgroup_path)
-        self._init_unit(cgroup_path, unit, slice_name, annotations)
+        self._init_unit(cgroup_path, unit, slice_name, annotations, new)
 
     @property
     def path(self) -> str:
