@@ -612,7 +612,9 @@ def test_events_oom_and_interval_v1(sandbox: Sandbox, rt: Runtime) -> None:
             proc.wait()
     evs = events_lines(out)
     assert {e["id"] for e in evs} == {a.id}
-    assert [e for e in evs if e["type"] == "oom"] == [{"type": "oom", "id": a.id}]
+    # one kill can be two notifications apart (runc's stream has them both too)
+    ooms = [e for e in evs if e["type"] == "oom"]
+    assert ooms and all(e == {"type": "oom", "id": a.id} for e in ooms), ooms
 
 
 def test_events_refuses_a_stopped_container(sandbox: Sandbox, rt: Runtime) -> None:

@@ -516,7 +516,9 @@ class V1OomWatcher:
                 os.close(ofd)  # the kernel holds its own reference once registered
 
     def wait(self, timeout: float) -> tuple[int, bool]:
-        """The eventfd counts OOMs; it also fires when the cgroup is removed."""
+        """The eventfd counts the memcg's OOM notifications, and one when the cgroup is
+        removed. The kernel notifies each OOM invocation, often two or more for one kill (the
+        tasks that hit the limit together): one event per wakeup, as runc's one per read."""
         poller = select.poll()
         poller.register(self.efd, select.POLLIN)
         poller.poll(max(0, int(timeout * 1000)))
@@ -525,7 +527,7 @@ class V1OomWatcher:
         except BlockingIOError:
             fired = 0
         gone = not os.path.exists(os.path.join(self.dir, "cgroup.event_control"))
-        return (max(0, fired - 1) if gone else fired), gone
+        return min(1, max(0, fired - 1) if gone else fired), gone
 
     def close(self) -> None:
         if self.efd >= 0:
