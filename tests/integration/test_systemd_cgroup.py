@@ -216,3 +216,34 @@ def test_a_unit_systemd_already_runs_is_refused_and_left_alone(sandbox: Sandbox,
     finally:
         subprocess.run(["systemctl", "stop", service, inner, f"{name}.slice"],
                        capture_output=True, timeout=SLOW)
+
+
+@needs_systemd
+def test_without_a_bus_daemon_root_talks_to_systemd_directly(sandbox: Sandbox, rt: Runtime,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """No system bus at the address (dbus-daemon not installed, dbus is only a Recommends of
+    systemd, or down): as runc, root falls back to systemd's private socket, and create
+    (StartTransientUnit and its job signal), update (SetUnitProperties) and delete (StopUnit)
+    all work over it."""
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+    name = uuid.uuid4().hex[:12]
+    unit = f"pyrunc-test-{name}.scope"
+    scope = f"/system.slice/{unit}"
+    b = sandbox.bundle(["sleep", "1000"], linux={"cgroupsPath": f"system.slice:pyrunc-test:{name}",
+                                                 "resources": {"pids": {"limit": 42}}})
+    cid = sandbox.new_id()
+    try:
+        with open(sandbox.tmp / "container.out", "w") as out:
+            rt.run_cmd("--systemd-cgroup", "run", "-d", "--bundle", str(b.path), cid, check=True,
+                       timeout=SLOW, stdout=out, stderr=out)
+        pid = rt.state(cid)["pid"]
+        assert f":{scope}" in Path(f"/proc/{pid}/cgroup").read_text()
+        assert _show(unit, "ActiveState", "TasksMax") == {"ActiveState": "active", "TasksMax": "42"}
+        rt.run_cmd("update", "--pids-limit", "7", cid, check=True, timeout=SLOW)
+        assert _show(unit, "TasksMax") == {"TasksMax": "7"}
+        rt.run_cmd("delete", "--force", cid, check=True, timeout=SLOW)
+        assert _show(unit, "LoadState")["LoadState"] == "not-found"
+        assert wait_for(lambda: cgroup_dirs(scope) == []), cgroup_dirs(scope)
+    finally:
+        rt.run_cmd("delete", "--force", cid, timeout=SLOW)
+        subprocess.run(["systemctl", "stop", unit], capture_output=True)

@@ -106,15 +106,26 @@ def test_annotation_properties() -> None:
 @pytest.mark.parametrize("key, value", [("org.systemd.property.", "1"),
                                         ("org.systemd.property.a.b", "1"),
                                         ("org.systemd.property.X", "not a variant"),
-                                        ("org.systemd.property.XSec", "'text'")])
+                                        ("org.systemd.property.XSec", "'text'"),
+                                        # out of range: refused by name, not by the marshaller
+                                        ("org.systemd.property.TimeoutStopSec", "1e999"),
+                                        ("org.systemd.property.TimeoutStopSec", "-5"),
+                                        ("org.systemd.property.TimeoutStopSec", "nan"),
+                                        ("org.systemd.property.X", "@t -1"),
+                                        ("org.systemd.property.X", "uint64 -1"),
+                                        ("org.systemd.property.X", "@t 99999999999999999999999"),
+                                        ("org.systemd.property.X", "byte 256"),
+                                        ("org.systemd.property.X", "4294967296")])
 def test_annotation_properties_refused(key: str, value: str) -> None:
     with pytest.raises(SpecError, match="annotation"):
         sd.annotation_properties({key: value})
 
 
-def test_device_properties_default_list() -> None:
+def test_device_properties_default_list(monkeypatch: pytest.MonkeyPatch) -> None:
     """The default allow-list as systemd entries: paths for single devices, char-* for any
-    major, /proc/devices' group for a major's every minor (136: pts)."""
+    major, /proc/devices' group for a major's every minor (136: pts); a device the host does
+    not have (no /dev/char/M:m nor /sys/dev/char/M:m: tun unloaded) is left out, as runc."""
+    monkeypatch.setattr(sd.os.path, "exists", lambda p: True)
     props = dict(sd.device_properties(()))
     assert props["DevicePolicy"] == ("s", "strict")
     sig, allow = props["DeviceAllow"]
@@ -122,10 +133,16 @@ def test_device_properties_default_list() -> None:
     assert allow[:3] == [("char-*", "m"), ("block-*", "m"), ("/dev/char/1:3", "rwm")]
     assert ("char-pts", "rwm") in allow and ("/dev/char/10:200", "rwm") in allow
     assert len(allow) == 12
+    asked: list[str] = []
+    monkeypatch.setattr(sd.os.path, "exists", lambda p: asked.append(p) or "10:200" not in p)
+    _sig, allow = dict(sd.device_properties(()))["DeviceAllow"]
+    assert ("/dev/char/10:200", "rwm") not in allow and len(allow) == 11
+    assert {"/dev/char/10:200", "/sys/dev/char/10:200"} <= set(asked)
 
 
-def test_device_properties_rules() -> None:
+def test_device_properties_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     from pyrunc.spec.config import DeviceRule
+    monkeypatch.setattr(sd.os.path, "exists", lambda p: True)
     allow_all = dict(sd.device_properties((DeviceRule(True, "a", None, None, "rwm"),)))
     assert allow_all == {"DevicePolicy": ("s", "auto"), "DeviceAllow": ("a(ss)", [])}
     # allow-all with a hole: systemd has no deny entries; strict and empty until the eBPF

@@ -55,8 +55,14 @@ class FakeBus:
     def reset_failed(self, unit: str) -> None:
         self.log.append(("reset", unit))
 
-    def start_transient_unit(self, unit: str, props: sd.Props) -> None:
+    job_result = "done"
+
+    def start_transient_unit(self, unit: str, props: sd.Props, queued: Any = None) -> None:
         self.log.append(("start", unit, dict(props)))
+        if queued is not None:
+            queued()
+        if self.job_result != "done":
+            raise dbus.SystemError_(f"job for {unit} ended with {self.job_result!r}")
 
     def set_unit_properties(self, unit: str, props: sd.Props) -> None:
         self.log.append(("set", unit, dict(props)))
@@ -82,6 +88,7 @@ def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any
     Path(mounts["cpu"], SCOPE.lstrip("/"), "cpu.cfs_quota_us").write_text("-1\n")
     log: list[Any] = []
     monkeypatch.setattr(FakeBus, "states", {})
+    monkeypatch.setattr(FakeBus, "job_result", "done")
     monkeypatch.setattr(systemd_v1, "hierarchies", lambda: dict(mounts))
     monkeypatch.setattr(dbus, "connect", lambda user=False: FakeBus(log))
     monkeypatch.setattr(sd, "user_manager", lambda: False)
@@ -143,6 +150,25 @@ def test_create_resets_a_failed_leftover_and_takes_an_inactive_name(fake_host: A
     for f in Path(mounts["cpu"]).rglob("cpu.*"):
         f.unlink()
     m2.destroy()  # started by this create: stopped
+    assert log[-1] == ("stop", "pyrunc-test-a.scope")
+
+
+def test_a_unit_systemd_made_is_stopped_even_when_its_start_job_failed(fake_host: Any) -> None:
+    """Once StartTransientUnit queued the job the unit exists and is this create's: a job that
+    times out or fails must not leave it (a slice would stay active for ever)."""
+    log, mounts = fake_host
+    FakeBus.job_result = "timeout"
+    recorded: list[bool] = []
+    m = systemd_v1.SystemdV1Manager(SCOPE, "pyrunc-test-a.scope", "system.slice", new=True)
+    m.on_started = lambda: recorded.append(True)
+    with pytest.raises(dbus.SystemError_, match="timeout"):
+        m.create()
+    assert recorded == [True]  # the state has the path: a later delete stops it too
+    for f in Path(mounts["freezer"]).rglob("*.state"):
+        f.unlink()
+    for f in Path(mounts["cpu"]).rglob("cpu.*"):
+        f.unlink()
+    m.destroy()
     assert log[-1] == ("stop", "pyrunc-test-a.scope")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pyrunc.errors import SystemError_, UnsupportedError
@@ -21,6 +22,7 @@ SYSTEMD = "org.freedesktop.systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
 JOB_TIMEOUT = 30.0  # as runc: a job not done in 30 s is an error
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
+PRIVATE_SOCKET = "/run/systemd/private"  # systemd's own, root's only: no bus daemon between
 
 
 def _address() -> str:
@@ -50,8 +52,9 @@ def _own_host_uid() -> int:
     return euid if host is None else host
 
 
-def _open_as(addr: str, uid: int, timeout: float) -> Any:
-    """A jeepney connection whose SASL EXTERNAL names `uid` (jeepney's names the euid)."""
+def _open_as(addr: str, uid: int, timeout: float, direct: bool = False) -> Any:
+    """A jeepney connection whose SASL EXTERNAL names `uid` (jeepney's names the euid);
+    `direct`: a peer-to-peer one (systemd's private socket), which has no bus to say Hello to."""
     import socket
     from binascii import hexlify
     from jeepney.bus import get_bus  # type: ignore[import-untyped]
@@ -71,10 +74,25 @@ def _open_as(addr: str, uid: int, timeout: float) -> Any:
             raise ValueError(f"authentication as uid {uid} refused: {reply.strip()!r}")
         sock.sendall(b"BEGIN\r\n")
         sock.settimeout(None)
-        return DBusConnection(sock)
+        return _direct_connection_class()(sock) if direct else DBusConnection(sock)
     except BaseException:
         sock.close()
         raise
+
+
+def _direct_connection_class() -> Any:
+    from jeepney.bus_messages import message_bus  # type: ignore[import-untyped]
+    from jeepney.io.blocking import DBusConnection, DBusConnectionBase, Proxy
+    from jeepney.io.common import MessageFilters  # type: ignore[import-untyped]
+
+    class Direct(DBusConnection):  # type: ignore[misc]
+        """DBusConnection without its Hello: systemd answers on the socket itself."""
+
+        def __init__(self, sock: Any) -> None:
+            DBusConnectionBase.__init__(self, sock)
+            self._filters = MessageFilters()
+            self.bus_proxy = Proxy(message_bus, self)
+    return Direct
 
 
 def connect(user: bool = False) -> "Bus":
@@ -89,16 +107,26 @@ def connect(user: bool = False) -> "Bus":
             return Bus(_open_as(addr, _own_host_uid(), 5.0))
         return Bus(open_dbus_connection(bus=addr, auth_timeout=5.0))
     except (OSError, ValueError, TimeoutError) as exc:
-        which = "the user's session bus" if user else "a system bus"
-        raise UnsupportedError(f"--systemd-cgroup: cannot reach systemd over D-Bus at {addr} "
-                               f"({exc}); is {which} running? Otherwise use the cgroupfs "
-                               "driver (drop --systemd-cgroup)") from None
+        first = exc
+    if not user and os.geteuid() == 0:
+        # No bus daemon (dbus is only a Recommends of systemd), or it is down: root can talk
+        # to systemd directly on its private socket, as runc (go-systemd) falls back to.
+        try:
+            return Bus(_open_as(f"unix:path={PRIVATE_SOCKET}", 0, 5.0, direct=True), direct=True)
+        except (OSError, ValueError, TimeoutError) as exc:
+            addr += f" ({first}) nor at unix:path={PRIVATE_SOCKET}"
+            first = exc
+    which = "the user's session bus" if user else "a system bus"
+    raise UnsupportedError(f"--systemd-cgroup: cannot reach systemd over D-Bus at {addr} "
+                           f"({first}); is {which} running? Otherwise configure the engine "
+                           "for the cgroupfs driver (without --systemd-cgroup)") from None
 
 
 class Bus:
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, direct: bool = False) -> None:
         from jeepney import DBusAddress  # type: ignore[import-untyped]
         self.conn = conn
+        self.direct = direct  # systemd's private socket: no bus daemon to route or match
         self.systemd = DBusAddress("/org/freedesktop/systemd1", bus_name=SYSTEMD, interface=MANAGER)
 
     def close(self) -> None:
@@ -122,14 +150,15 @@ class Bus:
             raise SystemError_.from_oserror(f"{what}: D-Bus call {method}", exc) from None
 
     def _run_job(self, method: str, signature: str, body: tuple[Any, ...], unit: str,
-                 what: str) -> None:
-        """Call a method that queues a job, and wait for the job's JobRemoved."""
+                 what: str, queued: Callable[[], None] | None = None) -> None:
+        """Call a method that queues a job (then `queued()`), and wait for its JobRemoved."""
         from jeepney import MatchRule, message_bus
         # No sender= : the signal carries systemd's unique name, and jeepney's local filter
         # compares it literally (the bus would match the well-known name, jeepney does not).
         rule = MatchRule(type="signal", interface=MANAGER, member="JobRemoved",
                          path="/org/freedesktop/systemd1")
-        self.conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=JOB_TIMEOUT)
+        if not self.direct:  # directly, systemd sends a subscriber its signals unasked
+            self.conn.send_and_get_reply(message_bus.AddMatch(rule), timeout=JOB_TIMEOUT)
         try:
             self._call("Subscribe", None, (), what)  # systemd sends job signals to subscribers
         except DBusError as exc:
@@ -137,6 +166,8 @@ class Bus:
                 raise
         with self.conn.filter(rule, bufsize=64) as queue:
             (job,) = self._call(method, signature, body, what)
+            if queued is not None:
+                queued()
             deadline = time.monotonic() + JOB_TIMEOUT
             while True:
                 left = deadline - time.monotonic()
@@ -154,9 +185,12 @@ class Bus:
                                            f"{result!r} (see journalctl -u {unit})")
                     return
 
-    def start_transient_unit(self, unit: str, props: Props) -> None:
+    def start_transient_unit(self, unit: str, props: Props,
+                             queued: Callable[[], None] | None = None) -> None:
+        """`queued`: called once systemd has made the unit (its start job queued), which
+        from then on is the caller's to stop, even if the job fails or times out."""
         self._run_job("StartTransientUnit", "ssa(sv)a(sa(sv))", (unit, "replace", props, []),
-                      unit, f"cannot start systemd unit {unit}")
+                      unit, f"cannot start systemd unit {unit}", queued)
 
     def active_state(self, unit: str) -> str | None:
         """The unit's ActiveState, or None when systemd has no unit of that name loaded

@@ -147,10 +147,11 @@ class Unit:
         self.annotations = annotations or {}
         self._placeholder = 0
         # Whether this unit is ours to stop: one loaded from a container's state was started
-        # by the create that recorded it; a new one only once its StartTransientUnit is done.
+        # by the create that recorded it; a new one once systemd made it (StartTransientUnit).
         self.started = not new
-        # Called once the unit is ours, before anything else is made: the runtime records the
-        # path then (a create killed earlier leaves its delete nothing of systemd's to stop).
+        # Called once systemd made the unit (its start job queued), before anything else is
+        # made: the runtime records the path then (a create killed earlier leaves its delete
+        # nothing of systemd's to stop).
         self.on_started: Callable[[], None] | None = None
 
     def _start_unit(self, v1: bool) -> None:
@@ -162,16 +163,18 @@ class Unit:
             if self.unit.endswith(".scope"):
                 self._placeholder = _start_placeholder()
                 props.append(("PIDs", ("au", [self._placeholder])))
+
+            def made() -> None:  # systemd made the unit: ours, even if its job then fails
+                self.started = True
+                if self.on_started is not None:
+                    self.on_started()
             try:
-                bus.start_transient_unit(self.unit, props)
+                bus.start_transient_unit(self.unit, props, made)
             except BaseException:
                 self._kill_placeholder()
                 raise
-            self.started = True
         finally:
             bus.close()
-        if self.on_started is not None:
-            self.on_started()
 
     def _check_unit_free(self, bus: Any) -> None:
         """Refuse a unit systemd already runs. StartTransientUnit refuses most of them itself
@@ -405,7 +408,8 @@ def device_properties(rules: tuple[DeviceRule, ...]) -> Props:
 
     systemd knows only allow-lists: an allow-all list is DevicePolicy=auto without entries;
     one with deny exceptions becomes strict with none (the v2 manager's eBPF program, or on v1
-    the devices files, written right after systemd's, have the exceptions). Entries: `/dev/char/M:m`, `char-*`
+    the devices files, written right after systemd's, have the exceptions). Entries: `/dev/char/M:m`
+    (of a device the host has), `char-*`
     (any major), `char-<name>` (a major's group in /proc/devices); `*:m` rules and majors
     without a group have no systemd form and stay with the eBPF program alone."""
     from pyrunc.cgroups.devices import DeviceState
@@ -426,7 +430,11 @@ def device_properties(rules: tuple[DeviceRule, ...]) -> Props:
             if (dtype, major) in groups:
                 allow.append((f"{kind[dtype]}-{groups[dtype, major]}", access))
         else:
-            allow.append((f"/dev/{kind[dtype]}/{major}:{minor}", access))
+            path = f"/dev/{kind[dtype]}/{major}:{minor}"
+            # As runc: a device this host does not have (docker's /dev/net/tun without the
+            # tun module) is left to the cgroup's own rules; systemd would warn of the path
+            if os.path.exists(path) or os.path.exists("/sys" + path):
+                allow.append((path, access))
     return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", allow))]
 
 
@@ -492,11 +500,18 @@ def annotation_properties(annotations: dict[str, str]) -> Props:
             # runc takes seconds here and hands systemd the USec property it means
             if value[0] not in "yqutnix" + "d":
                 raise SpecError(f"annotation {key}: {text!r} is not a number of seconds")
-            name, value = name[:-3] + "USec", ("t", int(float(value[1]) * 1_000_000))
+            usec = float(value[1]) * 1_000_000
+            if not 0 <= usec <= MAX_U64:  # (inf and nan too)
+                raise SpecError(f"annotation {key}: {text!r} is not a number of seconds "
+                                "systemd can take")
+            name, value = name[:-3] + "USec", ("t", int(usec))
         props.append((name, value))
     return props
 
 
+_GV_RANGES = {"y": (0, 0xFF), "n": (-(1 << 15), (1 << 15) - 1), "q": (0, 0xFFFF),
+              "i": (-(1 << 31), (1 << 31) - 1), "u": (0, 0xFFFFFFFF),
+              "x": (-(1 << 63), (1 << 63) - 1), "t": (0, MAX_U64)}
 _GV_TYPES = {"byte": "y", "int16": "n", "uint16": "q", "int32": "i", "uint32": "u",
              "int64": "x", "uint64": "t", "double": "d", "boolean": "b", "string": "s",
              "objectpath": "o"}
@@ -523,8 +538,12 @@ def parse_gvariant(text: str, where: str) -> tuple[str, Any]:
         if sig == "d" or (not sig and ("." in t or "e" in t.lower())):
             return ("d", float(t))
         n = int(t, 0)
+        lo, hi = _GV_RANGES[sig or "i"]
+        if not lo <= n <= hi:
+            raise SpecError(f"annotation {where}: {text!r} is out of range for GVariant type "
+                            f"{sig or 'i'} ({lo}..{hi})")
         return (sig or "i", n)
-    except ValueError:
+    except (ValueError, KeyError):
         pass
     raise SpecError(f"annotation {where}: cannot read {text!r} as a GVariant value")
 
