@@ -472,6 +472,16 @@ def test_device_allowlist_and_update_v1(sandbox: Sandbox, rt: Runtime) -> None:
     assert f"b {major}:{minor} r" in v1file(a.cgroup, "devices", "devices.list").splitlines()
     assert a.ok("head -c1 /dev/blk >/dev/null && echo opened").strip() == "opened"
     assert a.ok("head -c1 /dev/full | wc -c").strip() == "1"
+    # taken away again, it stays away: an update of something else must not bring it back
+    # (the systemd driver: systemd re-applies its own DeviceAllow list then, which only grew
+    # unless reset: rev21 F6)
+    rt.run_cmd("update", "-r", "-", a.id, input=json.dumps({"devices": rules[:1]}), check=True)
+    code, out = a.sh("head -c1 /dev/blk")
+    assert code != 0 and "not permitted" in out
+    rt.run_cmd("update", "--memory", str(256 << 20), a.id, check=True)
+    assert f"b {major}:{minor} r" not in v1file(a.cgroup, "devices", "devices.list").splitlines()
+    code, out = a.sh("head -c1 /dev/blk")
+    assert code != 0 and "not permitted" in out, out
 
 
 @pytest.mark.cgroup_v1

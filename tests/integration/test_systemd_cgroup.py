@@ -52,6 +52,26 @@ def test_systemd_driver_bad_cgroups_path(sandbox: Sandbox, rt: Runtime, path: st
     _refused(sandbox, rt, path, "linux.cgroupsPath" if path != "bad--.slice:p:n" else "slice name")
 
 
+@pytest.mark.parametrize("key, value", [("Conflicts", "['ssh.service']"),
+                                        ("PropagatesStopTo", "['ssh.service']"),
+                                        ("SuccessAction", "'reboot-force'"),
+                                        ("Slice", "'user.slice'")])
+def test_systemd_properties_beyond_the_unit_are_refused(sandbox: Sandbox, rt: Runtime,
+                                                         key: str, value: str) -> None:
+    """An org.systemd.property annotation that would act on other units or the host (stop a
+    service with the container, reboot at delete, move the unit) is refused by name before
+    systemd is asked (runc passes them on: rev21 F1)."""
+    b = sandbox.bundle(["echo", "should-not-run"],
+                       linux={"cgroupsPath": f"system.slice:pyrunc-test:{uuid.uuid4().hex[:12]}"},
+                       annotations={f"org.systemd.property.{key}": value})
+    cid = sandbox.new_id()
+    res = rt.run_cmd("--systemd-cgroup", "run", "--bundle", str(b.path), cid, timeout=SLOW)
+    assert res.returncode == 1 and "should-not-run" not in res.stdout, res
+    assert f"annotation org.systemd.property.{key}: the systemd property {key} acts on other " \
+           "units or the host" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (rt.root / cid).exists()
+
+
 def _limit_files(scope: str) -> dict[str, Path]:
     """The scope's memory limit, pids limit, cpu quota/period, freezer and process files."""
     if V2:

@@ -105,20 +105,33 @@ def test_annotation_properties() -> None:
 
 @pytest.mark.parametrize("key, value", [("org.systemd.property.", "1"),
                                         ("org.systemd.property.a.b", "1"),
-                                        ("org.systemd.property.X", "not a variant"),
+                                        ("org.systemd.property.CPUWeight", "not a variant"),
                                         ("org.systemd.property.XSec", "'text'"),
+                                        ("org.systemd.property.Ab", "1"),
+                                        ("org.systemd.property.Memory_Max", "1"),
+                                        ("org.systemd.property.CPU2", "1"),
+                                        # beyond the container's unit (rev21 F1)
+                                        ("org.systemd.property.Conflicts", "['victim.service']"),
+                                        ("org.systemd.property.Wants", "['starter.service']"),
+                                        ("org.systemd.property.PropagatesStopTo", "['v.service']"),
+                                        ("org.systemd.property.SuccessAction", "'reboot-force'"),
+                                        ("org.systemd.property.FailureAction", "'poweroff'"),
+                                        ("org.systemd.property.Slice", "'other.slice'"),
+                                        ("org.systemd.property.PIDs", "[1]"),
+                                        ("org.systemd.property.Delegate", "false"),
                                         # out of range: refused by name, not by the marshaller
                                         ("org.systemd.property.TimeoutStopSec", "1e999"),
                                         ("org.systemd.property.TimeoutStopSec", "-5"),
                                         ("org.systemd.property.TimeoutStopSec", "nan"),
-                                        ("org.systemd.property.X", "@t -1"),
-                                        ("org.systemd.property.X", "uint64 -1"),
-                                        ("org.systemd.property.X", "@t 99999999999999999999999"),
-                                        ("org.systemd.property.X", "byte 256"),
-                                        ("org.systemd.property.X", "4294967296")])
+                                        ("org.systemd.property.TasksMax", "@t -1"),
+                                        ("org.systemd.property.TasksMax", "uint64 -1"),
+                                        ("org.systemd.property.TasksMax", "@t 99999999999999999999999"),
+                                        ("org.systemd.property.TasksMax", "byte 256"),
+                                        ("org.systemd.property.CPUWeight", "4294967296")])
 def test_annotation_properties_refused(key: str, value: str) -> None:
-    with pytest.raises(SpecError, match="annotation"):
+    with pytest.raises(SpecError, match="annotation") as exc:
         sd.annotation_properties({key: value})
+    assert key in str(exc.value)
 
 
 def test_device_properties_default_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,6 +139,8 @@ def test_device_properties_default_list(monkeypatch: pytest.MonkeyPatch) -> None
     major, /proc/devices' group for a major's every minor (136: pts); a device the host does
     not have (no /dev/char/M:m nor /sys/dev/char/M:m: tun unloaded) is left out, as runc."""
     monkeypatch.setattr(sd.os.path, "exists", lambda p: True)
+    # an empty DeviceAllow first resets systemd's list (it appends otherwise: rev21 F6)
+    assert sd.device_properties(())[1] == ("DeviceAllow", ("a(ss)", []))
     props = dict(sd.device_properties(()))
     assert props["DevicePolicy"] == ("s", "strict")
     sig, allow = props["DeviceAllow"]

@@ -435,7 +435,10 @@ def device_properties(rules: tuple[DeviceRule, ...]) -> Props:
             # tun module) is left to the cgroup's own rules; systemd would warn of the path
             if os.path.exists(path) or os.path.exists("/sys" + path):
                 allow.append((path, access))
-    return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", allow))]
+    # An empty DeviceAllow first, as runc: systemd appends to the unit's list otherwise, and a
+    # rule an update took away would come back whenever systemd re-applies the unit
+    return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", [])),
+            ("DeviceAllow", ("a(ss)", allow))]
 
 
 def _device_groups() -> dict[tuple[str, int], str]:
@@ -493,8 +496,12 @@ def annotation_properties(annotations: dict[str, str]) -> Props:
         if not key.startswith(PROPERTY_ANNOTATION):
             continue
         name = key[len(PROPERTY_ANNOTATION):]
-        if not name or "." in name or not name.isascii() or not name[0].isupper():
+        if len(name) < 3 or not name.isascii() or not name.isalpha() or not name[0].isupper():
+            # (runc: three ASCII letters or more)
             raise SpecError(f"annotation {key}: malformed systemd property name")
+        if name in _REFUSED_PROPERTIES or name.endswith("Action"):
+            raise SpecError(f"annotation {key}: the systemd property {name} acts on other units "
+                            "or the host (dependencies, *Action, placement): refused")
         value = parse_gvariant(text, key)
         if name.endswith("Sec") and not name.endswith("USec"):
             # runc takes seconds here and hands systemd the USec property it means
@@ -509,6 +516,17 @@ def annotation_properties(annotations: dict[str, str]) -> Props:
     return props
 
 
+# Properties that would let a container's config act beyond its own unit: start, stop or
+# reload other units with it (dependencies, propagation), reboot or power off the host
+# (*Action, checked by suffix), or move the unit or what it holds (Slice, PIDs, Delegate).
+# runc passes every one; pyrunc refuses them by name. (Ordering, After/Before, stays: it acts
+# on this unit's start alone, and a start job that times out is stopped as any failed one.)
+_REFUSED_PROPERTIES = frozenset((
+    "Requires", "Requisite", "Wants", "BindsTo", "PartOf", "Upholds", "Conflicts",
+    "OnFailure", "OnSuccess", "PropagatesReloadTo", "ReloadPropagatedFrom",
+    "PropagatesStopTo", "StopPropagatedFrom", "JoinsNamespaceOf", "RequiresMountsFor",
+    "OnFailureJobMode", "RebootArgument", "Slice", "PIDs", "PIDFDs", "Delegate",
+    "DelegateSubgroup", "DefaultDependencies", "User", "Group"))
 _GV_RANGES = {"y": (0, 0xFF), "n": (-(1 << 15), (1 << 15) - 1), "q": (0, 0xFFFF),
               "i": (-(1 << 31), (1 << 31) - 1), "u": (0, 0xFFFFFFFF),
               "x": (-(1 << 63), (1 << 63) - 1), "t": (0, MAX_U64)}
