@@ -317,6 +317,10 @@ def test_help_on_every_command(rt: Runtime, flag: str) -> None:
         assert cmd in res.stdout and "usage" in res.stdout.lower(), (cmd, res.stdout)
     res = raw(rt, flag)
     assert res.returncode == 0 and all(c in res.stdout for c in COMMANDS), res.stdout
+    # each with a line of its own saying what it does (checkpoint and restore had none)
+    listed = {line.split()[0]: line.split()[1:] for line in res.stdout.splitlines()
+              if line.startswith("  ") and line.split() and line.split()[0] in COMMANDS}
+    assert set(listed) == set(COMMANDS) and all(listed.values()), listed
 
 
 def test_help_command(rt: Runtime) -> None:

@@ -125,8 +125,10 @@ def check_host() -> None:
     from pyrunc.cgroups import is_v2_host
     if not os.path.isdir("/run/systemd/system"):
         raise UnsupportedError("--systemd-cgroup: systemd is not running on this host "
-                               "(no /run/systemd/system); use the cgroupfs driver "
-                               "(drop --systemd-cgroup)")
+                               "(no /run/systemd/system); use the cgroupfs driver (without "
+                               "--systemd-cgroup: docker's native.cgroupdriver=cgroupfs, "
+                               "podman's cgroup_manager = \"cgroupfs\", containerd's "
+                               "SystemdCgroup = false)")
     if not is_v2_host() and user_manager():
         # runc's legacy manager refuses it too: a user manager cannot delegate v1 hierarchies
         raise UnsupportedError("--systemd-cgroup: cannot use the rootless systemd cgroup "

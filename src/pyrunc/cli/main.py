@@ -310,11 +310,12 @@ def help_(ctx: click.Context, topic: str | None) -> None:
 
 
 def _not_yet(name: str, what: str) -> None:
-    @cli.command(name, context_settings={**CONTEXT, "ignore_unknown_options": True})
+    # help= (click reads the help when the command is made: a __doc__ set later never showed)
+    @cli.command(name, context_settings={**CONTEXT, "ignore_unknown_options": True},
+                 help=f"({what}: not supported yet)")
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def _cmd(args: tuple[str, ...]) -> None:
         raise UnsupportedError(f"{name}: {what} is not supported by pyrunc yet")
-    _cmd.__doc__ = f"({what}: not supported yet)"
 
 
 _not_yet("checkpoint", "checkpointing (CRIU)")
