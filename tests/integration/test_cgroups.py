@@ -206,19 +206,16 @@ def test_hybrid_host_joins_the_unified_hierarchy_v1(sandbox: Sandbox, cgroupns: 
     """A v1 host that also mounts the unified hierarchy (here /sys/fs/cgroup/unified): as with
     runc, the container joins its cgroup there too, so its `0::` line names it (systemd, podman
     and monitoring tools read it) -- inside without a cgroup namespace, from the host with one
-    -- its /sys/fs/cgroup/unified is that cgroup, exec'd processes join it too, and delete
-    removes the directory."""
+    -- exec'd processes join it too, and delete removes the directory. Its /sys/fs/cgroup shows
+    only the v1 hierarchies, as runc's (no cgroup2 mount there)."""
     if UNIFIED is None or not V1_CONTROLLERS:
         pytest.skip("needs a hybrid host (v1 controllers and a cgroup2 mount beside them)")
     linux: dict[str, Any] = {}
     if not cgroupns:
         linux["namespaces"] = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")]
-    # If the container's /sys/fs/cgroup shows the unified hierarchy (runc 1.1 leaves it out),
-    # it must be the container's own cgroup there, not the host's.
-    procs = f"/sys/fs/cgroup/{UNIFIED.name}/cgroup.procs"
-    b = sandbox.bundle(["sh", "-c", f"grep '^0::' /proc/self/cgroup; if [ -e {procs} ]; then "
-                        f"grep -qx 1 {procs} && echo own-unified; else echo own-unified; fi; "
-                        "exec sleep 1000"], linux=linux)
+    b = sandbox.bundle(["sh", "-c", "grep '^0::' /proc/self/cgroup; "
+                        "grep -c ' - cgroup2 ' /proc/self/mountinfo; "
+                        "ls /sys/fs/cgroup | tr '\\n' ' '; echo; exec sleep 1000"], linux=linux)
     rt = sandbox.rt
     cid = sandbox.new_id()
     rt.create(b, cid, out_dir=sandbox.tmp / "out")
@@ -230,13 +227,15 @@ def test_hybrid_host_joins_the_unified_hierarchy_v1(sandbox: Sandbox, cgroupns: 
     assert (d / "cgroup.procs").read_text().split() == [str(pid)]
     rt.run_cmd("start", cid, check=True)
     out_file = sandbox.tmp / "out" / f"{cid}.out"
-    assert wait_for(lambda: out_file.read_text().endswith("own-unified\n")), out_file.read_text()
+    assert wait_for(lambda: out_file.read_text().count("\n") == 3), out_file.read_text()
     res = rt.run_cmd("exec", cid, "grep", "^0::", "/proc/self/cgroup")
     assert res.returncode == 0, res.stderr
     assert res.stdout == ("0::/\n" if cgroupns else f"0::{b.cgroups_path}\n")
     rt.run_cmd("delete", "--force", cid, check=True)
-    out = out_file.read_text()
-    assert out == ("0::/\n" if cgroupns else f"0::{b.cgroups_path}\n") + "own-unified\n"
+    own_line, cgroup2_mounts, listing = out_file.read_text().splitlines()
+    assert own_line == ("0::/" if cgroupns else f"0::{b.cgroups_path}")
+    assert cgroup2_mounts == "0", "the container sees a cgroup2 mount (runc shows none on v1)"
+    assert UNIFIED.name not in listing.split() and "memory" in listing.split(), listing
     assert not d.exists(), "delete left the unified cgroup behind"
 
 

@@ -241,7 +241,9 @@ def _attach_tree(rootfd: int, m: Mount, tree: int) -> None:
 
 
 def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
-    """(name under the mount, fs type, fs options) for each host cgroup hierarchy."""
+    """(name under the mount, fs type, fs options) for each host cgroup hierarchy. A hybrid
+    host's cgroup2 mount (/sys/fs/cgroup/unified) is left out, as runc does: the container
+    joins its cgroup there, but sees only the v1 hierarchies."""
     from pyrunc.cgroups import CGROUP_ROOT, mountinfo
     out = []
     for mp, fstype, opts in mountinfo():
@@ -249,12 +251,9 @@ def _cgroup_hierarchies() -> list[tuple[str, str, str]]:
             continue
         if mp == CGROUP_ROOT and fstype == "cgroup2":
             return [("", "cgroup2", "")]
-        name = posixpath.relpath(mp, CGROUP_ROOT)
-        if fstype == "cgroup2":
-            out.append((name, "cgroup2", ""))
-        else:
+        if fstype == "cgroup":
             data = ",".join(o for o in opts if o not in ("rw", "ro"))
-            out.append((name, "cgroup", data))
+            out.append((posixpath.relpath(mp, CGROUP_ROOT), "cgroup", data))
     return out
 
 
