@@ -1,13 +1,15 @@
-"""create+start+delete with the systemd cgroup driver (`--systemd-cgroup`), pyrunc beside runc.
+"""create+start+delete with the systemd cgroup driver (`--systemd-cgroup`), pyrunc beside runc,
+and the same with the cgroupfs driver in the same boot (what the driver itself costs).
 
 systemd runs only in the guest of tests/vm/run-systemd-host.sh here, so `bench/systemd.sh`
 boots that guest and runs this in it; anywhere systemd is PID 1, run it directly:
 
     sudo python3 bench/systemd.py --pyrunc PATH [--runc PATH] [-n 5] --rootfs DIR
 
-Each iteration: a fresh id and scope (system.slice:pyrunc-bench:<id>), `create`, `start` of
-/bin/true, wait for it to stop, `delete`; the two runtimes alternate, so drift hits both.
-Prints one line per runtime: the median and min of the whole cycle in ms.
+Each iteration: a fresh id and scope (system.slice:pyrunc-bench:<id>; cgroupfs:
+/pyrunc-bench/<id>), `create`, `start` of /bin/true, wait for it to stop, `delete`; the
+runtimes and drivers alternate, so drift hits all. Prints one line per runtime and driver: the
+median and min of the whole cycle in ms, then the ratios.
 """
 
 from __future__ import annotations
@@ -23,16 +25,21 @@ import time
 import uuid
 
 
-def cycle(binary: str, root: str, bundle: str) -> float:
+DRIVERS = ("systemd", "cgroupfs")
+
+
+def cycle(binary: str, root: str, bundle: str, driver: str) -> float:
     """One create+start+delete, in seconds."""
     cid = "b" + uuid.uuid4().hex[:12]
     cfg_path = os.path.join(bundle, "config.json")
     with open(cfg_path) as f:
         cfg = json.load(f)
-    cfg["linux"]["cgroupsPath"] = f"system.slice:pyrunc-bench:{cid}"
+    systemd = driver == "systemd"
+    cfg["linux"]["cgroupsPath"] = (f"system.slice:pyrunc-bench:{cid}" if systemd
+                                   else f"/pyrunc-bench/{cid}")
     with open(cfg_path, "w") as f:
         json.dump(cfg, f)
-    base = [binary, "--root", root, "--systemd-cgroup"]
+    base = [binary, "--root", root, *(["--systemd-cgroup"] if systemd else [])]
     t0 = time.perf_counter()
     subprocess.run([*base, "create", "--bundle", bundle, cid], check=True,
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -58,7 +65,7 @@ def main() -> int:
         p.error("systemd is not PID 1 here: run bench/systemd.sh")
     work = tempfile.mkdtemp(prefix="pyrunc-bench-sd.")
     runtimes = {"pyrunc": a.pyrunc, **({"runc": a.runc} if a.runc else {})}
-    samples: dict[str, list[float]] = {name: [] for name in runtimes}
+    samples: dict[tuple[str, str], list[float]] = {(n, d): [] for n in runtimes for d in DRIVERS}
     for name, binary in runtimes.items():
         bundle = os.path.join(work, name)
         os.makedirs(bundle)
@@ -70,16 +77,18 @@ def main() -> int:
         with open(os.path.join(bundle, "config.json"), "w") as f:
             json.dump(cfg, f)
     for i in range(a.n):
-        order = list(runtimes.items()) if i % 2 == 0 else list(reversed(runtimes.items()))
-        for name, binary in order:
-            samples[name].append(cycle(binary, os.path.join(work, name, "state"),
-                                       os.path.join(work, name)))
-    for name, s in samples.items():
-        print(f"systemd driver create+start+delete {name}: median {statistics.median(s) * 1000:.0f} ms, "
-              f"min {min(s) * 1000:.0f} ms (n={len(s)})")
-    if "runc" in samples:
-        ratio = statistics.median(samples["pyrunc"]) / statistics.median(samples["runc"])
-        print(f"pyrunc/runc: x{ratio:.2f}")
+        order = [(n, d) for n in runtimes for d in DRIVERS]
+        for name, driver in order if i % 2 == 0 else reversed(order):
+            samples[name, driver].append(cycle(runtimes[name], os.path.join(work, name, "state"),
+                                               os.path.join(work, name), driver))
+    med = {key: statistics.median(s) for key, s in samples.items()}
+    for (name, driver), s in samples.items():
+        print(f"{driver} driver create+start+delete {name}: median {med[name, driver] * 1000:.0f} "
+              f"ms, min {min(s) * 1000:.0f} ms (n={len(s)})")
+    for driver in DRIVERS if "runc" in runtimes else ():
+        print(f"{driver} driver pyrunc/runc: x{med['pyrunc', driver] / med['runc', driver]:.2f}")
+    for name in runtimes:
+        print(f"{name} systemd/cgroupfs: x{med[name, 'systemd'] / med[name, 'cgroupfs']:.2f}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
