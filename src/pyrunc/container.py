@@ -35,7 +35,7 @@ class Container:
 
     def cgroup(self) -> Manager:
         from pyrunc.cgroups import load
-        return load(self.record.cgroup_path)
+        return load(self.record.cgroup_path, self.record.unit_invocation)
 
     def alive(self) -> bool:
         return procfs.is_same_process(self.record.pid, self.record.start_time)

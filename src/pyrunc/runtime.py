@@ -105,6 +105,18 @@ def _check_host_netns(cfg: Config) -> None:
                          f"host's network namespace")
 
 
+def _unit_replaced(cg: cgroups.Manager) -> bool:
+    """A stopped container's systemd unit started again by another (Unit.replaced); False
+    for the cgroupfs driver, or where systemd cannot say."""
+    replaced = getattr(cg, "replaced", None)
+    if replaced is None:
+        return False
+    try:
+        return bool(replaced())
+    except PyruncError:
+        return False
+
+
 def _check_cgroup_unused(cg: Any) -> None:
     """A cgroup that already holds processes (another container's, or anything else) or is
     frozen is refused: joining it would share limits, and our cleanup would kill its tasks.
@@ -267,6 +279,8 @@ class Runtime:
                 cgroup.create()
                 warnings = cgroup.set(cfg.linux.resources) \
                     if cfg.linux.resources is not None else []
+            # (saved with the init's pid: a create killed before has none, and is not checked)
+            record.unit_invocation = getattr(cgroup, "invocation", "")
             for warning in warnings:
                 self.log.warning(warning)
             console = terminal.connect(opts.console_socket) if opts.console_socket else None
@@ -664,7 +678,12 @@ class Runtime:
             # with its init: what the cgroup holds then is another's (a later container
             # given the same cgroupsPath, once it was empty), never to be signalled.
             if c.record.cgroup_path and not (status == Status.STOPPED and c.record.new_pid_ns):
-                self._signal_all(c.cgroup(), sig, status)
+                cg = c.cgroup()
+                if status == Status.STOPPED and _unit_replaced(cg):
+                    self.log.warning(f"systemd unit of {container_id} was started again since "
+                                     "its create: its processes are another's, not signalled")
+                    return
+                self._signal_all(cg, sig, status)
             elif not c.record.cgroup_path:
                 for pid in _pids_without_cgroup(c):  # rootless without a cgroup
                     try:
@@ -766,17 +785,23 @@ class Runtime:
                 finally:
                     os.close(pidfd)
         if c.record.cgroup_path:
+            from pyrunc.cgroups.systemd import UnitReplacedError
             if c.record.new_pid_ns:
                 # Its init gone, so is all of the pid namespace: a process still in the
                 # cgroup is another's (runc 1.1.5 kills the cgroup only without a pid
                 # namespace of its own); it keeps the cgroup, the container still goes.
                 try:
                     c.cgroup().destroy(kill=False)
+                except UnitReplacedError as exc:
+                    self.log.warning(str(exc))
                 except PyruncError as exc:
                     self.log.warning(f"{exc}: left in place (a process that is not the "
                                      "container's is in it)")
             else:
-                c.cgroup().destroy()
+                try:
+                    c.cgroup().destroy()
+                except UnitReplacedError as exc:  # runc kills the next owner's processes
+                    self.log.warning(str(exc))
         if c.record.rdt_dirs:
             from pyrunc.linux import intelrdt
             intelrdt.remove(c.record.rdt_dirs)

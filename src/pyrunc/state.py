@@ -40,7 +40,7 @@ class Record:
 
     __slots__ = ("id", "pid", "start_time", "bundle", "rootfs", "created", "cgroup_path",
                  "annotations", "owner", "oci_version", "new_pid_ns", "has_process", "hooks",
-                 "ready", "keyring", "rdt_dirs")
+                 "ready", "keyring", "rdt_dirs", "unit_invocation")
 
     def __init__(self, id: str, pid: int, start_time: int, bundle: str, rootfs: str,
                  created: str, cgroup_path: str, annotations: dict[str, str] | None = None,
@@ -48,7 +48,7 @@ class Record:
                  has_process: bool = True,
                  hooks: dict[str, list[dict[str, Any]]] | None = None,
                  ready: bool = True, keyring: str = "",
-                 rdt_dirs: list[str] | None = None) -> None:
+                 rdt_dirs: list[str] | None = None, unit_invocation: str = "") -> None:
         self.id = id
         self.pid = pid
         self.start_time = start_time  # /proc/PID/stat field 22: tells our init from a reused pid
@@ -67,6 +67,7 @@ class Record:
         self.ready = ready
         self.keyring = keyring  # the session keyring the init joined, which an exec joins too
         self.rdt_dirs = rdt_dirs or []  # resctrl groups made for linux.intelRdt, removed at delete
+        self.unit_invocation = unit_invocation  # the systemd driver's unit start (Unit.replaced)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}

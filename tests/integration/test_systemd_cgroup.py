@@ -267,3 +267,49 @@ def test_without_a_bus_daemon_root_talks_to_systemd_directly(sandbox: Sandbox, r
     finally:
         rt.run_cmd("delete", "--force", cid, timeout=SLOW)
         subprocess.run(["systemctl", "stop", unit], capture_output=True)
+
+
+@needs_systemd
+def test_a_unit_started_again_by_another_is_left_alone(sandbox: Sandbox) -> None:
+    """A container without a pid namespace of its own whose scope was stopped (systemctl
+    stop) is stopped; another container then gets a unit of the same name (the same
+    cgroupsPath, another state root). The first one's kill --all and delete must not touch
+    it: they act on the unit of the first create only (its InvocationID), where runc 1.1.5
+    SIGKILLs the second container and stops its unit (rev21 F12)."""
+    name = uuid.uuid4().hex[:12]
+    unit = f"pyrunc-test-{name}.scope"
+    linux = {"cgroupsPath": f"system.slice:pyrunc-test:{name}",
+             "namespaces": [{"type": t} for t in ("network", "ipc", "uts", "mount")]}
+    rts = [sandbox.rt, Runtime(sandbox.rt.binary, sandbox.tmp / "root2", sandbox.tmp / "rt2.log",
+                               sandbox.id)]
+    ids = [sandbox.new_id(), sandbox.new_id()]
+    try:
+        for rt, cid in zip(rts, ids):
+            b = sandbox.bundle(["sleep", "1000"], linux=linux)
+            with open(sandbox.tmp / f"{cid}.out", "w") as out:
+                rt.run_cmd("--systemd-cgroup", "run", "-d", "--bundle", str(b.path), cid,
+                           check=True, timeout=SLOW, stdout=out, stderr=out)
+            if rt is rts[0]:
+                subprocess.run(["systemctl", "stop", unit], check=True, timeout=SLOW)
+                assert wait_for(lambda: rt.state(cid)["status"] == "stopped", timeout=SLOW)
+        first, second = rts
+        pid = second.state(ids[1])["pid"]
+        before = _show(unit, "InvocationID", "ActiveState")
+        assert before["ActiveState"] == "active"
+        res = first.run_cmd("kill", "--all", ids[0], "KILL", timeout=SLOW)
+        assert res.returncode == 0, res.stderr
+        assert second.state(ids[1])["status"] == "running" and Path(f"/proc/{pid}").exists()
+        res = first.run_cmd("--systemd-cgroup", "delete", ids[0], timeout=SLOW)
+        assert res.returncode == 0, res.stderr
+        assert not (first.root / ids[0]).exists()
+        assert second.state(ids[1])["status"] == "running" and Path(f"/proc/{pid}").exists()
+        assert _show(unit, "InvocationID", "ActiveState") == before
+        said = [e["msg"] for e in first.log_entries() if e["level"] == "warning"]
+        assert len([m for m in said if f"{unit} was started again" in m or
+                    "was started again since its create" in m]) == 2, said
+        second.run_cmd("--systemd-cgroup", "delete", "--force", ids[1], check=True, timeout=SLOW)
+        assert _show(unit, "LoadState")["LoadState"] == "not-found"
+    finally:
+        for rt, cid in zip(rts, ids):
+            rt.run_cmd("--systemd-cgroup", "delete", "--force", cid, timeout=SLOW)
+        subprocess.run(["systemctl", "stop", unit], capture_output=True, timeout=SLOW)

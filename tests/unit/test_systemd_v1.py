@@ -55,6 +55,11 @@ class FakeBus:
     def reset_failed(self, unit: str) -> None:
         self.log.append(("reset", unit))
 
+    invocations: dict[str, str] = {}  # unit -> its InvocationID now
+
+    def invocation_id(self, unit: str) -> str:
+        return self.invocations.get(unit, "")
+
     job_result = "done"
 
     def start_transient_unit(self, unit: str, props: sd.Props, queued: Any = None) -> None:
@@ -88,6 +93,7 @@ def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any
     Path(mounts["cpu"], SCOPE.lstrip("/"), "cpu.cfs_quota_us").write_text("-1\n")
     log: list[Any] = []
     monkeypatch.setattr(FakeBus, "states", {})
+    monkeypatch.setattr(FakeBus, "invocations", {})
     monkeypatch.setattr(FakeBus, "job_result", "done")
     monkeypatch.setattr(systemd_v1, "hierarchies", lambda: dict(mounts))
     monkeypatch.setattr(dbus, "connect", lambda user=False: FakeBus(log))
@@ -170,6 +176,27 @@ def test_a_unit_systemd_made_is_stopped_even_when_its_start_job_failed(fake_host
         f.unlink()
     m.destroy()
     assert log[-1] == ("stop", "pyrunc-test-a.scope")
+
+
+def test_delete_leaves_a_unit_started_again_since_alone(fake_host: Any) -> None:
+    """The state keeps the InvocationID of the start create made; a unit of that name
+    started since (another container, same cgroupsPath) is another's: no kill, no stop."""
+    log, mounts = fake_host
+    FakeBus.invocations["pyrunc-test-a.scope"] = "aa" * 16
+    m = systemd_v1.SystemdV1Manager(SCOPE, "pyrunc-test-a.scope", "system.slice", new=True)
+    m.create()
+    assert m.invocation == "aa" * 16
+    FakeBus.invocations["pyrunc-test-a.scope"] = "bb" * 16
+    loaded = systemd_v1.SystemdV1Manager(SCOPE, invocation=m.invocation)
+    assert loaded.replaced()
+    log.clear()
+    with pytest.raises(sd.UnitReplacedError, match="started again"):
+        loaded.destroy()
+    assert log == [] and all(Path(mp, SCOPE.lstrip("/")).is_dir() for mp in mounts.values())
+    # the same start, or none recorded (a state from before), or the unit gone: stopped
+    for now, recorded in (("aa" * 16, "aa" * 16), ("bb" * 16, ""), ("", "aa" * 16)):
+        FakeBus.invocations["pyrunc-test-a.scope"] = now
+        assert not systemd_v1.SystemdV1Manager(SCOPE, invocation=recorded).replaced()
 
 
 def test_update_of_devices_freezes_around_systemd(fake_host: Any) -> None:

@@ -184,17 +184,18 @@ def manager(cgroups_path: str | None, container_id: str, systemd: bool = False,
     return V1Manager.for_spec(cgroups_path, container_id)
 
 
-def load(path: str) -> Manager:
-    """The manager for a cgroup path recorded in a container's state ("": none)."""
+def load(path: str, invocation: str = "") -> Manager:
+    """The manager for a cgroup path recorded in a container's state ("": none);
+    `invocation`: the systemd unit's start that create recorded."""
     if not path:
         from pyrunc.cgroups.null import NullManager
         return NullManager()
     if path.startswith("systemd:"):  # the host says which: v2, or v1/hybrid (runc's legacy)
         if not is_v2_host():
             from pyrunc.cgroups.systemd_v1 import SystemdV1Manager
-            return SystemdV1Manager(path[len("systemd:"):])
+            return SystemdV1Manager(path[len("systemd:"):], invocation=invocation)
         from pyrunc.cgroups.systemd import SystemdManager
-        return SystemdManager(path[len("systemd:"):])
+        return SystemdManager(path[len("systemd:"):], invocation=invocation)
     if is_v2_host():
         from pyrunc.cgroups.v2 import V2Manager
         return V2Manager(path)

@@ -192,20 +192,30 @@ class Bus:
         self._run_job("StartTransientUnit", "ssa(sv)a(sa(sv))", (unit, "replace", props, []),
                       unit, f"cannot start systemd unit {unit}", queued)
 
-    def active_state(self, unit: str) -> str | None:
-        """The unit's ActiveState, or None when systemd has no unit of that name loaded
-        (GetUnit loads nothing: asking makes no unit)."""
+    def _unit_property(self, unit: str, name: str) -> Any:
+        """A property of the unit, or None when systemd has no unit of that name loaded
+        (GetUnit loads nothing: asking makes no unit, as Get on its object path would)."""
         what = f"cannot look up systemd unit {unit}"
         try:
             (path,) = self._call("GetUnit", "s", (unit,), what)
-            ((_sig, state),) = self._call("Get", "ss", ("org.freedesktop.systemd1.Unit",
-                                                        "ActiveState"), what,
-                                          "org.freedesktop.DBus.Properties", path)
+            ((_sig, value),) = self._call("Get", "ss", ("org.freedesktop.systemd1.Unit", name),
+                                          what, "org.freedesktop.DBus.Properties", path)
         except DBusError as exc:
             if exc.name.endswith(".NoSuchUnit") or exc.name.endswith(".UnknownObject"):
                 return None  # (UnknownObject: unloaded between the two calls)
             raise
-        return str(state)
+        return value
+
+    def active_state(self, unit: str) -> str | None:
+        """The unit's ActiveState, or None when systemd has no such unit loaded."""
+        state = self._unit_property(unit, "ActiveState")
+        return None if state is None else str(state)
+
+    def invocation_id(self, unit: str) -> str:
+        """The id systemd gives each start of the unit (hex), "" when it has no such unit:
+        a unit stopped and started again, by anyone, has a new one."""
+        value = self._unit_property(unit, "InvocationID")
+        return bytes(value).hex() if value else ""
 
     def reset_failed(self, unit: str) -> None:
         self._call("ResetFailedUnit", "s", (unit,), f"cannot reset failed systemd unit {unit}")

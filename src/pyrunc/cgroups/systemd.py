@@ -23,7 +23,7 @@ import os
 
 from pyrunc.cgroups import CGROUP_ROOT
 from pyrunc.cgroups.v2 import V2Manager
-from pyrunc.errors import InvalidStateError, SpecError, SystemError_, UnsupportedError
+from pyrunc.errors import InvalidStateError, PyruncError, SpecError, SystemError_, UnsupportedError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -136,12 +136,16 @@ def check_host() -> None:
                                "cgroupfs driver")
 
 
+class UnitReplacedError(PyruncError):
+    """The container's unit name is another start's now (Unit.replaced)."""
+
+
 class Unit:
     """The transient unit of either manager: started around a placeholder, its properties
     set, stopped. The manager it is mixed into holds the cgroup's files."""
 
     def _init_unit(self, cgroup_path: str, unit: str, slice_name: str,
-                   annotations: dict[str, str] | None, new: bool) -> None:
+                   annotations: dict[str, str] | None, new: bool, invocation: str) -> None:
         self.cgroup_path = cgroup_path
         self.user = user_manager()  # decided per call, as the rootless mode is
         self.unit = unit or cgroup_path.rstrip("/").rsplit("/", 1)[-1]
@@ -155,6 +159,9 @@ class Unit:
         # made: the runtime records the path then (a create killed earlier leaves its delete
         # nothing of systemd's to stop).
         self.on_started: Callable[[], None] | None = None
+        # systemd's id of the start that made the unit (the state keeps it): delete and kill
+        # leave alone a unit of the same name that another has started since.
+        self.invocation = invocation
 
     def _start_unit(self, v1: bool) -> None:
         from pyrunc.cgroups import dbus
@@ -172,11 +179,30 @@ class Unit:
                     self.on_started()
             try:
                 bus.start_transient_unit(self.unit, props, made)
+                self.invocation = bus.invocation_id(self.unit)
             except BaseException:
                 self._kill_placeholder()
                 raise
         finally:
             bus.close()
+
+    def replaced(self, bus: Any = None) -> bool:
+        """Whether the unit was stopped and started again since this container's create
+        (another container given the same cgroupsPath, or a `systemctl start`): its cgroup
+        and processes are another's then. Only a stopped container's can be: a live init
+        keeps the unit active."""
+        if not self.invocation:
+            return False  # not known (a state written before pyrunc kept it)
+        from pyrunc.cgroups import dbus
+        own = bus is None
+        if own:
+            bus = dbus.connect(self.user)
+        try:
+            now = bus.invocation_id(self.unit)
+        finally:
+            if own:
+                bus.close()
+        return bool(now) and now != self.invocation
 
     def _check_unit_free(self, bus: Any) -> None:
         """Refuse a unit systemd already runs. StartTransientUnit refuses most of them itself
@@ -224,16 +250,20 @@ class Unit:
         if not self.started:
             return  # a create that failed before systemd gave it the unit: not ours to touch
         present = any(os.path.isdir(d) for d in dirs)
-        if present:
-            # with kill: SIGKILL all; without: refuse (EBUSY) before StopUnit would kill them
-            kill_all_and_rmdir(mgr, [] if kill else dirs, kill=kill)
         try:
             bus = dbus.connect(self.user)
         except UnsupportedError:
             if present:
+                kill_all_and_rmdir(mgr, [] if kill else dirs, kill=kill)
                 raise
             return  # systemd never had it (create was refused before it)
         try:
+            if self.replaced(bus):
+                raise UnitReplacedError(f"systemd unit {self.unit} was started again since "
+                                        "this container's create: it is another's, left alone")
+            if present:
+                # with kill: SIGKILL all; without: refuse (EBUSY) before StopUnit kills them
+                kill_all_and_rmdir(mgr, [] if kill else dirs, kill=kill)
             bus.stop_unit(self.unit)
         finally:
             bus.close()
@@ -244,9 +274,10 @@ class SystemdManager(Unit, V2Manager):
     """A v2 cgroup whose directory a transient systemd unit owns."""
 
     def __init__(self, cgroup_path: str, unit: str = "", slice_name: str = "",
-                 annotations: dict[str, str] | None = None, new: bool = False) -> None:
+                 annotations: dict[str, str] | None = None, new: bool = False,
+                 invocation: str = "") -> None:
         V2Manager.__init__(self, cgroup_path)
-        self._init_unit(cgroup_path, unit, slice_name, annotations, new)
+        self._init_unit(cgroup_path, unit, slice_name, annotations, new, invocation)
 
     @property
     def path(self) -> str:

@@ -27,10 +27,11 @@ class SystemdV1Manager(Unit, V1Manager):
     """v1 cgroups (one path in each hierarchy) whose unit systemd owns."""
 
     def __init__(self, cgroup_path: str, unit: str = "", slice_name: str = "",
-                 annotations: dict[str, str] | None = None, new: bool = False) -> None:
+                 annotations: dict[str, str] | None = None, new: bool = False,
+                 invocation: str = "") -> None:
         mounts = hierarchies()
         V1Manager.__init__(self, {ctrl: cgroup_path for ctrl in mounts}, mounts)
-        self._init_unit(cgroup_path, unit, slice_name, annotations, new)
+        self._init_unit(cgroup_path, unit, slice_name, annotations, new, invocation)
 
     @property
     def path(self) -> str:
