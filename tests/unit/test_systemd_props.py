@@ -119,6 +119,14 @@ def test_annotation_properties() -> None:
                                         ("org.systemd.property.Slice", "'other.slice'"),
                                         ("org.systemd.property.PIDs", "[1]"),
                                         ("org.systemd.property.Delegate", "false"),
+                                        # (rev23 F1)
+                                        ("org.systemd.property.WantsMountsFor", "['/srv']"),
+                                        ("org.systemd.property.RefuseManualStop", "true"),
+                                        ("org.systemd.property.Controller", "':1.5'"),
+                                        ("org.systemd.property.OnSuccessJobMode", "'fail'"),
+                                        ("org.systemd.property.NFTSet", "['cgroup:inet:f:s']"),
+                                        ("org.systemd.property.BPFProgram", "['egress:/x']"),
+                                        ("org.systemd.property.IPIngressFilterPath", "['/x']"),
                                         # out of range: refused by name, not by the marshaller
                                         ("org.systemd.property.TimeoutStopSec", "1e999"),
                                         ("org.systemd.property.TimeoutStopSec", "-5"),

@@ -551,15 +551,20 @@ def annotation_properties(annotations: dict[str, str]) -> Props:
 
 # Properties that would let a container's config act beyond its own unit: start, stop or
 # reload other units with it (dependencies, propagation), reboot or power off the host
-# (*Action, checked by suffix), or move the unit or what it holds (Slice, PIDs, Delegate).
-# runc passes every one; pyrunc refuses them by name. (Ordering, After/Before, stays: it acts
+# (*Action, checked by suffix), or move the unit or what it holds (Slice, PIDs, Delegate);
+# keep delete from stopping it (RefuseManualStop), tell another bus client to stop it
+# (Controller), or hang host objects on its cgroup (NFTSet: the host's nftables sets;
+# BPFProgram, IP*FilterPath: programs pinned on the host). runc passes every one; pyrunc
+# refuses them by name. (Ordering, After/Before, stays: it acts
 # on this unit's start alone, and a start job that times out is stopped as any failed one.)
 _REFUSED_PROPERTIES = frozenset((
     "Requires", "Requisite", "Wants", "BindsTo", "PartOf", "Upholds", "Conflicts",
     "OnFailure", "OnSuccess", "PropagatesReloadTo", "ReloadPropagatedFrom",
     "PropagatesStopTo", "StopPropagatedFrom", "JoinsNamespaceOf", "RequiresMountsFor",
-    "OnFailureJobMode", "RebootArgument", "Slice", "PIDs", "PIDFDs", "Delegate",
-    "DelegateSubgroup", "DefaultDependencies", "User", "Group"))
+    "WantsMountsFor", "OnFailureJobMode", "OnSuccessJobMode", "RebootArgument",
+    "JobTimeoutRebootArgument", "Slice", "PIDs", "PIDFDs", "Delegate", "DelegateSubgroup",
+    "DefaultDependencies", "User", "Group", "RefuseManualStop", "Controller", "NFTSet",
+    "BPFProgram", "IPIngressFilterPath", "IPEgressFilterPath"))
 _GV_RANGES = {"y": (0, 0xFF), "n": (-(1 << 15), (1 << 15) - 1), "q": (0, 0xFFFF),
               "i": (-(1 << 31), (1 << 31) - 1), "u": (0, 0xFFFFFFFF),
               "x": (-(1 << 63), (1 << 63) - 1), "t": (0, MAX_U64)}
