@@ -644,7 +644,13 @@ class Runtime:
 
     def pids(self, container_id: str) -> list[int]:
         c = self.container(container_id)
-        return c.cgroup().pids() if c.record.cgroup_path else _pids_without_cgroup(c)
+        if not c.record.cgroup_path:
+            return _pids_without_cgroup(c)
+        cg = c.cgroup()
+        if c.status() == Status.STOPPED and (c.record.new_pid_ns or _unit_replaced(cg)):
+            # as kill --all: what the cgroup holds then is another's, not this container's
+            return []
+        return cg.pids()
 
     # -- pause / resume ------------------------------------------------------------------------
 

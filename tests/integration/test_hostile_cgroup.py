@@ -12,6 +12,7 @@ These tests only ever point the runtime at cgroups they made themselves under
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import uuid
@@ -146,7 +147,7 @@ def test_stopped_container_spares_the_next_one_in_its_cgroup(sandbox: Sandbox, r
     a second container (allowed, as with runc). `kill --all` and `delete` of the stopped one
     must not reach the second one's processes: the kernel took all of the first's with its
     init. They killed the second one (runc 1.1.5's delete leaves it running, warning that
-    the cgroup is busy)."""
+    the cgroup is busy); `ps` of the stopped one listed the second one's processes."""
     first = sandbox.bundle(["true"])
     ct1 = sandbox.new_id()
     rt.create(first, ct1, out_dir=sandbox.tmp / "out")
@@ -160,6 +161,8 @@ def test_stopped_container_spares_the_next_one_in_its_cgroup(sandbox: Sandbox, r
     rt.run_cmd("start", ct2, check=True)
     pid = rt.wait_status(ct2, "running")["pid"]
 
+    listed = rt.run_cmd("ps", "--format", "json", ct1, check=True).stdout
+    assert json.loads(listed) == [], f"ps of the stopped one lists the next one's: {listed}"
     assert rt.run_cmd("kill", "--all", ct1, "KILL").returncode == 0
     res = rt.run_cmd("delete", ct1)
     time.sleep(0.3)

@@ -7,6 +7,7 @@ and its removal are checked through systemctl and /sys/fs/cgroup."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -275,7 +276,7 @@ def test_a_unit_started_again_by_another_is_left_alone(sandbox: Sandbox) -> None
     stop) is stopped; another container then gets a unit of the same name (the same
     cgroupsPath, another state root). The first one's kill --all and delete must not touch
     it: they act on the unit of the first create only (its InvocationID), where runc 1.1.5
-    SIGKILLs the second container and stops its unit (rev21 F12)."""
+    SIGKILLs the second container and stops its unit (rev21 F12). Its ps lists nothing."""
     name = uuid.uuid4().hex[:12]
     unit = f"pyrunc-test-{name}.scope"
     linux = {"cgroupsPath": f"system.slice:pyrunc-test:{name}",
@@ -296,6 +297,8 @@ def test_a_unit_started_again_by_another_is_left_alone(sandbox: Sandbox) -> None
         pid = second.state(ids[1])["pid"]
         before = _show(unit, "InvocationID", "ActiveState")
         assert before["ActiveState"] == "active"
+        listed = first.run_cmd("ps", "--format", "json", ids[0], check=True, timeout=SLOW).stdout
+        assert json.loads(listed) == [], f"ps of the first lists the second's: {listed}"
         res = first.run_cmd("kill", "--all", ids[0], "KILL", timeout=SLOW)
         assert res.returncode == 0, res.stderr
         assert second.state(ids[1])["status"] == "running" and Path(f"/proc/{pid}").exists()
