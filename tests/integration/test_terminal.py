@@ -164,6 +164,24 @@ def test_foreground_run_with_a_terminal(sandbox: Sandbox) -> None:
     assert res.returncode == 4, res
 
 
+def test_foreground_run_with_a_terminal_ends_with_its_input(sandbox: Sandbox) -> None:
+    """`run` of an interactive shell on a pty with stdin a pipe that ends (the config `spec`
+    writes, run by a script): the shell gets end-of-file, as from ^D, and exits; pyrunc waited
+    for ever (newc23). What was piped in ran first."""
+    b = sandbox.bundle(["sh"], process={"terminal": True})
+    cid = sandbox.new_id()
+    try:
+        res = sandbox.rt.run_cmd("run", "--bundle", str(b.path), cid, input="echo ran:$((6*7))\n",
+                                 timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("run of a terminal sh did not end when its input did")
+    finally:
+        sandbox.rt.run_cmd("delete", "--force", cid)
+    assert res.returncode == 0, res
+    assert "ran:42" in res.stdout, res
+    assert not sandbox.leaks()
+
+
 @pytest.mark.skipif(shutil.which("script") is None, reason="needs script(1) from util-linux")
 def test_foreground_exec_with_a_terminal_starts_at_the_callers_size(sandbox: Sandbox) -> None:
     """`exec -t` under a real tty: the process finds the caller's window size on its pty from

@@ -108,9 +108,21 @@ class Foreground:
                 elif fd == 0:
                     if not self._copy(0, self.master):
                         inputs.remove(0)
+                        self._end_of_input()
                 elif fd == self.master:
                     if not self._copy(self.master, 1):
                         inputs.remove(self.master)
+
+    def _end_of_input(self) -> None:
+        """Our stdin ended (a pipe or /dev/null, not a terminal): the pty's reader gets its
+        end-of-file character, as from a user's ^D, also in raw mode, where line editors
+        (busybox sh, readline) take it as the end. Without it `run` of the spec's interactive
+        `sh` with no terminal waited for ever; runc refuses that (no /dev/tty)."""
+        import termios
+        try:
+            os.write(self.master, termios.tcgetattr(self.master)[6][termios.VEOF] or b"\x04")
+        except (OSError, termios.error):
+            pass  # the container's side already gone: nothing is reading
 
     def _signals(self, pid: int) -> None:
         try:
