@@ -105,9 +105,16 @@ def _check_host_netns(cfg: Config) -> None:
                          f"host's network namespace")
 
 
-def _unit_replaced(cg: cgroups.Manager) -> bool:
-    """A stopped container's systemd unit started again by another (Unit.replaced); False
-    for the cgroupfs driver, or where systemd cannot say."""
+def _holds_anothers(c: Container, status: str, cg: cgroups.Manager) -> bool:
+    """Whether the container's cgroup can hold only another's processes now, never to be
+    listed or signalled as its own: it is stopped and had a pid namespace of its own (the
+    kernel killed all of its with its init: a later container may have the cgroupsPath), or
+    its systemd unit was started again since its create (Unit.replaced; False for the
+    cgroupfs driver, or where systemd cannot say)."""
+    if status != Status.STOPPED:
+        return False
+    if c.record.new_pid_ns:
+        return True
     replaced = getattr(cg, "replaced", None)
     if replaced is None:
         return False
@@ -647,10 +654,7 @@ class Runtime:
         if not c.record.cgroup_path:
             return _pids_without_cgroup(c)
         cg = c.cgroup()
-        if c.status() == Status.STOPPED and (c.record.new_pid_ns or _unit_replaced(cg)):
-            # as kill --all: what the cgroup holds then is another's, not this container's
-            return []
-        return cg.pids()
+        return [] if _holds_anothers(c, c.status(), cg) else cg.pids()
 
     # -- pause / resume ------------------------------------------------------------------------
 
@@ -679,18 +683,15 @@ class Runtime:
             # Also once the init is gone: in a shared pid namespace (docker --pid host,
             # Kubernetes' shareProcessNamespace) its children outlive it in the cgroup, and
             # containerd's shim kills them with this (runc does the same; no cgroup, nothing
-            # to do).
-            # With a pid namespace of its own, the kernel killed all of the container's
-            # with its init: what the cgroup holds then is another's (a later container
-            # given the same cgroupsPath, once it was empty), never to be signalled.
-            if c.record.cgroup_path and not (status == Status.STOPPED and c.record.new_pid_ns):
+            # to do). Not once what the cgroup holds is another's (_holds_anothers).
+            if c.record.cgroup_path:
                 cg = c.cgroup()
-                if status == Status.STOPPED and _unit_replaced(cg):
+                if not _holds_anothers(c, status, cg):
+                    self._signal_all(cg, sig, status)
+                elif not c.record.new_pid_ns:
                     self.log.warning(f"systemd unit of {container_id} was started again since "
                                      "its create: its processes are another's, not signalled")
-                    return
-                self._signal_all(cg, sig, status)
-            elif not c.record.cgroup_path:
+            else:
                 for pid in _pids_without_cgroup(c):  # rootless without a cgroup
                     try:
                         os.kill(pid, sig)
